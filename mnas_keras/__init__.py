@@ -1,0 +1,54 @@
+"""mnas_keras: MnasNet-family mobile networks and platform-aware architecture search for Keras 3.
+
+The codec (``BlockSpec``, ``decode``, ``encode``) imports no TensorFlow; the model-side names
+(``MnasNet``, ``profile``, ...) load Keras on first use.
+
+Example:
+    >>> import mnas_keras
+    >>> mnas_keras.BlockSpec.from_string("r1_k3_s11_e1_i32_o16_se0.25").se_ratio
+    0.25
+"""
+
+from mnas_keras.codec import (
+    ARCHITECTURES,
+    Architecture,
+    BlockSpec,
+    BlockStringError,
+    decode,
+    encode,
+    get_architecture,
+)
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "MnasNet": "mnas_keras.models.backbone",
+    "create_model": "mnas_keras.models.registry",
+    "list_models": "mnas_keras.models.registry",
+    "profile": "mnas_keras.models.profile",
+    "Profile": "mnas_keras.models.profile",
+    "layers": "mnas_keras.layers",
+    "applications": "mnas_keras.applications",
+}
+
+__all__ = [
+    "ARCHITECTURES",
+    "Architecture",
+    "BlockSpec",
+    "BlockStringError",
+    "decode",
+    "encode",
+    "get_architecture",
+    *_LAZY,
+]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        module = importlib.import_module(_LAZY[name])
+        value = module if module.__name__.endswith("." + name) else getattr(module, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'mnas_keras' has no attribute {name!r}")

@@ -1,0 +1,20 @@
+"""Block-string codec, architecture table and scaling rules. Imports no TensorFlow."""
+
+from mnas_keras.codec.architectures import ARCHITECTURES, Architecture, get_architecture, minimalistic
+from mnas_keras.codec.blocks import BlockSpec, decode, encode
+from mnas_keras.codec.errors import BlockStringError
+from mnas_keras.codec.scaling import make_divisible, round_filters, round_repeats
+
+__all__ = [
+    "ARCHITECTURES",
+    "Architecture",
+    "BlockSpec",
+    "BlockStringError",
+    "decode",
+    "encode",
+    "get_architecture",
+    "make_divisible",
+    "minimalistic",
+    "round_filters",
+    "round_repeats",
+]

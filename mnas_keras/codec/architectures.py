@@ -1,0 +1,217 @@
+"""The architectures of this package as data: block strings plus global parameters.
+
+This table is the one source of truth that the applications, the search's seeds, the
+profiler table in the README and the tests all read. No TensorFlow here.
+
+Example:
+    >>> arch = get_architecture("mnasnet_a1")
+    >>> arch.blocks[2], arch.stem_filters, arch.head
+    ('r3_k5_s22_e3_i24_o40_se0.25', 32, 'mnasnet')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from mnas_keras.codec.blocks import BlockSpec, decode
+from mnas_keras.codec.errors import BlockStringError
+
+HEADS = ("mnasnet", "mobilenetv3")
+PREPROCESSING = ("imagenet_mean_std", "scale_-1_1")
+
+
+@dataclasses.dataclass(frozen=True)
+class Architecture:
+    """A named network: its block strings and the few scalars around them.
+
+    Attributes:
+        name: registry name, e.g. ``"mnasnet_a1"``.
+        blocks: the stage block strings, in order.
+        stem_filters: filters of the 3x3 stride-2 stem conv.
+        scale_stem: whether the width multiplier scales the stem (MnasNet yes, MobileNetV3 no).
+        activation: the model's activation (stem, head, blocks that name none).
+        head: ``"mnasnet"`` (1x1 conv to ``head_filters``, BN, act, pool, dropout, dense) or
+            ``"mobilenetv3"`` (1x1 conv to ``head_expansion`` x last filters, BN, act, pool,
+            1x1 conv to ``head_filters`` with bias and act, dropout, 1x1 conv classifier).
+        head_filters: 1280 for MnasNet (never scaled); MobileNetV3's last point width
+            (scaled only when alpha > 1).
+        head_expansion: MobileNetV3's pre-pool width as a multiple of the last stage's.
+        dropout_rate: dropout before the classifier.
+        bn_momentum, bn_epsilon: batch-norm settings.
+        default_size: the published input resolution.
+        preprocessing: what ``include_preprocessing`` adds in front of the model.
+    """
+
+    name: str
+    blocks: tuple
+    stem_filters: int = 32
+    scale_stem: bool = True
+    activation: str = "relu"
+    head: str = "mnasnet"
+    head_filters: int = 1280
+    head_expansion: int = 6
+    dropout_rate: float = 0.2
+    bn_momentum: float = 0.99
+    bn_epsilon: float = 1e-3
+    default_size: int = 224
+    preprocessing: str = "imagenet_mean_std"
+
+    def __post_init__(self):
+        object.__setattr__(self, "blocks", tuple(str(b) for b in self.blocks))
+        decode(self.blocks)  # validates
+        if self.head not in HEADS:
+            raise BlockStringError(f"head must be one of {HEADS}; received {self.head!r}")
+        if self.preprocessing not in PREPROCESSING:
+            raise BlockStringError(
+                f"preprocessing must be one of {PREPROCESSING}; received {self.preprocessing!r}"
+            )
+
+    @property
+    def specs(self) -> list[BlockSpec]:
+        return decode(self.blocks)
+
+    def replace(self, **changes) -> "Architecture":
+        return dataclasses.replace(self, **changes)
+
+
+def minimalistic(blocks) -> tuple:
+    """MobileNetV3's minimalistic variant: kernels 3, no SE, ReLU everywhere.
+
+    Example:
+        >>> minimalistic(["r3_k5_s22_e3_i24_o40_se0.25_hswish_hsig_sexp"])
+        ('r3_k3_s22_e3_i24_o40_relu',)
+    """
+    out = []
+    for spec in decode(blocks):
+        spec = spec.replace(
+            kernel=3, se_ratio=None, se_gate="sigmoid", se_base="input", activation="relu"
+        )
+        out.append(spec.to_string())
+    return tuple(out)
+
+
+_MNASNET = dict(stem_filters=32, activation="relu", head="mnasnet", head_filters=1280)
+_V3SE = "se0.25_{act}_hsig_sexp"
+
+ARCHITECTURES: dict[str, Architecture] = {
+    a.name: a
+    for a in [
+        Architecture(
+            "mnasnet_b1",
+            (
+                "r1_k3_s11_e1_i32_o16_noskip",
+                "r3_k3_s22_e3_i16_o24",
+                "r3_k5_s22_e3_i24_o40",
+                "r3_k5_s22_e6_i40_o80",
+                "r2_k3_s11_e6_i80_o96",
+                "r4_k5_s22_e6_i96_o192",
+                "r1_k3_s11_e6_i192_o320_noskip",
+            ),
+            **_MNASNET,
+        ),
+        Architecture(
+            "mnasnet_a1",
+            (
+                "r1_k3_s11_e1_i32_o16_noskip",
+                "r2_k3_s22_e6_i16_o24",
+                "r3_k5_s22_e3_i24_o40_se0.25",
+                "r4_k3_s22_e6_i40_o80",
+                "r2_k3_s11_e6_i80_o112_se0.25",
+                "r3_k5_s22_e6_i112_o160_se0.25",
+                "r1_k3_s11_e6_i160_o320",
+            ),
+            **_MNASNET,
+        ),
+        Architecture(
+            "mnasnet_small",
+            (
+                "r1_k3_s11_e1_i16_o8",
+                "r1_k3_s22_e3_i8_o16",
+                "r2_k3_s22_e6_i16_o16",
+                "r4_k5_s22_e6_i16_o32_se0.25",
+                "r3_k3_s11_e6_i32_o32_se0.25",
+                "r3_k5_s22_e6_i32_o88_se0.25",
+                "r1_k3_s11_e6_i88_o144",
+            ),
+            **{**_MNASNET, "stem_filters": 8},
+            dropout_rate=0.0,
+        ),
+        Architecture(
+            "mnasnet_d1",
+            (
+                "r1_k3_s11_e9_i32_o24",
+                "r3_k3_s22_e9_i24_o36",
+                "r5_k3_s22_e9_i36_o48",
+                "r4_k5_s22_e9_i48_o96",
+                "r5_k7_s11_e3_i96_o96",
+                "r3_k3_s22_e9_i96_o80",
+                "r1_k7_s11_e6_i80_o320_noskip",
+            ),
+            **_MNASNET,
+        ),
+        Architecture(
+            "mnasnet_d1_320",
+            (
+                "r3_k5_s11_e6_i32_o24",
+                "r4_k7_s22_e9_i24_o36",
+                "r5_k5_s22_e9_i36_o48",
+                "r5_k7_s22_e6_i48_o96",
+                "r5_k3_s11_e9_i96_o144",
+                "r5_k5_s22_e6_i144_o160",
+                "r1_k7_s11_e9_i160_o320",
+            ),
+            **_MNASNET,
+            default_size=320,
+        ),
+        Architecture(
+            "mobilenet_v3_large",
+            (
+                "r1_k3_s11_e1_i16_o16_relu",
+                "r1_k3_s22_e4_i16_o24_relu",
+                "r1_k3_s11_e3_i24_o24_relu",
+                "r3_k5_s22_e3_i24_o40_" + _V3SE.format(act="relu"),
+                "r1_k3_s22_e6_i40_o80_hswish",
+                "r1_k3_s11_e2.5_i80_o80_hswish",
+                "r2_k3_s11_e2.3_i80_o80_hswish",
+                "r2_k3_s11_e6_i80_o112_" + _V3SE.format(act="hswish"),
+                "r3_k5_s22_e6_i112_o160_" + _V3SE.format(act="hswish"),
+            ),
+            stem_filters=16,
+            scale_stem=False,
+            activation="hswish",
+            head="mobilenetv3",
+            head_filters=1280,
+            bn_momentum=0.999,
+            preprocessing="scale_-1_1",
+        ),
+        Architecture(
+            "mobilenet_v3_small",
+            (
+                "r1_k3_s22_e1_i16_o16_" + _V3SE.format(act="relu"),
+                "r1_k3_s22_e4.5_i16_o24_relu",
+                "r1_k3_s11_e11/3_i24_o24_relu",
+                "r1_k5_s22_e4_i24_o40_" + _V3SE.format(act="hswish"),
+                "r2_k5_s11_e6_i40_o40_" + _V3SE.format(act="hswish"),
+                "r2_k5_s11_e3_i40_o48_" + _V3SE.format(act="hswish"),
+                "r3_k5_s22_e6_i48_o96_" + _V3SE.format(act="hswish"),
+            ),
+            stem_filters=16,
+            scale_stem=False,
+            activation="hswish",
+            head="mobilenetv3",
+            head_filters=1024,
+            bn_momentum=0.999,
+            preprocessing="scale_-1_1",
+        ),
+    ]
+}
+
+
+def get_architecture(name: str) -> Architecture:
+    """Looks up an architecture by registry name; raises ``BlockStringError`` if unknown."""
+    key = name.lower().replace("-", "_")
+    if key not in ARCHITECTURES:
+        raise BlockStringError(
+            f"unknown architecture {name!r}; expected one of {sorted(ARCHITECTURES)}"
+        )
+    return ARCHITECTURES[key]

@@ -1,0 +1,393 @@
+"""The block-string grammar: ``BlockSpec``, ``decode`` and ``encode`` (no TensorFlow).
+
+A block string describes one stage, a block repeated ``r`` times, as ``_``-joined tokens.
+The core keys are those of tensorflow/tpu's MnasNet and EfficientNet decoders; the flags
+after them extend the grammar to MobileNetV3 and the whole MnasNet search space.
+
+=========== ============================================ ==========================
+token        meaning                                       default when absent
+=========== ============================================ ==========================
+``r3``       repeats of the block in the stage (> 0)       required
+``k5``       depthwise (or conv) kernel size (> 0)         required
+``s22``      strides, height then width (``s2`` = ``s22``)  required
+``e6``       expansion: ``e6``, ``e2.5`` or ``e72/16``      required
+``i24``      input filters of the stage (> 0)              required
+``o40``      output filters (> 0)                          required
+``se0.25``   squeeze-excite ratio in (0, 1]; ``se0`` = off  no SE
+``conv``     ConvOp: regular (or fused, if e > 1) conv      MBConv
+``dsconv``   ConvOp: depthwise-separable conv (needs e1)    MBConv
+``noskip``   SkipOp: no shortcut                            identity
+``poolskip`` SkipOp: pooling (+ 1x1 projection) shortcut    identity
+``relu``     block activation: relu, relu6, hswish, swish   the model's activation
+``hsig``     SE gate is hard-sigmoid (needs se)             sigmoid
+``sexp``     SE width from expanded filters, rounded to 8   from input filters
+=========== ============================================ ==========================
+
+Example:
+    >>> spec = BlockSpec.from_string("r1_k3_s11_e1_i32_o16_se0.25")
+    >>> spec.repeats, spec.strides, spec.se_ratio
+    (1, (1, 1), 0.25)
+    >>> spec.to_string()
+    'r1_k3_s11_e1_i32_o16_se0.25'
+    >>> encode(decode(["r2_k3_s2_e72/16_i16_o24_hswish"]))
+    ['r2_k3_s22_e4.5_i16_o24_hswish']
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import decimal
+import re
+from fractions import Fraction
+from typing import Iterable, Sequence
+
+from mnas_keras.codec.errors import BlockStringError
+
+CONV_OPS = ("mbconv", "conv", "dsconv")
+SKIP_OPS = ("identity", "pool", "none")
+ACTIVATIONS = ("relu", "relu6", "hswish", "swish")
+SE_GATES = ("sigmoid", "hsig")
+SE_BASES = ("input", "expanded")
+
+_VALUED_KEYS = ("r", "k", "s", "e", "i", "o", "se")
+_REQUIRED_KEYS = ("r", "k", "s", "e", "i", "o")
+_FLAG_GROUPS = {
+    # flag -> (field, value)
+    "mbconv": ("op", "mbconv"),
+    "conv": ("op", "conv"),
+    "dsconv": ("op", "dsconv"),
+    "noskip": ("skip", "none"),
+    "poolskip": ("skip", "pool"),
+    "relu": ("activation", "relu"),
+    "relu6": ("activation", "relu6"),
+    "hswish": ("activation", "hswish"),
+    "swish": ("activation", "swish"),
+    "hsig": ("se_gate", "hsig"),
+    "sexp": ("se_base", "expanded"),
+}
+_FLAG_FOR = {
+    "op": {"conv": "conv", "dsconv": "dsconv"},
+    "skip": {"none": "noskip", "pool": "poolskip"},
+    "activation": {a: a for a in ACTIVATIONS},
+    "se_gate": {"hsig": "hsig"},
+    "se_base": {"expanded": "sexp"},
+}
+_TOKEN = re.compile(r"^([A-Za-z]+)(.*)$")
+_INT = re.compile(r"^[0-9]+$")
+_DECIMAL = re.compile(r"^[0-9]+(\.[0-9]+)?$")
+_RATIO = re.compile(r"^([0-9]+)/([0-9]+)$")
+
+
+def _fraction_to_str(value: Fraction) -> str:
+    """Exact, shortest text for a positive fraction: ``6``, ``2.5`` or ``11/3``."""
+    if value.denominator == 1:
+        return str(value.numerator)
+    den = value.denominator
+    while den % 2 == 0:
+        den //= 2
+    while den % 5 == 0:
+        den //= 5
+    if den != 1:
+        return f"{value.numerator}/{value.denominator}"
+    with decimal.localcontext() as ctx:
+        ctx.prec = 60
+        text = format(decimal.Decimal(value.numerator) / decimal.Decimal(value.denominator), "f")
+    return text.rstrip("0").rstrip(".")
+
+
+def _float_to_str(value: float) -> str:
+    """Shortest plain-decimal text that parses back to exactly ``value``."""
+    text = format(decimal.Decimal(repr(float(value))), "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+def _as_expansion(value) -> Fraction:
+    if isinstance(value, bool):
+        raise BlockStringError(f"expansion must be a positive number; received {value!r}")
+    if isinstance(value, Fraction):
+        return value
+    if isinstance(value, int):
+        return Fraction(value)
+    if isinstance(value, float):
+        return Fraction(repr(value))
+    if isinstance(value, str):
+        return _parse_expansion(value, token=f"e{value}")
+    raise BlockStringError(
+        f"expansion must be an int, float, Fraction or string; received {type(value).__name__}"
+    )
+
+
+def _parse_expansion(text: str, token: str) -> Fraction:
+    ratio = _RATIO.match(text)
+    if ratio:
+        num, den = int(ratio.group(1)), int(ratio.group(2))
+        if den == 0:
+            raise BlockStringError(f"token '{token}': expansion ratio has a zero denominator")
+        return Fraction(num, den)
+    if _DECIMAL.match(text):
+        return Fraction(text)
+    raise BlockStringError(
+        f"token '{token}': expected an expansion like e6, e2.5 or e72/16, got {text!r}"
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockSpec:
+    """One stage of a network: a block repeated ``repeats`` times.
+
+    Fields are validated on construction; a bad value raises ``BlockStringError``.
+    ``expansion`` is stored exactly (a ``Fraction``); ints, floats and strings are accepted.
+
+    Example:
+        >>> BlockSpec(repeats=2, kernel=3, strides=(2, 2), expansion=6,
+        ...           input_filters=16, output_filters=24).to_string()
+        'r2_k3_s22_e6_i16_o24'
+    """
+
+    repeats: int
+    kernel: int
+    strides: tuple
+    expansion: Fraction
+    input_filters: int
+    output_filters: int
+    se_ratio: float | None = None
+    op: str = "mbconv"
+    skip: str = "identity"
+    activation: str | None = None
+    se_gate: str = "sigmoid"
+    se_base: str = "input"
+
+    def __post_init__(self):
+        for name in ("repeats", "kernel", "input_filters", "output_filters"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise BlockStringError(f"{name} must be a positive integer; received {value!r}")
+        strides = self.strides
+        if isinstance(strides, int) and not isinstance(strides, bool):
+            strides = (strides, strides)
+        if (
+            not isinstance(strides, (tuple, list))
+            or len(strides) != 2
+            or not all(isinstance(s, int) and not isinstance(s, bool) and 1 <= s <= 9 for s in strides)
+        ):
+            raise BlockStringError(f"strides must be two integers in 1..9; received {self.strides!r}")
+        object.__setattr__(self, "strides", tuple(strides))
+        expansion = _as_expansion(self.expansion)
+        if expansion <= 0:
+            raise BlockStringError(f"expansion must be > 0; received {self.expansion!r}")
+        object.__setattr__(self, "expansion", expansion)
+        se = self.se_ratio
+        if se is not None:
+            if isinstance(se, bool) or not isinstance(se, (int, float, Fraction)):
+                raise BlockStringError(f"se_ratio must be a number in (0, 1]; received {se!r}")
+            se = float(se)
+            if se == 0.0:
+                se = None
+            elif not 0.0 < se <= 1.0:
+                raise BlockStringError(f"se_ratio must be in (0, 1] (or 0 for none); received {se!r}")
+        object.__setattr__(self, "se_ratio", se)
+        self._check_choice("op", CONV_OPS)
+        self._check_choice("skip", SKIP_OPS)
+        self._check_choice("se_gate", SE_GATES)
+        self._check_choice("se_base", SE_BASES)
+        if self.activation is not None:
+            self._check_choice("activation", ACTIVATIONS)
+        if self.se_ratio is None and (self.se_gate != "sigmoid" or self.se_base != "input"):
+            raise BlockStringError(
+                "se_gate/se_base ('hsig'/'sexp') need a squeeze-excite ratio; add e.g. 'se0.25'"
+            )
+        if self.op == "dsconv" and self.expansion != 1:
+            raise BlockStringError(
+                f"a 'dsconv' block has no expansion; expected e1, received e{_fraction_to_str(self.expansion)}"
+            )
+
+    def _check_choice(self, name: str, choices: Sequence[str]) -> None:
+        value = getattr(self, name)
+        if value not in choices:
+            raise BlockStringError(f"{name} must be one of {list(choices)}; received {value!r}")
+
+    # ------------------------------------------------------------------ text
+    @classmethod
+    def from_string(cls, block_string: str) -> "BlockSpec":
+        """Decodes one block string; raises ``BlockStringError`` naming the bad token."""
+        if not isinstance(block_string, str):
+            raise BlockStringError(
+                f"a block string must be a str; received {type(block_string).__name__}: {block_string!r}"
+            )
+        if not block_string.strip():
+            raise BlockStringError("empty block string; expected tokens like 'r1_k3_s11_e1_i32_o16'")
+        if block_string != block_string.strip():
+            raise BlockStringError(f"block string {block_string!r} has surrounding whitespace")
+        values: dict[str, str] = {}
+        flags: dict[str, str] = {}
+        for token in block_string.split("_"):
+            if not token:
+                raise BlockStringError(f"empty token (doubled or trailing '_') in {block_string!r}")
+            match = _TOKEN.match(token)
+            if not match:
+                raise BlockStringError(
+                    f"token '{token}' in {block_string!r} must start with a key of letters, e.g. 'k3'"
+                )
+            key, value = match.groups()
+            if key != key.lower():
+                raise BlockStringError(
+                    f"token '{token}' in {block_string!r}: keys are lower-case (did you mean '{key.lower()}{value}'?)"
+                )
+            if key in _VALUED_KEYS:
+                if key in values:
+                    raise BlockStringError(f"duplicated key '{key}' (token '{token}') in {block_string!r}")
+                if value == "":
+                    raise BlockStringError(f"token '{token}' in {block_string!r} has no value")
+                values[key] = value
+            elif key in _FLAG_GROUPS:
+                if value:
+                    raise BlockStringError(
+                        f"token '{token}' in {block_string!r}: flag '{key}' takes no value"
+                    )
+                field, _ = _FLAG_GROUPS[key]
+                if field in flags:
+                    raise BlockStringError(
+                        f"token '{token}' in {block_string!r} conflicts with '{flags[field]}' (both set {field})"
+                    )
+                flags[field] = key
+            else:
+                known = ", ".join(list(_VALUED_KEYS) + list(_FLAG_GROUPS))
+                raise BlockStringError(f"unknown key in token '{token}' of {block_string!r}; known keys: {known}")
+        missing = [k for k in _REQUIRED_KEYS if k not in values]
+        if missing:
+            raise BlockStringError(f"block string {block_string!r} is missing required key(s): {', '.join(missing)}")
+
+        def positive_int(key: str) -> int:
+            text = values[key]
+            if not _INT.match(text):
+                raise BlockStringError(f"token '{key}{text}': expected a positive integer after '{key}'")
+            number = int(text)
+            if number <= 0:
+                raise BlockStringError(f"token '{key}{text}': '{key}' must be > 0")
+            return number
+
+        s_text = values["s"]
+        if not _INT.match(s_text) or len(s_text) not in (1, 2) or "0" in s_text:
+            raise BlockStringError(
+                f"token 's{s_text}': expected strides as two digits 1-9 (height, width) like 's22', or one like 's2'"
+            )
+        strides = (int(s_text[0]), int(s_text[-1]))
+        expansion = _parse_expansion(values["e"], token=f"e{values['e']}")
+        if expansion <= 0:
+            raise BlockStringError(f"token 'e{values['e']}': expansion must be > 0")
+        se_ratio = None
+        if "se" in values:
+            text = values["se"]
+            if not _DECIMAL.match(text):
+                raise BlockStringError(f"token 'se{text}': expected a ratio in (0, 1] like 'se0.25'")
+            se_ratio = float(text)
+            if se_ratio > 1.0:
+                raise BlockStringError(f"token 'se{text}': SE ratio must be in (0, 1] (or se0 for none)")
+        fields = {_FLAG_GROUPS[flag][0]: _FLAG_GROUPS[flag][1] for flag in flags.values()}
+        try:
+            return cls(
+                repeats=positive_int("r"),
+                kernel=positive_int("k"),
+                strides=strides,
+                expansion=expansion,
+                input_filters=positive_int("i"),
+                output_filters=positive_int("o"),
+                se_ratio=se_ratio,
+                **fields,
+            )
+        except BlockStringError as err:
+            raise BlockStringError(f"{err} (in {block_string!r})") from None
+
+    def to_string(self) -> str:
+        """The canonical block string: ``from_string(spec.to_string()) == spec``."""
+        tokens = [
+            f"r{self.repeats}",
+            f"k{self.kernel}",
+            f"s{self.strides[0]}{self.strides[1]}",
+            f"e{_fraction_to_str(self.expansion)}",
+            f"i{self.input_filters}",
+            f"o{self.output_filters}",
+        ]
+        if self.se_ratio is not None:
+            tokens.append(f"se{_float_to_str(self.se_ratio)}")
+        for field in ("op", "skip", "activation", "se_gate", "se_base"):
+            flag = _FLAG_FOR[field].get(getattr(self, field))
+            if flag:
+                tokens.append(flag)
+        return "_".join(tokens)
+
+    def __str__(self) -> str:
+        return self.to_string()
+
+    # ------------------------------------------------------------ semantics
+    @property
+    def has_se(self) -> bool:
+        return self.se_ratio is not None
+
+    @property
+    def id_skip(self) -> bool:
+        """tensorflow/tpu's ``id_skip``: False only for ``noskip``."""
+        return self.skip != "none"
+
+    def replace(self, **changes) -> "BlockSpec":
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def expand(self) -> list["BlockSpec"]:
+        """The stage as single blocks: the first takes the stride and ``i -> o``, the
+        rest use stride 1 and ``i = o``.
+
+        Example:
+            >>> [b.to_string() for b in BlockSpec.from_string("r2_k3_s22_e6_i16_o24").expand()]
+            ['r1_k3_s22_e6_i16_o24', 'r1_k3_s11_e6_i24_o24']
+        """
+        first = self.replace(repeats=1)
+        rest = self.replace(repeats=1, strides=(1, 1), input_filters=self.output_filters)
+        return [first] + [rest] * (self.repeats - 1)
+
+
+def _as_spec(item) -> BlockSpec:
+    if isinstance(item, BlockSpec):
+        return item
+    return BlockSpec.from_string(item)
+
+
+def decode(block_strings: Iterable[str | BlockSpec]) -> list[BlockSpec]:
+    """Decodes a whole architecture (a list of block strings) into ``BlockSpec`` s.
+
+    Example:
+        >>> [s.output_filters for s in decode(["r1_k3_s11_e1_i32_o16", "r2_k3_s22_e6_i16_o24"])]
+        [16, 24]
+    """
+    if isinstance(block_strings, (str, bytes)):
+        raise BlockStringError(
+            "decode() takes a list of block strings, received a single string; "
+            "wrap it in a list or use BlockSpec.from_string()"
+        )
+    try:
+        items = list(block_strings)
+    except TypeError:
+        raise BlockStringError(
+            f"decode() takes a list of block strings; received {type(block_strings).__name__}"
+        ) from None
+    if not items:
+        raise BlockStringError("an architecture needs at least one block string; received an empty list")
+    specs = []
+    for index, item in enumerate(items):
+        try:
+            specs.append(_as_spec(item))
+        except BlockStringError as err:
+            raise BlockStringError(f"block {index}: {err}") from None
+    return specs
+
+
+def encode(specs: Iterable[BlockSpec | str]) -> list[str]:
+    """Encodes ``BlockSpec`` s (or re-encodes strings) as canonical block strings.
+
+    Example:
+        >>> encode([BlockSpec.from_string("r1_k3_s2_e1_i32_o16_se0.250")])
+        ['r1_k3_s22_e1_i32_o16_se0.25']
+    """
+    return [spec.to_string() for spec in decode(specs)]

@@ -1,0 +1,8 @@
+"""Errors raised by the block-string codec."""
+
+
+class BlockStringError(ValueError):
+    """A block string or block spec is malformed.
+
+    The message names the offending token (or field) and what was expected.
+    """
