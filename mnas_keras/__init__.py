@@ -23,10 +23,10 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "MnasNet": "mnas_keras.models.backbone",
-    "create_model": "mnas_keras.models.registry",
-    "list_models": "mnas_keras.models.registry",
-    "profile": "mnas_keras.models.profile",
-    "Profile": "mnas_keras.models.profile",
+    "create_model": "mnas_keras.applications.registry",
+    "list_models": "mnas_keras.applications.registry",
+    "profile": "mnas_keras.models.profiler",
+    "Profile": "mnas_keras.models.profiler",
     "layers": "mnas_keras.layers",
     "applications": "mnas_keras.applications",
 }
@@ -48,7 +48,7 @@ def __getattr__(name):
         import importlib
 
         module = importlib.import_module(_LAZY[name])
-        value = module if module.__name__.endswith("." + name) else getattr(module, name)
+        value = module if name in ("layers", "applications") else getattr(module, name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'mnas_keras' has no attribute {name!r}")

@@ -1,0 +1,86 @@
+"""The private builder behind every application constructor (keras.applications signature)."""
+
+from __future__ import annotations
+
+import os
+
+from mnas_keras.codec import Architecture, get_architecture, minimalistic
+from mnas_keras.models import MnasNet
+
+
+def check_common(weights, include_top, classes, input_shape, pooling):
+    """Argument checks shared by all applications, phrased as keras.applications does."""
+    if not (weights in {"imagenet", None} or (isinstance(weights, (str, os.PathLike)) and os.path.exists(weights))):
+        raise ValueError(
+            "The `weights` argument should be either `None` (random initialization), "
+            "`imagenet` (pre-training on ImageNet), or the path to an existing weights file. "
+            f"Received: weights={weights}"
+        )
+    if weights == "imagenet" and include_top and classes != 1000:
+        raise ValueError(
+            'If using `weights="imagenet"` with `include_top=True`, `classes` should be 1000. '
+            f"Received: classes={classes}"
+        )
+    if pooling not in (None, "avg", "max"):
+        raise ValueError(f"Expected pooling in (None, 'avg', 'max'). Received: pooling={pooling!r}")
+    if input_shape is not None:
+        rows, cols = tuple(input_shape)[:2]
+        if rows and cols and (rows < 32 or cols < 32):
+            raise ValueError(f"Input size must be at least 32x32. Received: input_shape={input_shape}")
+
+
+def build_application(
+    arch: Architecture | str,
+    *,
+    input_shape=None,
+    alpha=1.0,
+    include_top=True,
+    input_tensor=None,
+    classes=1000,
+    pooling=None,
+    dropout_rate=None,
+    classifier_activation="softmax",
+    include_preprocessing=True,
+    minimalistic_variant=False,
+    name=None,
+    **kwargs,
+) -> MnasNet:
+    """Builds the application model of ``arch`` with keras.applications-style arguments."""
+    if isinstance(arch, str):
+        arch = get_architecture(arch)
+    blocks = minimalistic(arch.blocks) if minimalistic_variant else arch.blocks
+    activation = "relu" if minimalistic_variant else arch.activation
+    return MnasNet(
+        blocks,
+        input_shape=input_shape,
+        input_tensor=input_tensor,
+        alpha=alpha,
+        stem_filters=arch.stem_filters,
+        scale_stem=arch.scale_stem,
+        activation=activation,
+        head=arch.head,
+        head_filters=arch.head_filters,
+        head_expansion=arch.head_expansion,
+        include_top=include_top,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        dropout_rate=arch.dropout_rate if dropout_rate is None else dropout_rate,
+        bn_momentum=arch.bn_momentum,
+        bn_epsilon=arch.bn_epsilon,
+        include_preprocessing=include_preprocessing,
+        preprocessing=arch.preprocessing,
+        name=name or arch.name,
+        **kwargs,
+    )
+
+
+def load_weights_file(model, weights) -> None:
+    """Loads a user-supplied weights file into ``model`` with a clear error on mismatch."""
+    try:
+        model.load_weights(weights)
+    except Exception as err:  # noqa: BLE001 - re-raised with the file named
+        raise ValueError(
+            f"Could not load weights file {weights!r} into {model.name}: {err}. The file must "
+            "hold weights of this exact architecture (same alpha, include_top and classes)."
+        ) from err

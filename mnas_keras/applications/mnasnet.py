@@ -1,0 +1,100 @@
+"""MnasNet applications: A1, B1, small, D1 and D1-320 (tensorflow/tpu's published stages).
+
+Example:
+    >>> from mnas_keras.applications import MnasNetA1
+    >>> model = MnasNetA1(input_shape=(32, 32, 3), weights=None, classes=10)
+    >>> model.output_shape
+    (None, 10)
+"""
+
+from __future__ import annotations
+
+from mnas_keras.applications.base import build_application, check_common, load_weights_file
+from mnas_keras.applications.errors import WeightsUnavailableError
+
+_DOC = """Instantiates the {title} architecture (MnasNet, arXiv 1807.11626).
+
+    Built from the block strings of ``mnas_keras.ARCHITECTURES["{arch}"]``. No official Keras
+    ImageNet weights exist for MnasNet: ``weights`` is ``None`` or the path of a weights
+    file (for example one converted from the tensorflow/tpu checkpoints and saved with
+    ``model.save_weights``).
+
+    Args:
+        input_shape: optional ``(height, width, 3)``; default ``(None, None, 3)``.
+        alpha: width multiplier (tensorflow/tpu rounding; the 1280-filter head is not scaled).
+        include_top: whether to include the classifier.
+        weights: ``None`` or the path to a weights file.
+        input_tensor: optional Keras tensor to use as the model input.
+        classes: number of classes when ``include_top`` is True.
+        pooling: ``None``, ``"avg"`` or ``"max"`` when ``include_top`` is False.
+        dropout_rate: dropout before the classifier (default {dropout}).
+        classifier_activation: activation of the classifier (``None`` for logits).
+        include_preprocessing: normalize raw [0, 255] pixels with ImageNet mean and std
+            inside the model.
+        name: model name.
+        **kwargs: further ``mnas_keras.MnasNet`` options (``drop_connect_rate``,
+            ``output_stride``, ``bn_momentum``, ...).
+
+    Returns:
+        A ``mnas_keras.MnasNet`` (a ``keras.Model``).
+"""
+
+
+def _mnasnet(arch, title, input_shape, alpha, include_top, weights, input_tensor, classes,
+             pooling, dropout_rate, classifier_activation, include_preprocessing, name, **kwargs):
+    if weights == "imagenet":
+        raise WeightsUnavailableError(
+            f"No official Keras ImageNet weights exist for {title}. Pass weights=None, or the "
+            "path of a weights file of this architecture (e.g. tensorflow/tpu's checkpoint "
+            "converted by assigning its variables to model.weights in order, then saved with "
+            "model.save_weights('x.weights.h5'))."
+        )
+    check_common(weights, include_top, classes, input_shape, pooling)
+    model = build_application(
+        arch,
+        input_shape=input_shape,
+        alpha=alpha,
+        include_top=include_top,
+        input_tensor=input_tensor,
+        classes=classes,
+        pooling=pooling,
+        dropout_rate=dropout_rate,
+        classifier_activation=classifier_activation,
+        include_preprocessing=include_preprocessing,
+        name=name,
+        **kwargs,
+    )
+    if weights is not None:
+        load_weights_file(model, weights)
+    return model
+
+
+def _make(arch: str, title: str, dropout: float, pyname: str):
+    def constructor(
+        input_shape=None,
+        alpha=1.0,
+        include_top=True,
+        weights=None,
+        input_tensor=None,
+        classes=1000,
+        pooling=None,
+        dropout_rate=dropout,
+        classifier_activation="softmax",
+        include_preprocessing=True,
+        name=None,
+        **kwargs,
+    ):
+        return _mnasnet(arch, title, input_shape, alpha, include_top, weights, input_tensor,
+                        classes, pooling, dropout_rate, classifier_activation,
+                        include_preprocessing, name, **kwargs)
+
+    constructor.__doc__ = _DOC.format(title=title, arch=arch, dropout=dropout)
+    constructor.__name__ = constructor.__qualname__ = pyname
+    return constructor
+
+
+MnasNetA1 = _make("mnasnet_a1", "MnasNet-A1", 0.2, "MnasNetA1")
+MnasNetB1 = _make("mnasnet_b1", "MnasNet-B1", 0.2, "MnasNetB1")
+MnasNetSmall = _make("mnasnet_small", "MnasNet-small", 0.0, "MnasNetSmall")
+MnasNetD1 = _make("mnasnet_d1", "MnasNet-D1", 0.2, "MnasNetD1")
+MnasNetD1_320 = _make("mnasnet_d1_320", "MnasNet-D1-320", 0.2, "MnasNetD1_320")

@@ -1,0 +1,7 @@
+"""Keras 3 layers of mnas_keras (registered for `.keras` serialization)."""
+
+from mnas_keras.layers.activations import ACTIVATION_NAMES, activation_layer
+from mnas_keras.layers.drop_connect import DropConnect
+from mnas_keras.layers.registry import register
+
+__all__ = ["ACTIVATION_NAMES", "DropConnect", "activation_layer", "register"]

@@ -1,0 +1,200 @@
+"""``MnasNet``: a functional ``keras.Model`` built from block strings."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import keras
+
+from mnas_keras.codec import BlockSpec, decode, encode
+from mnas_keras.codec.architectures import HEADS, PREPROCESSING
+from mnas_keras.layers import register
+from mnas_keras.models.builder import BuildOptions, build_graph
+
+IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
+IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+_ACTIVATIONS = ("relu", "relu6", "hswish", "swish")
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+def preprocessing_layer(kind: str):
+    """The layer ``include_preprocessing`` puts in front of the model."""
+    if kind == "scale_-1_1":
+        return keras.layers.Rescaling(scale=1.0 / 127.5, offset=-1.0, name="rescaling")
+    return keras.layers.Normalization(
+        mean=list(IMAGENET_MEAN),
+        variance=[s * s for s in IMAGENET_STD],
+        name="normalization",
+    )
+
+
+@register
+class MnasNet(keras.Model):
+    """A MnasNet-family network built from block strings.
+
+    The graph is a flat functional model of stock Keras layers; ``get_config()`` is the block
+    strings and the scalars below, so a `.keras` file stays small and declarative.
+
+    Args:
+        blocks: block strings (or ``BlockSpec`` s), one per stage.
+        input_shape: ``(height, width, 3)``; ``None`` spatial sizes allowed. Default
+            ``(None, None, 3)``.
+        input_tensor: optional Keras tensor to build on.
+        alpha: width multiplier (tensorflow/tpu rounding to multiples of 8; 1.0 = none).
+        stem_filters: stem conv filters; ``scale_stem`` says whether ``alpha`` scales them.
+        activation: the model's activation, also for blocks that name none.
+        head: ``"mnasnet"`` or ``"mobilenetv3"`` (see ``mnas_keras.Architecture``).
+        head_filters, head_expansion: head widths (see ``mnas_keras.Architecture``).
+        include_top, pooling, classes, classifier_activation: as in keras.applications.
+        dropout_rate: dropout before the classifier.
+        drop_connect_rate: stochastic depth rate on residual branches (scaled per block).
+        bn_momentum, bn_epsilon: batch-norm settings.
+        include_preprocessing: put ``preprocessing`` in front (inputs then in [0, 255]).
+        preprocessing: ``"imagenet_mean_std"`` or ``"scale_-1_1"``.
+        output_stride: 32, or 16 to dilate the last stride-2 stage instead of striding it.
+        name: model name.
+
+    Example:
+        >>> model = MnasNet(["r1_k3_s11_e1_i32_o16", "r2_k3_s22_e6_i16_o24_se0.25"],
+        ...                 input_shape=(32, 32, 3), classes=10)
+        >>> model.output_shape
+        (None, 10)
+        >>> sorted(model.endpoints)
+        ['stride_2', 'stride_4']
+    """
+
+    def __init__(
+        self,
+        blocks: Sequence[str | BlockSpec],
+        *,
+        input_shape=None,
+        input_tensor=None,
+        alpha: float = 1.0,
+        stem_filters: int = 32,
+        scale_stem: bool = True,
+        activation: str = "relu",
+        head: str = "mnasnet",
+        head_filters: int = 1280,
+        head_expansion: int = 6,
+        include_top: bool = True,
+        pooling: str | None = None,
+        classes: int = 1000,
+        classifier_activation: str | None = "softmax",
+        dropout_rate: float = 0.2,
+        drop_connect_rate: float = 0.0,
+        bn_momentum: float = 0.99,
+        bn_epsilon: float = 1e-3,
+        include_preprocessing: bool = False,
+        preprocessing: str = "imagenet_mean_std",
+        output_stride: int = 32,
+        name: str = "mnasnet",
+        **kwargs,
+    ):
+        specs = decode(blocks)
+        _check(alpha > 0, f"Expected alpha > 0. Received: alpha={alpha}")
+        _check(activation in _ACTIVATIONS, f"Expected activation in {_ACTIVATIONS}. Received: activation={activation!r}")
+        _check(head in HEADS, f"Expected head in {HEADS}. Received: head={head!r}")
+        _check(pooling in (None, "avg", "max"), f"Expected pooling in (None, 'avg', 'max'). Received: pooling={pooling!r}")
+        _check(output_stride in (8, 16, 32), f"Expected output_stride in (8, 16, 32). Received: output_stride={output_stride}")
+        _check(0.0 <= dropout_rate < 1.0, f"Expected 0 <= dropout_rate < 1. Received: dropout_rate={dropout_rate}")
+        _check(0.0 <= drop_connect_rate < 1.0, f"Expected 0 <= drop_connect_rate < 1. Received: drop_connect_rate={drop_connect_rate}")
+        _check(preprocessing in PREPROCESSING, f"Expected preprocessing in {PREPROCESSING}. Received: preprocessing={preprocessing!r}")
+        _check(
+            not include_top or (isinstance(classes, int) and classes > 0),
+            f"Expected a positive integer number of classes with include_top=True. Received: classes={classes!r}",
+        )
+        if input_tensor is not None:
+            inputs = input_tensor if _is_input(input_tensor) else keras.Input(tensor=input_tensor)
+            input_shape = tuple(input_tensor.shape[1:])
+        else:
+            input_shape = tuple(input_shape) if input_shape is not None else (None, None, 3)
+            _check(
+                len(input_shape) == 3,
+                f"Expected input_shape (height, width, channels). Received: input_shape={input_shape}",
+            )
+            inputs = keras.Input(shape=input_shape, name="image")
+        x = inputs
+        if include_preprocessing:
+            x = preprocessing_layer(preprocessing)(x)
+        options = BuildOptions(
+            alpha=float(alpha),
+            stem_filters=int(stem_filters),
+            scale_stem=bool(scale_stem),
+            activation=activation,
+            head=head,
+            head_filters=int(head_filters),
+            head_expansion=int(head_expansion),
+            include_top=bool(include_top),
+            pooling=pooling,
+            classes=int(classes) if classes is not None else 0,
+            classifier_activation=classifier_activation,
+            dropout_rate=float(dropout_rate),
+            drop_connect_rate=float(drop_connect_rate),
+            bn_momentum=float(bn_momentum),
+            bn_epsilon=float(bn_epsilon),
+            output_stride=int(output_stride),
+        )
+        outputs, endpoints = build_graph(x, specs, options)
+        super().__init__(inputs=inputs, outputs=outputs, name=name, **kwargs)
+        self.blocks = encode(specs)
+        self.endpoints = endpoints
+        self._mnas_config = {
+            "blocks": list(self.blocks),
+            "input_shape": input_shape,
+            "alpha": float(alpha),
+            "stem_filters": int(stem_filters),
+            "scale_stem": bool(scale_stem),
+            "activation": activation,
+            "head": head,
+            "head_filters": int(head_filters),
+            "head_expansion": int(head_expansion),
+            "include_top": bool(include_top),
+            "pooling": pooling,
+            "classes": classes,
+            "classifier_activation": classifier_activation,
+            "dropout_rate": float(dropout_rate),
+            "drop_connect_rate": float(drop_connect_rate),
+            "bn_momentum": float(bn_momentum),
+            "bn_epsilon": float(bn_epsilon),
+            "include_preprocessing": bool(include_preprocessing),
+            "preprocessing": preprocessing,
+            "output_stride": int(output_stride),
+            "name": name,
+        }
+
+    @property
+    def specs(self) -> list[BlockSpec]:
+        return decode(self.blocks)
+
+    def feature_extractor(self, endpoints: Sequence[str] = ("stride_8", "stride_16", "stride_32")):
+        """A ``keras.Model`` sharing this model's layers that outputs the named endpoints.
+
+        Example:
+            >>> m = MnasNet(["r1_k3_s11_e1_i32_o16", "r1_k3_s22_e6_i16_o24"],
+            ...             input_shape=(32, 32, 3), include_top=False)
+            >>> [tuple(s) for s in m.feature_extractor(["stride_2", "stride_4"]).output_shape]
+            [(None, 16, 16, 16), (None, 8, 8, 1280)]
+        """
+        missing = [e for e in endpoints if e not in self.endpoints]
+        if missing:
+            raise ValueError(
+                f"Unknown endpoint(s) {missing}. Expected some of {sorted(self.endpoints)}."
+            )
+        outputs = [self.get_layer(self.endpoints[e]).output for e in endpoints]
+        return keras.Model(self.inputs, outputs, name=f"{self.name}_features")
+
+    def get_config(self):
+        return dict(self._mnas_config)
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        return cls(**config)
+
+
+def _is_input(tensor) -> bool:
+    history = getattr(tensor, "_keras_history", None)
+    return history is not None and isinstance(history[0], keras.layers.InputLayer)

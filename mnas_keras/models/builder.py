@@ -1,0 +1,314 @@
+"""Turns block specs into a functional graph of standard Keras layers.
+
+The graph uses only stock layers (Conv2D, DepthwiseConv2D, BatchNormalization, activations,
+GlobalAveragePooling2D, Multiply, Add, Dropout, Dense) plus ``DropConnect`` in training, so
+it converts to built-in TFLite ops and can be rebuilt with another layer namespace (for
+example ``tf_keras.layers`` for tensorflow-model-optimization) through a ``LayerKit``, with
+the same weights in the same order.
+
+Block semantics follow tensorflow/tpu's MnasNet (and keras.applications' MobileNetV3 for the
+``sexp``/``hsig``/fractional-expansion extensions):
+
+* expand 1x1 conv (skipped when ``e == 1``) -> depthwise kxk -> SE -> linear 1x1 project;
+* the DECLARED (width-scaled) input filters ``i`` set the expansion width, the SE width of
+  ``se_base="input"`` blocks and the identity-skip rule (``i == o`` and stride 1), as in
+  tensorflow/tpu; the real tensor width is only the convolutions' input. This reproduces
+  mnasnet-small, whose first stage declares ``i16`` behind an 8-filter stem (no shortcut);
+* integer expansion: ``i * e`` filters exactly; fractional expansion: rounded to a multiple
+  of 8 (MobileNetV3);
+* ``conv`` ConvOp: kxk conv to ``o`` (``e == 1``), or a fused kxk expand conv plus linear
+  1x1 project (``e > 1``); ``dsconv``: depthwise kxk, BN, act, SE, 1x1 to ``o``, BN, act;
+* ``poolskip``: shortcut added always, average-pooled when strided and projected by a 1x1
+  conv + BN when the widths differ.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from fractions import Fraction
+from typing import Any, Callable, Sequence
+
+import keras
+
+from mnas_keras.codec import BlockSpec, make_divisible, round_filters
+from mnas_keras.layers import DropConnect, activation_layer
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerKit:
+    """The layer namespace and activation factory the builder draws from."""
+
+    layers: Any = keras.layers
+    activation: Callable[[str, str], Any] = activation_layer
+    drop_connect: Callable[..., Any] | None = DropConnect
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildOptions:
+    """Global options of a network (see ``mnas_keras.MnasNet`` for their meaning)."""
+
+    alpha: float = 1.0
+    stem_filters: int = 32
+    scale_stem: bool = True
+    activation: str = "relu"
+    head: str = "mnasnet"
+    head_filters: int = 1280
+    head_expansion: int = 6
+    include_top: bool = True
+    pooling: str | None = None
+    classes: int = 1000
+    classifier_activation: str | None = "softmax"
+    dropout_rate: float = 0.2
+    drop_connect_rate: float = 0.0
+    bn_momentum: float = 0.99
+    bn_epsilon: float = 1e-3
+    output_stride: int = 32
+
+
+def expanded_width(input_filters: int, expansion: Fraction) -> int:
+    """Width of the expanded tensor: exact for integer ``e``, rounded to 8 otherwise.
+
+    Example:
+        >>> from fractions import Fraction
+        >>> expanded_width(36, Fraction(9)), expanded_width(80, Fraction(23, 10))
+        (324, 184)
+    """
+    if expansion.denominator == 1:
+        return int(input_filters * expansion.numerator)
+    return make_divisible(input_filters * float(expansion), 8)
+
+
+def se_width(spec: BlockSpec, expanded: int) -> int:
+    """Squeeze width: from the input filters (MnasNet) or expanded filters (MobileNetV3)."""
+    if spec.se_base == "expanded":
+        return make_divisible(expanded * spec.se_ratio, 8)
+    return max(1, int(spec.input_filters * spec.se_ratio))
+
+
+class _GraphBuilder:
+    """Builds one network; keeps the running stride, dilation and endpoints."""
+
+    def __init__(self, opts: BuildOptions, kit: LayerKit):
+        self.o = opts
+        self.kit = kit
+        self.L = kit.layers
+        self.stride = 1
+        self.in_stride = 1
+        self.rate = 1
+        self.endpoints: dict[str, str] = {}
+        self.block_index = 0
+        self.num_blocks = 0
+
+    # ------------------------------------------------------------- primitives
+    def bn(self, x, name):
+        return self.L.BatchNormalization(
+            momentum=self.o.bn_momentum, epsilon=self.o.bn_epsilon, name=name
+        )(x)
+
+    def act(self, x, kind, name):
+        return self.kit.activation(kind, name)(x)
+
+    def conv(self, x, filters, kernel, name, strides=1, dilation=1, use_bias=False):
+        return self.L.Conv2D(
+            filters,
+            kernel,
+            strides=strides,
+            padding="same",
+            dilation_rate=dilation,
+            use_bias=use_bias,
+            name=name,
+        )(x)
+
+    def depthwise(self, x, kernel, strides, dilation, name):
+        return self.L.DepthwiseConv2D(
+            kernel,
+            strides=strides,
+            padding="same",
+            dilation_rate=dilation,
+            use_bias=False,
+            name=name,
+        )(x)
+
+    def squeeze_excite(self, x, spec, expanded, prefix):
+        channels = x.shape[-1]
+        s = self.L.GlobalAveragePooling2D(keepdims=True, name=prefix + "se_squeeze")(x)
+        s = self.conv(s, se_width(spec, expanded), 1, prefix + "se_reduce", use_bias=True)
+        s = self.act(s, "relu", prefix + "se_relu")
+        s = self.conv(s, channels, 1, prefix + "se_expand", use_bias=True)
+        gate = "hsig" if spec.se_gate == "hsig" else "sigmoid"
+        s = self.act(s, gate, prefix + "se_gate")
+        return self.L.Multiply(name=prefix + "se_excite")([x, s])
+
+    # ----------------------------------------------------------------- stride
+    def _stride_and_dilation(self, strides):
+        """Strides to apply and dilation to use, honouring ``output_stride``."""
+        factor = max(strides)
+        if factor > 1 and self.stride * factor > self.o.output_stride:
+            rate = self.rate
+            self.rate *= factor
+            return (1, 1), rate
+        self.stride *= factor
+        return tuple(strides), self.rate
+
+    # ----------------------------------------------------------------- blocks
+    def block(self, x, spec: BlockSpec, prefix: str):
+        builder = _BLOCKS[spec.op]
+        shortcut = x
+        activation = spec.activation or self.o.activation
+        in_stride = self.in_stride = self.stride
+        strides, dilation = self._stride_and_dilation(spec.strides)
+        y = builder(self, x, spec, activation, strides, dilation, prefix)
+        return self._skip(shortcut, y, spec, strides, prefix), in_stride
+
+    def _skip(self, shortcut, y, spec, strides, prefix):
+        strided = max(strides) > 1
+        if spec.skip == "none":
+            return y
+        if spec.skip == "identity":
+            if strided or spec.input_filters != spec.output_filters:
+                return y
+            if shortcut.shape[-1] != y.shape[-1]:
+                return y
+        else:  # pooling shortcut
+            if strided:
+                shortcut = self.L.AveragePooling2D(
+                    pool_size=strides, strides=strides, padding="same", name=prefix + "skip_pool"
+                )(shortcut)
+            if shortcut.shape[-1] != y.shape[-1]:
+                shortcut = self.conv(shortcut, y.shape[-1], 1, prefix + "skip_proj")
+                shortcut = self.bn(shortcut, prefix + "skip_proj_bn")
+        rate = self.o.drop_connect_rate * self.block_index / max(1, self.num_blocks)
+        if rate > 0 and self.kit.drop_connect is not None:
+            y = self.kit.drop_connect(rate, name=prefix + "drop")(y)
+        return self.L.Add(name=prefix + "add")([shortcut, y])
+
+    def _mbconv(self, x, spec, activation, strides, dilation, prefix):
+        if spec.expansion != 1:
+            expanded = expanded_width(spec.input_filters, spec.expansion)
+            x = self.conv(x, expanded, 1, prefix + "expand")
+            x = self.bn(x, prefix + "expand_bn")
+            x = self.act(x, activation, prefix + "expand_act")
+            if max(spec.strides) > 1:
+                self.endpoints[f"expansion_{self.in_stride}"] = prefix + "expand_act"
+        else:
+            expanded = x.shape[-1]
+        x = self.depthwise(x, spec.kernel, strides, dilation, prefix + "depthwise")
+        x = self.bn(x, prefix + "depthwise_bn")
+        x = self.act(x, activation, prefix + "depthwise_act")
+        if spec.has_se:
+            x = self.squeeze_excite(x, spec, expanded, prefix)
+        x = self.conv(x, spec.output_filters, 1, prefix + "project")
+        return self.bn(x, prefix + "project_bn")
+
+    def _conv(self, x, spec, activation, strides, dilation, prefix):
+        fused = spec.expansion != 1
+        width = expanded_width(spec.input_filters, spec.expansion) if fused else spec.output_filters
+        x = self.conv(x, width, spec.kernel, prefix + "conv", strides=strides, dilation=dilation)
+        x = self.bn(x, prefix + "conv_bn")
+        x = self.act(x, activation, prefix + "conv_act")
+        if spec.has_se:
+            x = self.squeeze_excite(x, spec, width, prefix)
+        if fused:
+            x = self.conv(x, spec.output_filters, 1, prefix + "project")
+            x = self.bn(x, prefix + "project_bn")
+        return x
+
+    def _dsconv(self, x, spec, activation, strides, dilation, prefix):
+        x = self.depthwise(x, spec.kernel, strides, dilation, prefix + "depthwise")
+        x = self.bn(x, prefix + "depthwise_bn")
+        x = self.act(x, activation, prefix + "depthwise_act")
+        if spec.has_se:
+            x = self.squeeze_excite(x, spec, x.shape[-1], prefix)
+        x = self.conv(x, spec.output_filters, 1, prefix + "pointwise")
+        x = self.bn(x, prefix + "pointwise_bn")
+        return self.act(x, activation, prefix + "pointwise_act")
+
+    # ------------------------------------------------------------ whole graph
+    def build(self, x, specs: Sequence[BlockSpec]):
+        o = self.o
+        stem = round_filters(o.stem_filters, o.alpha) if o.scale_stem else o.stem_filters
+        x = self.conv(x, stem, 3, "stem_conv", strides=2)
+        x = self.bn(x, "stem_bn")
+        x = self.act(x, o.activation, "stem_act")
+        self.stride = 2
+        last_name = "stem_act"
+        scaled = [
+            s.replace(
+                input_filters=round_filters(s.input_filters, o.alpha),
+                output_filters=round_filters(s.output_filters, o.alpha),
+            )
+            for s in specs
+        ]
+        blocks = [(si, bi, b) for si, s in enumerate(scaled) for bi, b in enumerate(s.expand())]
+        self.num_blocks = len(blocks)
+        for index, (si, bi, spec) in enumerate(blocks):
+            self.block_index = index
+            prefix = f"stage{si + 1}_block{bi + 1}_"
+            before = self.stride
+            x, _ = self.block(x, spec, prefix)
+            if self.stride != before:
+                self.endpoints[f"stride_{before}"] = last_name
+            last_name = _layer_name_of(x)
+        x = self._head(x)
+        return x
+
+    def _head(self, x):
+        o = self.o
+        if o.head == "mnasnet":
+            x = self.conv(x, o.head_filters, 1, "head_conv")
+            x = self.bn(x, "head_bn")
+            x = self.act(x, o.activation, "head_act")
+            self.endpoints[f"stride_{self.stride}"] = "head_act"
+            if o.include_top:
+                x = self.L.GlobalAveragePooling2D(name="avg_pool")(x)
+                if o.dropout_rate > 0:
+                    x = self.L.Dropout(o.dropout_rate, name="dropout")(x)
+                x = self.L.Dense(o.classes, activation=o.classifier_activation, name="predictions")(x)
+                return x
+        else:  # mobilenetv3
+            width = make_divisible(x.shape[-1] * o.head_expansion, 8)
+            x = self.conv(x, width, 1, "head_conv")
+            x = self.bn(x, "head_bn")
+            x = self.act(x, o.activation, "head_act")
+            self.endpoints[f"stride_{self.stride}"] = "head_act"
+            if o.include_top:
+                last = make_divisible(o.head_filters * o.alpha, 8) if o.alpha > 1.0 else o.head_filters
+                x = self.L.GlobalAveragePooling2D(keepdims=True, name="avg_pool")(x)
+                x = self.conv(x, last, 1, "head_point", use_bias=True)
+                x = self.act(x, o.activation, "head_point_act")
+                if o.dropout_rate > 0:
+                    x = self.L.Dropout(o.dropout_rate, name="dropout")(x)
+                x = self.conv(x, o.classes, 1, "logits", use_bias=True)
+                x = self.L.Flatten(name="flatten")(x)
+                return self.L.Activation(o.classifier_activation, name="predictions")(x)
+        if o.pooling == "avg":
+            return self.L.GlobalAveragePooling2D(name="avg_pool")(x)
+        if o.pooling == "max":
+            return self.L.GlobalMaxPooling2D(name="max_pool")(x)
+        return x
+
+
+def _layer_name_of(tensor):
+    history = getattr(tensor, "_keras_history", None)
+    if history is None:
+        return None
+    return history[0].name
+
+
+_BLOCKS = {
+    "mbconv": _GraphBuilder._mbconv,
+    "conv": _GraphBuilder._conv,
+    "dsconv": _GraphBuilder._dsconv,
+}
+
+
+def build_graph(inputs, specs: Sequence[BlockSpec], options: BuildOptions, kit: LayerKit | None = None):
+    """Builds the network on ``inputs``; returns ``(outputs, endpoints)``.
+
+    ``endpoints`` maps ``stride_4`` ... ``stride_32`` (the last tensor at each output stride)
+    and ``expansion_<s>`` (the expansion output feeding a stride-2 block at stride ``s``) to
+    layer names.
+    """
+    builder = _GraphBuilder(options, kit or LayerKit())
+    outputs = builder.build(inputs, list(specs))
+    return outputs, dict(builder.endpoints)
