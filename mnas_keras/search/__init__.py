@@ -1,0 +1,64 @@
+"""Platform-aware architecture search (MnasNet): spaces, rewards, controllers, runs.
+
+Importing this package loads no TensorFlow; the evaluator, exporter and CLI load it on use.
+
+Example:
+    >>> from mnas_keras import search
+    >>> space = search.mnasnet_space()
+    >>> controller = search.make_controller("reinforce", space.num_choices, seed=0)
+    >>> blocks = space.decode(controller.ask())
+    >>> len(blocks), search.Reward("soft", target_ms=10.0)(0.7, 10.0)
+    (7, 0.7)
+"""
+
+from mnas_keras.search.controllers import (
+    CONTROLLERS,
+    Controller,
+    PPOController,
+    RandomSearch,
+    RegularizedEvolution,
+    Reinforce,
+    controller_from_state,
+    make_controller,
+)
+from mnas_keras.search.errors import SearchConfigError, SearchError, SearchSpaceError
+from mnas_keras.search.reward import Reward, absolute_reward, mnasnet_reward
+from mnas_keras.search.space import (
+    MNASNET_CHOICES,
+    MOBILENET_V2_STAGES,
+    Decision,
+    SearchSpace,
+    StageSpace,
+    arch_key,
+    get_space,
+    mnasnet_space,
+)
+from mnas_keras.search.synthetic import SyntheticEvaluator, SyntheticObjective, estimate_madds
+
+__all__ = [
+    "CONTROLLERS",
+    "Controller",
+    "Decision",
+    "MNASNET_CHOICES",
+    "MOBILENET_V2_STAGES",
+    "PPOController",
+    "RandomSearch",
+    "RegularizedEvolution",
+    "Reinforce",
+    "Reward",
+    "SearchConfigError",
+    "SearchError",
+    "SearchSpace",
+    "SearchSpaceError",
+    "StageSpace",
+    "SyntheticEvaluator",
+    "SyntheticObjective",
+    "absolute_reward",
+    "arch_key",
+    "controller_from_state",
+    "estimate_madds",
+    "get_space",
+    "make_controller",
+    "mnasnet_reward",
+    "mnasnet_space",
+]
