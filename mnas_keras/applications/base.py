@@ -50,28 +50,31 @@ def build_application(
         arch = get_architecture(arch)
     blocks = minimalistic(arch.blocks) if minimalistic_variant else arch.blocks
     activation = "relu" if minimalistic_variant else arch.activation
-    return MnasNet(
-        blocks,
-        input_shape=input_shape,
-        input_tensor=input_tensor,
-        alpha=alpha,
+    options = dict(
         stem_filters=arch.stem_filters,
         scale_stem=arch.scale_stem,
         activation=activation,
         head=arch.head,
         head_filters=arch.head_filters,
         head_expansion=arch.head_expansion,
+        bn_momentum=arch.bn_momentum,
+        bn_epsilon=arch.bn_epsilon,
+        preprocessing=arch.preprocessing,
+    )
+    options.update(kwargs)  # any MnasNet option may be overridden
+    return MnasNet(
+        blocks,
+        input_shape=input_shape,
+        input_tensor=input_tensor,
+        alpha=alpha,
         include_top=include_top,
         pooling=pooling,
         classes=classes,
         classifier_activation=classifier_activation,
         dropout_rate=arch.dropout_rate if dropout_rate is None else dropout_rate,
-        bn_momentum=arch.bn_momentum,
-        bn_epsilon=arch.bn_epsilon,
         include_preprocessing=include_preprocessing,
-        preprocessing=arch.preprocessing,
         name=name or arch.name,
-        **kwargs,
+        **options,
     )
 
 

@@ -226,11 +226,14 @@ class BlockSpec:
             if not token:
                 raise BlockStringError(f"empty token (doubled or trailing '_') in {block_string!r}")
             match = _TOKEN.match(token)
-            if not match:
+            if token in _FLAG_GROUPS:
+                key, value = token, ""
+            elif not match:
                 raise BlockStringError(
                     f"token '{token}' in {block_string!r} must start with a key of letters, e.g. 'k3'"
                 )
-            key, value = match.groups()
+            else:
+                key, value = match.groups()
             if key != key.lower():
                 raise BlockStringError(
                     f"token '{token}' in {block_string!r}: keys are lower-case (did you mean '{key.lower()}{value}'?)"

@@ -99,7 +99,7 @@ class MnasNet(keras.Model):
         _check(activation in _ACTIVATIONS, f"Expected activation in {_ACTIVATIONS}. Received: activation={activation!r}")
         _check(head in HEADS, f"Expected head in {HEADS}. Received: head={head!r}")
         _check(pooling in (None, "avg", "max"), f"Expected pooling in (None, 'avg', 'max'). Received: pooling={pooling!r}")
-        _check(output_stride in (8, 16, 32), f"Expected output_stride in (8, 16, 32). Received: output_stride={output_stride}")
+        _check(output_stride in (4, 8, 16, 32), f"Expected output_stride in (4, 8, 16, 32). Received: output_stride={output_stride}")
         _check(0.0 <= dropout_rate < 1.0, f"Expected 0 <= dropout_rate < 1. Received: dropout_rate={dropout_rate}")
         _check(0.0 <= drop_connect_rate < 1.0, f"Expected 0 <= drop_connect_rate < 1. Received: drop_connect_rate={drop_connect_rate}")
         _check(preprocessing in PREPROCESSING, f"Expected preprocessing in {PREPROCESSING}. Received: preprocessing={preprocessing!r}")
