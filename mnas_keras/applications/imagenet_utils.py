@@ -4,7 +4,7 @@ The ImageNet class index ships with the package (no download).
 
 Example:
     >>> import numpy as np
-    >>> preds = np.zeros((1, 1000), "float32"); preds[0, 1] = 0.9; preds[0, 0] = 0.1
+    >>> preds = np.zeros((1, 1000)); preds[0, 1] = 0.9; preds[0, 0] = 0.1
     >>> decode_predictions(preds, top=2)[0]
     [('n01443537', 'goldfish', 0.9), ('n01440764', 'tench', 0.1)]
 """

@@ -64,7 +64,7 @@ class MnasNet(keras.Model):
         >>> model.output_shape
         (None, 10)
         >>> sorted(model.endpoints)
-        ['stride_2', 'stride_4']
+        ['expansion_2', 'stride_2', 'stride_4']
     """
 
     def __init__(
