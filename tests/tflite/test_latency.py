@@ -1,0 +1,96 @@
+"""LiteRT latency measurement: statistics, isolation, interleaving and robust errors."""
+
+import os
+
+import numpy as np
+import pytest
+
+from mnas_keras.tflite import (
+    BenchmarkError,
+    BenchmarkResult,
+    InputShapeError,
+    InvalidModelError,
+    benchmark,
+    benchmark_many,
+)
+
+
+def _check(result, runs, threads=1, delegate="xnnpack"):
+    assert isinstance(result, BenchmarkResult)
+    assert result.runs == runs and len(result.times_ms) == runs
+    assert result.num_threads == threads and result.delegate == delegate
+    assert result.litert_version.count(".") >= 1
+    t = np.asarray(result.times_ms)
+    assert result.median_ms == pytest.approx(np.median(t))
+    assert result.mean_ms == pytest.approx(t.mean())
+    assert result.min_ms == pytest.approx(t.min()) and result.min_ms > 0
+    assert result.min_ms <= result.median_ms <= result.p90_ms <= result.max_ms
+    assert result.std_ms == pytest.approx(t.std())
+
+
+def test_benchmark_in_process(tiny_tflite):
+    result = benchmark(tiny_tflite, warmup=2, runs=12)
+    _check(result, 12)
+    assert result.input_shapes == [[1, 32, 32, 3]] and result.input_dtypes == ["float32"]
+    assert not result.isolated and result.cpu is None
+    plain = benchmark(tiny_tflite, warmup=1, runs=5, use_xnnpack=False, num_threads=2)
+    _check(plain, 5, threads=2, delegate="none")
+    again = BenchmarkResult.from_dict(result.to_dict(times=True))
+    assert again == result
+    assert "median" in str(result)
+
+
+def test_benchmark_isolated_pinned(tiny_tflite, tmp_path):
+    path = tmp_path / "tiny.tflite"
+    path.write_bytes(tiny_tflite)
+    result = benchmark(str(path), warmup=2, runs=10, isolate=True)
+    _check(result, 10)
+    assert result.isolated and result.cpu in os.sched_getaffinity(0)
+    assert result.name == "tiny.tflite"
+    cpu = min(os.sched_getaffinity(0))
+    assert benchmark(tiny_tflite, warmup=1, runs=3, isolate=True, cpu=cpu).cpu == cpu
+
+
+def test_benchmark_keras_model_with_unknown_size(tiny_model):
+    result = benchmark(tiny_model, warmup=1, runs=4, input_shape=(40, 40, 3))
+    assert result.input_shapes == [[1, 40, 40, 3]]
+
+
+def test_benchmark_many_interleaved(tiny_tflite, mnv3_small_tflite):
+    results = benchmark_many({"tiny": tiny_tflite, "mnv3": mnv3_small_tflite}, warmup=2, runs=11, rounds=3)
+    assert list(results) == ["tiny", "mnv3"]
+    for name, result in results.items():
+        _check(result, 11)
+        assert result.name == name
+    isolated = benchmark_many({"tiny": tiny_tflite, "mnv3": mnv3_small_tflite}, warmup=1, runs=4, isolate=True)
+    assert all(r.isolated for r in isolated.values())
+
+
+@pytest.mark.parametrize("isolate", [False, True])
+def test_corrupt_models_raise_clear_errors(tiny_tflite, isolate):
+    with pytest.raises(InvalidModelError, match="not a valid Flatbuffer"):
+        benchmark(tiny_tflite[: len(tiny_tflite) // 2], runs=2, isolate=isolate)
+    with pytest.raises(InvalidModelError, match="not a TFLite flatbuffer"):
+        benchmark(b"garbage!" * 20, runs=2, isolate=isolate)
+    with pytest.raises(InvalidModelError, match="does not exist"):
+        benchmark("/nonexistent/model.tflite", runs=2, isolate=isolate)
+
+
+@pytest.mark.parametrize("isolate", [False, True])
+def test_bad_shapes_raise_clear_errors(tiny_model, tiny_tflite, isolate):
+    with pytest.raises(InputShapeError, match="conflicts with TFLite input 0"):
+        benchmark(tiny_tflite, runs=2, input_shape=(64, 64, 3), isolate=isolate)
+    with pytest.raises(InputShapeError, match="expected 3 positive sizes"):
+        benchmark(tiny_tflite, runs=2, input_shape=(32, 32), isolate=isolate)
+
+
+def test_unknown_size_needs_shape(tiny_model):
+    from mnas_keras.tflite import convert
+
+    dynamic = convert(tiny_model)
+    with pytest.raises(InputShapeError, match="pass input_shape"):
+        benchmark(dynamic, runs=2)
+    with pytest.raises(BenchmarkError, match="runs >= 1"):
+        benchmark(dynamic, runs=0, input_shape=(32, 32, 3))
+    with pytest.raises(BenchmarkError, match="num_threads"):
+        benchmark(dynamic, num_threads=0, input_shape=(32, 32, 3))

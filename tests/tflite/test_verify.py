@@ -1,0 +1,45 @@
+"""Keras-vs-LiteRT parity for every application model (float32) and quantized runs."""
+
+import numpy as np
+import pytest
+
+import mnas_keras
+from mnas_keras.tflite import InputShapeError, ParityReport, compare, convert
+from tests.tflite.conftest import randomize_batchnorm
+
+
+@pytest.mark.parametrize("name", mnas_keras.list_models())
+def test_float32_parity_every_application(name, images32):
+    model = mnas_keras.create_model(
+        name, input_shape=(32, 32, 3), classes=10, alpha=0.5, classifier_activation=None
+    )
+    randomize_batchnorm(model, seed=1)
+    report = compare(model, convert(model), images32[:8])
+    assert isinstance(report, ParityReport) and report.num_samples == 8
+    assert report.max_rel_diff < 1e-4, report
+    assert report.top1_agreement == 1.0
+    assert not report.quantized_io
+
+
+def test_compare_detects_a_different_model(mnv3_small, mnv3_small_tflite, images32):
+    other = mnas_keras.create_model(
+        "mobilenet_v3_small", input_shape=(32, 32, 3), classes=10, classifier_activation=None
+    )
+    randomize_batchnorm(other, seed=7)
+    report = compare(other, mnv3_small_tflite, images32)
+    assert report.max_rel_diff > 0.05
+
+
+def test_int8_io_report_and_dataset_input(tiny_model, images32):
+    import tensorflow as tf
+
+    data = images32 / 255.0
+    fb = convert(tiny_model, "int8_io", data, input_shape=(32, 32, 3), batch_size=1)
+    report = compare(tiny_model, fb, tf.data.Dataset.from_tensor_slices((data, np.zeros(16))).batch(5))
+    assert report.quantized_io and report.num_samples == 16
+    assert report.max_rel_diff < 0.1 and report.top1_agreement >= 0.75
+
+
+def test_compare_shape_mismatch(tiny_model, tiny_tflite, images32):
+    with pytest.raises(InputShapeError, match="conflicts with TFLite input 0"):
+        compare(tiny_model, tiny_tflite, images32[:, :16, :16])
