@@ -22,6 +22,8 @@ from mnas_keras.search.controllers import (
     make_controller,
 )
 from mnas_keras.search.errors import SearchConfigError, SearchError, SearchSpaceError
+from mnas_keras.search.journal import Journal, RunDirectory
+from mnas_keras.search.report import pareto_front, plot_search, top_k
 from mnas_keras.search.reward import Reward, absolute_reward, mnasnet_reward
 from mnas_keras.search.space import (
     MNASNET_CHOICES,
@@ -33,12 +35,15 @@ from mnas_keras.search.space import (
     get_space,
     mnasnet_space,
 )
+from mnas_keras.search.runner import Search, SearchResult, load_records
+from mnas_keras.search.summaries import ScalarWriter, read_scalars
 from mnas_keras.search.synthetic import SyntheticEvaluator, SyntheticObjective, estimate_madds
 
 __all__ = [
     "CONTROLLERS",
     "Controller",
     "Decision",
+    "Journal",
     "MNASNET_CHOICES",
     "MOBILENET_V2_STAGES",
     "PPOController",
@@ -46,8 +51,12 @@ __all__ = [
     "RegularizedEvolution",
     "Reinforce",
     "Reward",
+    "RunDirectory",
+    "ScalarWriter",
+    "Search",
     "SearchConfigError",
     "SearchError",
+    "SearchResult",
     "SearchSpace",
     "SearchSpaceError",
     "StageSpace",
@@ -58,7 +67,12 @@ __all__ = [
     "controller_from_state",
     "estimate_madds",
     "get_space",
+    "load_records",
     "make_controller",
     "mnasnet_reward",
     "mnasnet_space",
+    "pareto_front",
+    "plot_search",
+    "read_scalars",
+    "top_k",
 ]

@@ -1,0 +1,191 @@
+"""Run directories: config, an append-only JSON-lines journal, controller checkpoints.
+
+Everything a search needs to survive ``kill -9`` is plain JSON on disk (no pickle):
+
+* ``config.json``: what defines the run (space, controller, reward, evaluator, seed);
+  re-running with a different definition is refused with the differing keys named.
+* ``journal.jsonl``: one JSON object per line, flushed and fsynced as it is written:
+  ``sample`` (a step's proposal), ``result`` (its evaluation, once per step),
+  ``reference`` (the reference network's evaluation). A line torn by a crash is cut off
+  when the journal is opened again.
+* ``controller.json``: the controller's state after ``step`` tells, replaced atomically.
+
+Example:
+    >>> import tempfile
+    >>> run = RunDirectory(tempfile.mkdtemp())
+    >>> run.prepare({"seed": 0})
+    False
+    >>> run.journal.append({"event": "result", "step": 0, "key": "a", "reward": 0.5})
+    >>> RunDirectory(run.path).prepare({"seed": 0}), len(Journal(run.journal_path).records)
+    (True, 1)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from typing import Any, Iterable
+
+from mnas_keras.search.errors import SearchConfigError
+
+
+def atomic_write_json(path: str, data: Any, indent: int | None = None) -> None:
+    """Writes JSON to ``path`` through a temporary file, fsync and ``os.replace``."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=indent, sort_keys=True, allow_nan=False)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(folder)
+
+
+def _fsync_dir(folder: str) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def read_json(path: str) -> Any:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except json.JSONDecodeError as err:
+        raise SearchConfigError(f"{path} is not valid JSON ({err}); the run directory is damaged") from None
+
+
+class Journal:
+    """An append-only JSON-lines file; every ``append`` is flushed and fsynced.
+
+    Opening an existing journal reads its records; a last line without its newline (a
+    write cut by a crash) is dropped and truncated away. A damaged line elsewhere is an error.
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+        self.records: list[dict] = []
+        if os.path.exists(path):
+            self._load()
+        self._file = open(path, "a")
+
+    def _load(self) -> None:
+        with open(self.path, "rb") as f:
+            data = f.read()
+        good_end = data.rfind(b"\n") + 1
+        for number, line in enumerate(data[:good_end].splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                self.records.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise SearchConfigError(f"{self.path} line {number} is not JSON ({err}); the journal is damaged") from None
+        if good_end < len(data):
+            with open(self.path, "r+b") as f:
+                f.truncate(good_end)
+                f.flush()
+                os.fsync(f.fileno())
+
+    def append(self, record: dict) -> None:
+        line = json.dumps(record, sort_keys=True, allow_nan=False)
+        self._file.write(line + "\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self.records.append(record)
+
+    def events(self, kind: str) -> Iterable[dict]:
+        return (r for r in self.records if r.get("event") == kind)
+
+    def results(self) -> dict[int, dict]:
+        """Step -> its result record."""
+        return {r["step"]: r for r in self.events("result")}
+
+    def cache(self) -> dict[str, dict]:
+        """Architecture key -> the record of its (non-cached) evaluation."""
+        return {r["key"]: r for r in self.events("result") if not r.get("cached")}
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+
+
+class RunDirectory:
+    """The files of one search run (see the module docstring).
+
+    Args:
+        path: the directory (created if needed).
+    """
+
+    #: Config keys that may change between invocations of the same run.
+    MUTABLE_KEYS = ("num_samples", "top_k", "export", "tensorboard", "checkpoint_every", "verbose")
+
+    def __init__(self, path: str):
+        self.path = os.path.abspath(os.fspath(path))
+        self.config_path = os.path.join(self.path, "config.json")
+        self.journal_path = os.path.join(self.path, "journal.jsonl")
+        self.controller_path = os.path.join(self.path, "controller.json")
+        self.artifacts_path = os.path.join(self.path, "artifacts")
+        self.export_path = os.path.join(self.path, "export")
+        self.tensorboard_path = os.path.join(self.path, "tensorboard")
+        self.journal: Journal | None = None
+
+    def prepare(self, config: dict, overwrite: bool = False) -> bool:
+        """Creates the run or checks that ``config`` matches the stored one; opens the journal.
+
+        Returns:
+            True when an existing run is resumed.
+        Raises:
+            SearchConfigError: the directory holds a run with a different definition.
+        """
+        if overwrite and os.path.isdir(self.path):
+            shutil.rmtree(self.path)
+        if os.path.exists(self.path) and not os.path.isdir(self.path):
+            raise SearchConfigError(f"run directory {self.path} exists and is not a directory")
+        os.makedirs(self.path, exist_ok=True)
+        config = json.loads(json.dumps(config, sort_keys=True))
+        resumed = os.path.exists(self.config_path)
+        if resumed:
+            stored = read_json(self.config_path)
+            differing = sorted(
+                k for k in set(stored) | set(config)
+                if k not in self.MUTABLE_KEYS and stored.get(k) != config.get(k)
+            )
+            if differing:
+                raise SearchConfigError(
+                    f"run directory {self.path} holds a run with different {', '.join(differing)}; "
+                    "use another directory, the same options, or overwrite=True (--overwrite)"
+                )
+        atomic_write_json(self.config_path, config, indent=2)
+        self.journal = Journal(self.journal_path)
+        return resumed
+
+    def save_controller(self, step: int, state: dict) -> None:
+        atomic_write_json(self.controller_path, {"step": step, "controller": state})
+
+    def load_controller(self) -> tuple[int, dict] | None:
+        if not os.path.exists(self.controller_path):
+            return None
+        data = read_json(self.controller_path)
+        return int(data["step"]), data["controller"]
+
+    def artifact_dir(self, arch_id: str) -> str:
+        return os.path.join(self.artifacts_path, arch_id)
+
+    def close(self) -> None:
+        if self.journal is not None:
+            self.journal.close()
