@@ -1,0 +1,520 @@
+"""Frozen dataclass configs for a training run, with dotted-key overrides and JSON round trips.
+
+An :class:`ExperimentConfig` nests one config per concern (model, data, task, optimizer,
+schedule, trainer, runtime). Configs are immutable: :func:`override` returns a new config,
+checking every key and coercing every value to the field's type. No TensorFlow here.
+
+Example:
+    >>> cfg = ExperimentConfig()
+    >>> cfg = override(cfg, ["trainer.epochs=3", "optimizer.ema_decay=none", "data.name=digits"])
+    >>> cfg.trainer.epochs, cfg.optimizer.ema_decay, cfg.data.name
+    (3, None, 'digits')
+    >>> from_dict(to_dict(cfg)) == cfg
+    True
+    >>> override(cfg, {"trainer.epoch": 3})
+    Traceback (most recent call last):
+    ...
+    mnas_keras.training.errors.ConfigError: unknown config key 'trainer.epoch': 'epoch' is not a field of TrainerConfig; expected one of ...
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from typing import Any, Iterable, Mapping
+
+from mnas_keras.training.errors import ConfigError
+
+STRATEGIES = ("default", "one_device", "mirrored", "multi_worker_mirrored", "tpu")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+AUGMENTATIONS = ("inception", "flip", "none")
+NORMALIZATIONS = ("none", "imagenet_mean_std", "scale_-1_1")
+OPTIMIZERS = ("rmsprop_tf1", "rmsprop", "sgd", "adam", "adamw")
+SCHEDULES = ("exponential", "constant", "cosine")
+
+
+def _check_choice(owner: str, field: str, value: Any, choices: tuple) -> None:
+    if value not in choices:
+        raise ConfigError(f"{owner}.{field} must be one of {choices}; received {value!r}")
+
+
+def _check_positive(owner: str, field: str, value: Any, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if value is None or value <= 0:
+        raise ConfigError(f"{owner}.{field} must be > 0; received {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Which network to train.
+
+    Attributes:
+        name: a registry name (``mnas_keras.create_model``, e.g. ``"mnasnet_a1"``), or
+            ``"keras:<Application>"`` for a ``keras.applications`` constructor. Ignored
+            when ``blocks`` is given.
+        blocks: block strings for ``mnas_keras.MnasNet``; when non-empty they define the model.
+        alpha: width multiplier.
+        dropout_rate: dropout before the classifier; ``None`` keeps the architecture's.
+        bn_momentum: batch-norm moving-average momentum; ``None`` keeps the architecture's
+            (0.99). Short runs on small data evaluate better with e.g. 0.9.
+        sync_batch_norm: compute batch-norm statistics over the global batch (all replicas).
+    """
+
+    name: str = "mnasnet_a1"
+    blocks: tuple = ()
+    alpha: float = 1.0
+    dropout_rate: float | None = None
+    bn_momentum: float | None = None
+    sync_batch_norm: bool = False
+
+    def __post_init__(self):
+        object.__setattr__(self, "blocks", tuple(str(b) for b in self.blocks))
+        _check_positive("model", "alpha", self.alpha)
+        if self.dropout_rate is not None and not 0 <= self.dropout_rate < 1:
+            raise ConfigError(f"model.dropout_rate must be in [0, 1); received {self.dropout_rate!r}")
+        if self.bn_momentum is not None and not 0 <= self.bn_momentum < 1:
+            raise ConfigError(f"model.bn_momentum must be in [0, 1); received {self.bn_momentum!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Where images come from and how they are prepared.
+
+    Attributes:
+        name: ``"digits"`` (scikit-learn, offline), ``"folder"`` (``data_dir`` holds one
+            sub-folder per split, each with one sub-folder per class) or a
+            tensorflow-datasets name such as ``"imagenet2012"`` or ``"tf_flowers"``.
+        data_dir: the prepared tensorflow-datasets directory, or the image-folder root.
+        manual_dir: where a manual dataset's (e.g. ImageNet's) archives lie.
+        download: let tensorflow-datasets download and prepare a missing dataset.
+        train_split, eval_split: split names (tfds slicing such as ``"train[:90%]"`` works).
+        image_size: the square side the model sees.
+        augmentation: ``"inception"`` (random crop + flip), ``"flip"`` or ``"none"``.
+        crop_padding: evaluation center crop keeps ``size / (size + crop_padding)`` of the
+            shorter side (32 at 224 keeps 87.5%); 0 resizes the whole image.
+        normalization: done in the pipeline; ``"none"`` feeds 0-255 floats to models that
+            normalize inside (this package's and keras.applications' models do).
+        shuffle_buffer: training shuffle buffer (examples).
+        cache: cache decoded examples in memory (small datasets).
+    """
+
+    name: str = "digits"
+    data_dir: str | None = None
+    manual_dir: str | None = None
+    download: bool = False
+    train_split: str = "train"
+    eval_split: str = "test"
+    image_size: int = 224
+    augmentation: str = "inception"
+    crop_padding: int = 32
+    normalization: str = "none"
+    shuffle_buffer: int = 10_000
+    cache: bool = False
+
+    def __post_init__(self):
+        _check_choice("data", "augmentation", self.augmentation, AUGMENTATIONS)
+        _check_choice("data", "normalization", self.normalization, NORMALIZATIONS)
+        _check_positive("data", "image_size", self.image_size)
+        _check_positive("data", "shuffle_buffer", self.shuffle_buffer)
+        if self.crop_padding < 0:
+            raise ConfigError(f"data.crop_padding must be >= 0; received {self.crop_padding!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskConfig:
+    """Base of task configs; ``name`` selects the task class (see ``training.tasks``)."""
+
+    name: str = "classification"
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassificationConfig(TaskConfig):
+    """Image classification.
+
+    Attributes:
+        label_smoothing: cross-entropy label smoothing.
+        num_classes: ``None`` takes the dataset's.
+        top_k: also report top-k accuracy when the dataset has more than k classes.
+    """
+
+    name: str = "classification"
+    label_smoothing: float = 0.1
+    num_classes: int | None = None
+    top_k: int = 5
+
+    def __post_init__(self):
+        if not 0 <= self.label_smoothing < 1:
+            raise ConfigError(
+                f"task.label_smoothing must be in [0, 1); received {self.label_smoothing!r}"
+            )
+        _check_positive("task", "num_classes", self.num_classes, allow_none=True)
+
+
+TASK_CONFIGS: dict[str, type] = {"classification": ClassificationConfig}
+
+
+def register_task_config(name: str, config_class: type) -> None:
+    """Registers a task config class under ``name`` (its ``name`` field's default)."""
+    if not (dataclasses.is_dataclass(config_class) and issubclass(config_class, TaskConfig)):
+        raise ConfigError(f"{config_class!r} must be a TaskConfig dataclass")
+    TASK_CONFIGS[name] = config_class
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerConfig:
+    """Optimizer, weight decay, gradient clipping and weight averaging.
+
+    Attributes:
+        name: ``"rmsprop_tf1"`` (TF1 RMSProp: accumulator starts at ones), ``"rmsprop"``
+            (Keras), ``"sgd"``, ``"adam"`` or ``"adamw"``.
+        momentum, rho, epsilon: optimizer hyper-parameters (``rho`` = RMSProp decay).
+        weight_decay: TF1-style ``weight_decay * sum(l2_loss(w))`` over non-batch-norm
+            weights, added to the loss (``l2_loss`` halves the sum of squares).
+        clipnorm: clip gradients to this global norm (after the cross-replica sum).
+        ema_decay: exponential moving average of weights AND batch-norm statistics;
+            evaluation and export use the averages. ``None`` turns it off.
+        ema_dynamic_decay: TF1's ``num_updates``: decay = min(ema_decay, (1+n)/(10+n)).
+    """
+
+    name: str = "rmsprop_tf1"
+    momentum: float = 0.9
+    rho: float = 0.9
+    epsilon: float = 1e-3
+    weight_decay: float = 1e-5
+    clipnorm: float | None = None
+    ema_decay: float | None = 0.9999
+    ema_dynamic_decay: bool = True
+
+    def __post_init__(self):
+        _check_choice("optimizer", "name", self.name, OPTIMIZERS)
+        if self.weight_decay < 0:
+            raise ConfigError(f"optimizer.weight_decay must be >= 0; received {self.weight_decay!r}")
+        _check_positive("optimizer", "clipnorm", self.clipnorm, allow_none=True)
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            raise ConfigError(f"optimizer.ema_decay must be in (0, 1); received {self.ema_decay!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ScheduleConfig:
+    """Learning-rate schedule; epochs convert to steps with the run's steps per epoch.
+
+    The peak rate is ``base_learning_rate * global_batch_size / base_batch_size``, reached
+    by a linear warmup, then (``"exponential"``) multiplied by ``decay_rate`` every
+    ``decay_epochs`` counted from step 0, as tensorflow/tpu's MnasNet does.
+
+    Attributes:
+        name: ``"exponential"``, ``"cosine"`` (to zero at the last step) or ``"constant"``.
+        base_learning_rate, base_batch_size: the linear scaling rule.
+        warmup_epochs, decay_epochs, decay_rate, staircase: the schedule's shape.
+    """
+
+    name: str = "exponential"
+    base_learning_rate: float = 0.016
+    base_batch_size: int = 256
+    warmup_epochs: float = 5.0
+    decay_epochs: float = 2.4
+    decay_rate: float = 0.97
+    staircase: bool = True
+
+    def __post_init__(self):
+        _check_choice("schedule", "name", self.name, SCHEDULES)
+        _check_positive("schedule", "base_learning_rate", self.base_learning_rate)
+        _check_positive("schedule", "base_batch_size", self.base_batch_size)
+        _check_positive("schedule", "decay_epochs", self.decay_epochs)
+        if self.warmup_epochs < 0:
+            raise ConfigError(f"schedule.warmup_epochs must be >= 0; received {self.warmup_epochs!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainerConfig:
+    """The loop: length, batch, checkpoints, evaluation, speed options.
+
+    Attributes:
+        epochs: training length in epochs (ignored when ``train_steps`` is set).
+        train_steps: training length in steps.
+        steps_per_epoch: ``None`` = training examples // global batch size.
+        global_batch_size: examples per step over all replicas.
+        eval_batch_size: ``None`` = ``global_batch_size``.
+        eval_every_epochs: evaluate every this many epochs (0: only at the end).
+        eval_steps: ``None`` evaluates the whole split (each example exactly once).
+        steps_per_loop: steps run inside one ``tf.function`` call.
+        checkpoint_every_steps: ``None`` saves at each epoch end (and at the end).
+        max_checkpoints: checkpoints kept.
+        seed: seeds initialization, data order, augmentation and dropout.
+        deterministic: ``tf.config.experimental.enable_op_determinism()``.
+        jit_compile: compile each replica's step with XLA.
+        mixed_precision: ``"float32"``, ``"mixed_float16"`` (with loss scaling) or
+            ``"mixed_bfloat16"``.
+        progress: print a progress line (step, loss, images/s, ETA).
+        export: save ``model.keras`` (averaged weights when EMA is on) at the end.
+    """
+
+    epochs: int = 350
+    train_steps: int | None = None
+    steps_per_epoch: int | None = None
+    global_batch_size: int = 1024
+    eval_batch_size: int | None = None
+    eval_every_epochs: int = 1
+    eval_steps: int | None = None
+    steps_per_loop: int = 100
+    checkpoint_every_steps: int | None = None
+    max_checkpoints: int = 5
+    seed: int = 0
+    deterministic: bool = False
+    jit_compile: bool = False
+    mixed_precision: str = "float32"
+    progress: bool = True
+    export: bool = True
+
+    def __post_init__(self):
+        _check_positive("trainer", "epochs", self.epochs)
+        _check_positive("trainer", "train_steps", self.train_steps, allow_none=True)
+        _check_positive("trainer", "steps_per_epoch", self.steps_per_epoch, allow_none=True)
+        _check_positive("trainer", "global_batch_size", self.global_batch_size)
+        _check_positive("trainer", "eval_batch_size", self.eval_batch_size, allow_none=True)
+        _check_positive("trainer", "eval_steps", self.eval_steps, allow_none=True)
+        _check_positive("trainer", "steps_per_loop", self.steps_per_loop)
+        _check_positive("trainer", "checkpoint_every_steps", self.checkpoint_every_steps, True)
+        _check_positive("trainer", "max_checkpoints", self.max_checkpoints)
+        if self.eval_every_epochs < 0:
+            raise ConfigError(
+                f"trainer.eval_every_epochs must be >= 0; received {self.eval_every_epochs!r}"
+            )
+        _check_choice("trainer", "mixed_precision", self.mixed_precision, PRECISIONS)
+
+
+@dataclasses.dataclass(frozen=True)
+class RuntimeConfig:
+    """Where the run executes.
+
+    Attributes:
+        strategy: ``"default"``, ``"one_device"``, ``"mirrored"``, ``"multi_worker_mirrored"``
+            (cluster from ``TF_CONFIG``) or ``"tpu"``.
+        tpu: TPU name or address for ``"tpu"`` (``""`` = local).
+        devices: comma-separated devices for ``"mirrored"``/``"one_device"`` (default: all
+            GPUs, else the CPU).
+    """
+
+    strategy: str = "default"
+    tpu: str | None = None
+    devices: str | None = None
+
+    def __post_init__(self):
+        _check_choice("runtime", "strategy", self.strategy, STRATEGIES)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+    """Everything a run needs; written as ``config.json`` beside the checkpoints."""
+
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    task: TaskConfig = dataclasses.field(default_factory=ClassificationConfig)
+    optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = dataclasses.field(default_factory=ScheduleConfig)
+    trainer: TrainerConfig = dataclasses.field(default_factory=TrainerConfig)
+    runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)
+
+    def __post_init__(self):
+        if not isinstance(self.task, TaskConfig):
+            raise ConfigError(f"task must be a TaskConfig; received {type(self.task).__name__}")
+
+
+# --------------------------------------------------------------------------------------
+# dict / JSON round trips
+
+
+def to_dict(config) -> dict:
+    """A JSON-ready nested dict of a config (tuples become lists)."""
+    out = {}
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if dataclasses.is_dataclass(value):
+            value = to_dict(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[field.name] = value
+    return out
+
+
+def to_json(config) -> str:
+    """``to_dict`` as indented JSON."""
+    return json.dumps(to_dict(config), indent=2, sort_keys=True)
+
+
+def _build(cls, data: Mapping, where: str):
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where or 'config'} must be a mapping; received {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(
+            f"unknown config key {where + '.' if where else ''}{unknown[0]!r} for "
+            f"{cls.__name__}; expected one of {sorted(names)}"
+        )
+    kwargs = {}
+    for name, value in data.items():
+        key = f"{where}.{name}" if where else name
+        hint = hints[name]
+        if name == "task" and cls is ExperimentConfig:
+            task_name = value.get("name", "classification") if isinstance(value, Mapping) else None
+            if task_name not in TASK_CONFIGS:
+                raise ConfigError(
+                    f"task.name must be one of {sorted(TASK_CONFIGS)}; received {task_name!r}"
+                )
+            kwargs[name] = _build(TASK_CONFIGS[task_name], value, key)
+        elif isinstance(hint, type) and dataclasses.is_dataclass(hint):
+            kwargs[name] = _build(hint, value, key)
+        else:
+            kwargs[name] = _coerce(value, hint, key)
+    return cls(**kwargs)
+
+
+def from_dict(data: Mapping) -> ExperimentConfig:
+    """Builds an :class:`ExperimentConfig` from ``to_dict`` output (missing keys: defaults)."""
+    return _build(ExperimentConfig, data, "")
+
+
+def from_json(text: str) -> ExperimentConfig:
+    """Inverse of :func:`to_json`."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"config is not valid JSON: {err}") from None
+    return from_dict(data)
+
+
+# --------------------------------------------------------------------------------------
+# overrides
+
+_NONE_WORDS = ("none", "null")
+_TRUE_WORDS = ("true", "1", "yes", "on")
+_FALSE_WORDS = ("false", "0", "no", "off")
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    """Converts ``value`` (possibly a command-line string) to the type ``hint``."""
+    args = typing.get_args(hint)
+    if type(None) in args:  # Optional[X]
+        if value is None or (isinstance(value, str) and value.strip().lower() in _NONE_WORDS):
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], key)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _TRUE_WORDS + _FALSE_WORDS:
+            return value.strip().lower() in _TRUE_WORDS
+        raise ConfigError(f"{key} expects a boolean (true/false); received {value!r}")
+    if hint is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key} expects an integer; received {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value.strip().replace("_", ""))
+            except ValueError:
+                pass
+        raise ConfigError(f"{key} expects an integer; received {value!r}")
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value.strip())
+            except ValueError:
+                pass
+        raise ConfigError(f"{key} expects a number; received {value!r}")
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{key} expects a string; received {value!r}")
+    if hint is tuple or typing.get_origin(hint) is tuple:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                try:
+                    value = json.loads(text)
+                except json.JSONDecodeError:
+                    raise ConfigError(f"{key} expects a JSON list; received {value!r}") from None
+            else:
+                value = [part.strip() for part in text.split(",") if part.strip()]
+        if isinstance(value, (list, tuple)):
+            return tuple(value)
+        raise ConfigError(f"{key} expects a list; received {value!r}")
+    raise ConfigError(f"{key}: unsupported field type {hint!r}")
+
+
+def _parse_overrides(overrides) -> list[tuple[str, Any]]:
+    if overrides is None:
+        return []
+    if isinstance(overrides, Mapping):
+        return list(overrides.items())
+    if isinstance(overrides, str):
+        overrides = [overrides]
+    pairs = []
+    for item in overrides:
+        if not isinstance(item, str) or "=" not in item:
+            raise ConfigError(f"override {item!r} must look like 'section.key=value'")
+        key, value = item.split("=", 1)
+        pairs.append((key.strip(), value))
+    return pairs
+
+
+def override(config, overrides: Mapping[str, Any] | Iterable[str] | str | None):
+    """Returns ``config`` with dotted keys replaced, e.g. ``{"trainer.epochs": 3}``.
+
+    Args:
+        config: a config dataclass (usually an :class:`ExperimentConfig`).
+        overrides: a mapping of dotted keys to values, or strings ``"key=value"`` as given
+            on the command line (values are parsed for the field's type: ``none``,
+            ``true``, numbers, comma-separated or JSON lists).
+
+    Returns:
+        A new config; ``config`` is unchanged.
+
+    Raises:
+        ConfigError: an unknown key, a value of the wrong type or out of range.
+    """
+    for key, value in _parse_overrides(overrides):
+        config = _override_one(config, key.split("."), value, key)
+    return config
+
+
+def _override_one(config, parts: list[str], value: Any, full_key: str):
+    head, rest = parts[0], parts[1:]
+    fields = {f.name: f for f in dataclasses.fields(config)}
+    if head not in fields:
+        raise ConfigError(
+            f"unknown config key {full_key!r}: {head!r} is not a field of "
+            f"{type(config).__name__}; expected one of {sorted(fields)}"
+        )
+    current = getattr(config, head)
+    if isinstance(config, ExperimentConfig) and head == "task" and rest == ["name"]:
+        if value not in TASK_CONFIGS:
+            raise ConfigError(f"task.name must be one of {sorted(TASK_CONFIGS)}; received {value!r}")
+        return dataclasses.replace(config, task=TASK_CONFIGS[value]())
+    if rest:
+        if not dataclasses.is_dataclass(current):
+            raise ConfigError(f"unknown config key {full_key!r}: {head!r} has no sub-keys")
+        new_value = _override_one(current, rest, value, full_key)
+    else:
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{full_key} is a section; override its keys, e.g. {full_key}.x=1")
+            new_value = _build(type(current), {**to_dict(current), **value}, full_key)
+        else:
+            hint = typing.get_type_hints(type(config))[head]
+            new_value = _coerce(value, hint, full_key)
+    try:
+        return dataclasses.replace(config, **{head: new_value})
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{full_key}: {err}") from None

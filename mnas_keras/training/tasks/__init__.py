@@ -1,0 +1,27 @@
+"""Training tasks: the single-replica view (model, inputs, loss, metrics, step)."""
+
+from mnas_keras.training.tasks.base import (
+    TASKS,
+    StepContext,
+    Task,
+    build_task,
+    prepare_gradients,
+    register_task,
+)
+from mnas_keras.training.tasks.classification import (
+    ClassificationTask,
+    build_classifier,
+    outputs_are_probabilities,
+)
+
+__all__ = [
+    "TASKS",
+    "ClassificationTask",
+    "StepContext",
+    "Task",
+    "build_classifier",
+    "build_task",
+    "outputs_are_probabilities",
+    "prepare_gradients",
+    "register_task",
+]
