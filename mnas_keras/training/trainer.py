@@ -232,10 +232,8 @@ class Trainer:
                 ema.update()
             return logs
 
-        # One traced function called at every step of a loop (XLA-compiled when asked).
-        replica_step = tf.function(
-            replica_step, jit_compile=bool(self.config.trainer.jit_compile),
-        )
+        if self.config.trainer.jit_compile:
+            replica_step = tf.function(replica_step, jit_compile=True)
 
         keys: list = []
 

@@ -239,9 +239,9 @@ class TFDSSource(ImageSource):
         if not download and not (manual_text and manual_dir):
             hint = (
                 f" {name!r} is a manual dataset: put its archives in a folder and pass "
-                f"manual_dir=<folder> (--data.manual_dir); it needs: {' '.join(manual_text.split())[:300]}"
+                f"manual_dir=<folder> (--manual_dir); it needs: {' '.join(manual_text.split())[:300]}"
                 if manual_text
-                else f" or pass download=True (--overrides=data.download=true) to let "
+                else f" or pass download=True (--download) to let "
                 "tensorflow-datasets download it here"
             )
             raise DatasetNotPreparedError(
@@ -261,11 +261,16 @@ class TFDSSource(ImageSource):
     def splits(self) -> tuple:
         return tuple(self.builder.info.splits.keys())
 
-    def num_examples(self, split: str) -> int:
+    def num_examples(self, split: str) -> int | None:
+        splits = self.builder.info.splits
+        if not splits.keys():
+            return None  # info without split metadata (e.g. tfds.testing.mock_data)
         try:
-            return int(self.builder.info.splits[split].num_examples)
+            return int(splits[split].num_examples)
         except (KeyError, ValueError) as err:
-            raise DataError(f"dataset {self.name!r} has no split {split!r}; splits are {self.splits()}") from err
+            raise DataError(
+                f"dataset {self.name!r} has no split {split!r}; splits are {self.splits()}"
+            ) from err
 
     def dataset(self, split, *, shuffle_files=False, seed=0, input_context=None):
         self.num_examples(split)

@@ -27,6 +27,7 @@ import abc
 import dataclasses
 from typing import Any, Callable
 
+import keras
 import tensorflow as tf
 
 from mnas_keras.training.config import ExperimentConfig, TASK_CONFIGS
@@ -54,8 +55,11 @@ class StepContext:
 
 
 def _loss_scale(optimizer):
-    scale = getattr(optimizer, "dynamic_scale", None)
-    return None if scale is None else tf.cast(scale, tf.float32)
+    """The current loss scale of a ``LossScaleOptimizer`` (``None`` for other optimizers)."""
+    if not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return None
+    scale = optimizer.dynamic_scale if optimizer.built else optimizer.initial_scale
+    return tf.cast(scale, tf.float32)
 
 
 def prepare_gradients(grads: list, optimizer, context: StepContext) -> list:

@@ -1,0 +1,182 @@
+"""``mnas-train``: the training loop from the command line.
+
+Flags pick a recipe, then shortcuts (``--model``, ``--dataset``, ``--epochs``, ...) and
+finally ``--overrides`` (dotted config keys) change it; ``--print_config`` shows the result.
+Re-running the same command resumes from ``--model_dir``'s newest checkpoint.
+
+    mnas-train --recipe=mnasnet --model=mnasnet_a1 --dataset=imagenet2012 \\
+        --data_dir=/data/tfds --manual_dir=/data/imagenet --model_dir=runs/a1 \\
+        --strategy=mirrored --overrides=trainer.global_batch_size=512
+    mnas-train --recipe=digits --model_dir=runs/digits
+    mnas-train --recipe=digits --blocks=r1_k3_s11_e1_i32_o16,r2_k3_s22_e6_i16_o24_se0.25 \\
+        --model_dir=runs/blocks --overrides=trainer.epochs=3 --overrides=data.image_size=64
+
+Flags are defined when :func:`run` is called (not at import), so importing this module
+never clashes with other absl programs. :func:`build_config` is the pure part.
+
+Example:
+    >>> cfg = build_config(recipe="digits", model="mobilenet_v3_small", epochs=2,
+    ...                    overrides=["trainer.seed=3"])
+    >>> cfg.model.name, cfg.trainer.epochs, cfg.trainer.seed
+    ('mobilenet_v3_small', 2, 3)
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from mnas_keras.training.config import ExperimentConfig, from_json, override, to_json
+from mnas_keras.training.errors import CheckpointError, ConfigError, DataError, NonFiniteLossError
+from mnas_keras.training.recipes import RECIPES, get_recipe
+
+MODES = ("train", "evaluate", "export")
+
+
+def build_config(
+    *,
+    recipe: str = "mnasnet",
+    config_file: str | None = None,
+    model: str | None = None,
+    blocks: list[str] | None = None,
+    task: str | None = None,
+    dataset: str | None = None,
+    data_dir: str | None = None,
+    manual_dir: str | None = None,
+    download: bool | None = None,
+    strategy: str | None = None,
+    devices: str | None = None,
+    tpu: str | None = None,
+    epochs: int | None = None,
+    train_steps: int | None = None,
+    batch_size: int | None = None,
+    image_size: int | None = None,
+    mixed_precision: str | None = None,
+    jit_compile: bool | None = None,
+    seed: int | None = None,
+    deterministic: bool | None = None,
+    overrides: list[str] | None = None,
+) -> ExperimentConfig:
+    """The effective config: recipe (or JSON file), then shortcuts, then ``overrides``."""
+    if config_file:
+        try:
+            with open(config_file) as f:
+                config = from_json(f.read())
+        except OSError as err:
+            raise ConfigError(f"--config_file {config_file!r} cannot be read: {err.strerror}") from None
+    else:
+        config = get_recipe(recipe)
+    shortcuts = {
+        "task.name": task,
+        "model.name": model,
+        "model.blocks": tuple(blocks) if blocks else None,
+        "data.name": dataset,
+        "data.data_dir": data_dir,
+        "data.manual_dir": manual_dir,
+        "data.download": download,
+        "data.image_size": image_size,
+        "runtime.strategy": strategy,
+        "runtime.devices": devices,
+        "runtime.tpu": tpu,
+        "trainer.epochs": epochs,
+        "trainer.train_steps": train_steps,
+        "trainer.global_batch_size": batch_size,
+        "trainer.mixed_precision": mixed_precision,
+        "trainer.jit_compile": jit_compile,
+        "trainer.seed": seed,
+        "trainer.deterministic": deterministic,
+    }
+    config = override(config, {k: v for k, v in shortcuts.items() if v is not None})
+    return override(config, list(overrides or []))
+
+
+def _define_flags():
+    from absl import flags
+
+    if "model_dir" in flags.FLAGS and "recipe" in flags.FLAGS:
+        return flags.FLAGS
+    flags.DEFINE_string("model_dir", None, "Checkpoints, config.json, metrics.json, TensorBoard logs.")
+    flags.DEFINE_enum("mode", "train", MODES, "train (resumes), evaluate the newest checkpoint, or export model.keras.")
+    flags.DEFINE_string("recipe", "mnasnet", f"Named preset: {', '.join(sorted(RECIPES))}.")
+    flags.DEFINE_string("config_file", None, "A config.json to start from instead of --recipe.")
+    flags.DEFINE_string("model", None, "Registry name (mnasnet_a1, mobilenet_v3_small_075, ...) or keras:<Application>.")
+    flags.DEFINE_list("blocks", None, "Comma-separated block strings for mnas_keras.MnasNet (instead of --model).")
+    flags.DEFINE_string("task", None, "Task name (classification).")
+    flags.DEFINE_string("dataset", None, "digits, folder, or a tensorflow-datasets name (imagenet2012, tf_flowers, ...).")
+    flags.DEFINE_string("data_dir", None, "Prepared tensorflow-datasets directory, or the image-folder root.")
+    flags.DEFINE_string("manual_dir", None, "Archives of a manual tensorflow-datasets dataset (ImageNet).")
+    flags.DEFINE_boolean("download", None, "Let tensorflow-datasets download a missing dataset.")
+    flags.DEFINE_string("strategy", None, "default, one_device, mirrored, multi_worker_mirrored (TF_CONFIG) or tpu.")
+    flags.DEFINE_string("devices", None, "Comma-separated devices for mirrored/one_device.")
+    flags.DEFINE_string("tpu", None, "TPU name or address.")
+    flags.DEFINE_integer("logical_cpus", None, "Split the CPU into this many logical devices first (CPU-only mirrored runs).")
+    flags.DEFINE_integer("epochs", None, "Training epochs.")
+    flags.DEFINE_integer("train_steps", None, "Training steps (instead of epochs).")
+    flags.DEFINE_integer("batch_size", None, "Global batch size.")
+    flags.DEFINE_integer("image_size", None, "Input resolution.")
+    flags.DEFINE_enum("mixed_precision", None, ["float32", "mixed_float16", "mixed_bfloat16"], "Precision policy.")
+    flags.DEFINE_boolean("jit_compile", None, "XLA-compile each replica's step.")
+    flags.DEFINE_integer("seed", None, "Seed of initialization, data order and augmentation.")
+    flags.DEFINE_boolean("deterministic", None, "Enable TensorFlow op determinism.")
+    flags.DEFINE_multi_string("overrides", [], "Dotted config overrides, e.g. --overrides=trainer.epochs=3 (repeatable).")
+    flags.DEFINE_boolean("print_config", False, "Print the effective config as JSON and exit.")
+    return flags.FLAGS
+
+
+def main(argv) -> int:
+    """Runs with the parsed absl flags; returns the exit status."""
+    from absl import app
+
+    FLAGS = _define_flags()
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    try:
+        config = build_config(
+            recipe=FLAGS.recipe, config_file=FLAGS.config_file, model=FLAGS.model,
+            blocks=FLAGS.blocks, task=FLAGS.task, dataset=FLAGS.dataset,
+            data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir, download=FLAGS.download,
+            strategy=FLAGS.strategy, devices=FLAGS.devices, tpu=FLAGS.tpu,
+            epochs=FLAGS.epochs, train_steps=FLAGS.train_steps, batch_size=FLAGS.batch_size,
+            image_size=FLAGS.image_size, mixed_precision=FLAGS.mixed_precision,
+            jit_compile=FLAGS.jit_compile, seed=FLAGS.seed, deterministic=FLAGS.deterministic,
+            overrides=FLAGS.overrides,
+        )
+        if FLAGS.print_config:
+            print(to_json(config))
+            return 0
+        if not FLAGS.model_dir:
+            raise ConfigError("--model_dir is required (checkpoints and results go there)")
+        if FLAGS.logical_cpus:
+            from mnas_keras.training.strategy import configure_logical_cpus
+
+            configure_logical_cpus(FLAGS.logical_cpus)
+        from mnas_keras.training.trainer import Trainer
+
+        trainer = Trainer(config, FLAGS.model_dir)
+        if FLAGS.mode == "train":
+            result = trainer.train()
+            summary = {k: result[k] for k in ("step", "eval", "images_per_second")}
+        elif FLAGS.mode == "evaluate":
+            summary = {"step": trainer.step, "eval": trainer.evaluate()}
+        else:
+            summary = {"step": trainer.step, "export": trainer.export()}
+        print(json.dumps(summary, sort_keys=True))
+        return 0
+    except (ConfigError, DataError, CheckpointError) as err:
+        sys.stderr.write(f"mnas-train: error: {err}\n")
+        return 2
+    except NonFiniteLossError as err:
+        sys.stderr.write(f"mnas-train: stopped: {err}\n")
+        return 3
+
+
+def run(argv=None) -> None:
+    """Console-script entry point (``mnas-train``)."""
+    from absl import app
+
+    _define_flags()
+    app.run(main, argv=argv)
+
+
+if __name__ == "__main__":
+    run()
