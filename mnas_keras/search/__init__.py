@@ -1,6 +1,7 @@
 """Platform-aware architecture search (MnasNet): spaces, rewards, controllers, runs.
 
-Importing this package loads no TensorFlow; the evaluator, exporter and CLI load it on use.
+Importing this package loads no TensorFlow; ``ProxyEvaluator`` loads it when it first builds
+a model. The command-line job is ``mnas-search`` (:mod:`mnas_keras.search.cli`).
 
 Example:
     >>> from mnas_keras import search
@@ -21,6 +22,7 @@ from mnas_keras.search.controllers import (
     controller_from_state,
     make_controller,
 )
+from mnas_keras.search.evaluator import ProxyEvaluator
 from mnas_keras.search.errors import SearchConfigError, SearchError, SearchSpaceError
 from mnas_keras.search.journal import Journal, RunDirectory
 from mnas_keras.search.report import pareto_front, plot_search, top_k
@@ -47,6 +49,7 @@ __all__ = [
     "MNASNET_CHOICES",
     "MOBILENET_V2_STAGES",
     "PPOController",
+    "ProxyEvaluator",
     "RandomSearch",
     "RegularizedEvolution",
     "Reinforce",

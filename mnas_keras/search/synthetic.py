@@ -131,10 +131,14 @@ class SyntheticEvaluator:
     def __init__(self, space: SearchSpace, seed: int = 0, delay_s: float = 0.0, log_path: str | None = None,
                  input_size: int = 224):
         self.space = space
+        self.seed = int(seed)
         self.objective = SyntheticObjective(space.num_choices, seed=seed)
         self.delay_s = float(delay_s)
         self.log_path = log_path
         self.input_size = input_size
+
+    def config(self) -> dict:
+        return {"type": "SyntheticEvaluator", "seed": self.seed, "input_size": self.input_size}
 
     def evaluate(self, blocks: Sequence[str], artifact_dir: str | None = None) -> dict:
         key = arch_key(blocks)

@@ -3,7 +3,8 @@
 A controller proposes samples of a search space as lists of choice indices, one per
 decision (``ask``), and learns from the reward of each (``tell``). Its whole state,
 random generator included, round-trips through JSON exactly (floats are written with
-``repr``), so a resumed search continues bit for bit.
+``repr``, large arrays as base64 of their float64 bytes), so a resumed search continues
+bit for bit.
 
 Example:
     >>> from mnas_keras.search.controllers import RandomSearch
@@ -17,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import abc
+import base64
 import copy
 import math
 from typing import Any, Sequence
@@ -177,6 +179,26 @@ def to_json(value):
     return value
 
 
+def encode_array(array: np.ndarray) -> dict:
+    """An exact, compact JSON form of a float64 array: base64 of its little-endian bytes.
+
+    Example:
+        >>> a = np.array([[0.1, 1 / 3]])
+        >>> bool(np.array_equal(decode_array(encode_array(a)), a))
+        True
+    """
+    array = np.ascontiguousarray(array, dtype="<f8")
+    return {"shape": list(array.shape), "float64_b64": base64.b64encode(array.tobytes()).decode("ascii")}
+
+
+def decode_array(data) -> np.ndarray:
+    """Inverse of :func:`encode_array` (plain nested lists are accepted too)."""
+    if isinstance(data, dict):
+        raw = base64.b64decode(data["float64_b64"])
+        return np.frombuffer(raw, dtype="<f8").reshape(data["shape"]).astype(np.float64)
+    return np.asarray(data, dtype=np.float64)
+
+
 class Adam:
     """Adam over a list of numpy arrays (ascent on an objective), JSON state.
 
@@ -207,12 +229,12 @@ class Adam:
             p += self.lr * (m / c1) / (np.sqrt(v / c2) + self.eps)
 
     def state(self) -> dict:
-        return {"t": self.t, "m": to_json(self.m), "v": to_json(self.v)}
+        return {"t": self.t, "m": [encode_array(a) for a in self.m], "v": [encode_array(a) for a in self.v]}
 
     def load(self, state: dict) -> None:
         self.t = int(state["t"])
-        self.m = [np.asarray(a, dtype=np.float64).reshape(m.shape) for a, m in zip(state["m"], self.m)]
-        self.v = [np.asarray(a, dtype=np.float64).reshape(v.shape) for a, v in zip(state["v"], self.v)]
+        self.m = [decode_array(a).reshape(m.shape) for a, m in zip(state["m"], self.m)]
+        self.v = [decode_array(a).reshape(v.shape) for a, v in zip(state["v"], self.v)]
 
 
 class MovingAverageBaseline:

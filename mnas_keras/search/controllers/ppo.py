@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from mnas_keras.search.controllers.base import (
-    Adam, Controller, MovingAverageBaseline, softmax, to_json,
+    Adam, Controller, MovingAverageBaseline, decode_array, encode_array, softmax,
 )
 from mnas_keras.search.errors import SearchConfigError
 
@@ -254,14 +254,14 @@ class PPOController(Controller):
 
     # ------------------------------------------------------------------- state
     def _state(self):
-        return {"params": to_json(self.params), "adam": self.optimizer.state(),
+        return {"params": [encode_array(p) for p in self.params], "adam": self.optimizer.state(),
                 "baseline": self.baseline.value,
                 "buffer": [[d, a, o] for d, a, o in self.buffer], "last_update": self.last_update}
 
     def _load(self, state):
         if len(state["params"]) != len(self.params):
             raise SearchConfigError("PPO controller state has a different number of parameter arrays")
-        self.params = [np.asarray(a, dtype=np.float64).reshape(p.shape) for a, p in zip(state["params"], self.params)]
+        self.params = [decode_array(a).reshape(p.shape) for a, p in zip(state["params"], self.params)]
         self.optimizer.load(state["adam"])
         self.baseline.value = None if state["baseline"] is None else float(state["baseline"])
         self.buffer = [(list(map(int, d)), float(a), [float(x) for x in o]) for d, a, o in state["buffer"]]

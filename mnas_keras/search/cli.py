@@ -1,0 +1,147 @@
+"""``mnas-search``: platform-aware architecture search from the command line.
+
+With no flags it runs a small complete search offline: MnasNet's space around MobileNetV2,
+the paper's LSTM+PPO controller, scikit-learn digits at 32x32 for a 2-epoch proxy training,
+LiteRT latency at 224x224 (one thread, pinned), the soft MnasNet reward with the target set
+to the reference MobileNetV2's measured latency; 12 samples, a few minutes on two cores.
+It prints a line per sample and the Pareto front, and writes ``runs/mnas_search/``:
+``pareto.{json,csv,png}``, ``journal.jsonl``, ``tensorboard/`` and ``export/`` (best
+``.keras``/``.tflite`` and a latency report). Re-running the same command resumes.
+
+Examples::
+
+    mnas-search                                   # the small offline search
+    mnas-search --num_samples=200 --controller=reinforce --reward=absolute --target_ms=5
+    mnas-search --evaluator=synthetic --num_samples=2000 --run_dir=runs/dry   # no training
+    mnas-search --space=my_space.json --describe_space
+
+Flags are defined when the command runs, not on import.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from absl import app, flags, logging
+
+FLAGS = flags.FLAGS
+
+
+def _define_flags() -> None:
+    if "num_samples" in FLAGS:
+        return
+    d = flags
+    d.DEFINE_string("run_dir", "runs/mnas_search", "Run directory (re-running resumes it).")
+    d.DEFINE_bool("overwrite", False, "Delete an existing run in --run_dir first.")
+    d.DEFINE_string("space", "mnasnet", "'mnasnet' (the paper's space around MobileNetV2) or a .json space file.")
+    d.DEFINE_bool("describe_space", False, "Print the search space and its size, then exit.")
+    d.DEFINE_enum("controller", "ppo", ["ppo", "reinforce", "evolution", "random"], "Search controller.")
+    d.DEFINE_string("controller_options", "{}", "JSON dict of controller options, e.g. '{\"lr\": 0.01}'.")
+    d.DEFINE_integer("seed", 0, "Seed of the controller and of the proxy training.")
+    d.DEFINE_integer("num_samples", 12, "Samples to draw (repeated architectures cost nothing).")
+    d.DEFINE_integer("top_k", 3, "Best architectures to export besides the Pareto front.")
+    d.DEFINE_enum("reward", "soft", ["soft", "hard", "mnasnet", "absolute"], "Reward function.")
+    d.DEFINE_float("target_ms", None, "Target latency in ms (default: the reference network's, measured).")
+    d.DEFINE_float("target_scale", 1.0, "Multiplies the reference latency when --target_ms is not given.")
+    d.DEFINE_float("alpha", None, "Reward exponent when LAT <= T (default per reward kind).")
+    d.DEFINE_float("beta", None, "Reward exponent when LAT > T, or the absolute reward's weight.")
+    d.DEFINE_float("failure_reward", 0.0, "Reward recorded for a sample that fails.")
+    d.DEFINE_enum("evaluator", "proxy", ["proxy", "synthetic"],
+                  "'proxy': train and measure; 'synthetic': a known objective, no TensorFlow (dry runs).")
+    d.DEFINE_integer("image_size", 32, "Proxy training resolution (digits are upsampled).")
+    d.DEFINE_integer("latency_size", 224, "Resolution the TFLite latency is measured at.")
+    d.DEFINE_integer("epochs", 2, "Proxy training epochs per sample.")
+    d.DEFINE_integer("batch_size", 64, "Proxy training batch size.")
+    d.DEFINE_float("learning_rate", 2e-3, "Proxy training learning rate (Adam).")
+    d.DEFINE_enum("train_mode", "auto", ["auto", "graph", "eager", "fit"], "How the proxy training runs.")
+    d.DEFINE_integer("train_subset", None, "Use only this many training images.")
+    d.DEFINE_integer("val_subset", None, "Use only this many validation images.")
+    d.DEFINE_integer("num_threads", 1, "LiteRT threads for the latency measurement.")
+    d.DEFINE_integer("runs", 50, "Timed LiteRT runs per sample.")
+    d.DEFINE_integer("warmup", 10, "Warm-up LiteRT runs per sample.")
+    d.DEFINE_bool("isolate_latency", True, "Measure latency in a separate process pinned to one core.")
+    d.DEFINE_bool("int8", False, "Also measure full-integer int8 latency.")
+    d.DEFINE_enum("latency_objective", "fp32", ["fp32", "int8"], "Which latency the reward uses.")
+    d.DEFINE_float("timeout_s", 600.0, "A sample whose training takes longer fails (reason 'timeout').")
+    d.DEFINE_bool("tensorboard", True, "Write TensorBoard scalars to <run_dir>/tensorboard.")
+    d.DEFINE_bool("export", True, "Export the top-k / Pareto models at the end.")
+    d.DEFINE_integer("checkpoint_every", 1, "Samples between controller checkpoints.")
+
+
+def _log(message: str) -> None:
+    print(message, flush=True)
+
+
+def build_search(values=None):
+    """The :class:`~mnas_keras.search.runner.Search` the flags describe."""
+    from mnas_keras.search.errors import SearchConfigError
+    from mnas_keras.search.runner import Search
+    from mnas_keras.search.space import get_space
+
+    f = values or FLAGS
+    space = get_space(f.space)
+    try:
+        options = json.loads(f.controller_options)
+    except json.JSONDecodeError as err:
+        raise SearchConfigError(f"--controller_options must be a JSON object; {err}") from None
+    if not isinstance(options, dict):
+        raise SearchConfigError(f"--controller_options must be a JSON object; received {f.controller_options!r}")
+    if f.evaluator == "synthetic":
+        from mnas_keras.search.synthetic import SyntheticEvaluator
+
+        evaluator = SyntheticEvaluator(space, seed=f.seed, input_size=f.latency_size)
+    else:
+        from mnas_keras.search.evaluator import ProxyEvaluator
+
+        evaluator = ProxyEvaluator(
+            image_size=f.image_size, epochs=f.epochs, batch_size=f.batch_size, learning_rate=f.learning_rate,
+            train_mode=f.train_mode, train_subset=f.train_subset, val_subset=f.val_subset,
+            stem_filters=space.stem_filters, latency_input_size=f.latency_size, num_threads=f.num_threads,
+            warmup=f.warmup, runs=f.runs, isolate_latency=f.isolate_latency, int8=f.int8,
+            latency_objective=f.latency_objective, timeout_s=f.timeout_s, seed=f.seed,
+        )
+    return Search(
+        space, evaluator, f.run_dir, controller=f.controller, controller_options=options, seed=f.seed,
+        reward=f.reward, target_ms=f.target_ms, target_scale=f.target_scale, alpha=f.alpha, beta=f.beta,
+        num_samples=f.num_samples, top_k=f.top_k, failure_reward=f.failure_reward, tensorboard=f.tensorboard,
+        checkpoint_every=f.checkpoint_every, export=f.export, log=_log, overwrite=f.overwrite,
+    )
+
+
+def main(argv) -> int:
+    from mnas_keras.search.errors import SearchError
+
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments {argv[1:]}; every option is a --flag")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if not FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)  # TensorFlow's converter logs at INFO
+    try:
+        if FLAGS.describe_space:
+            from mnas_keras.search.space import get_space
+
+            print(get_space(FLAGS.space).describe())
+            return 0
+        search = build_search()
+        result = search.run()
+    except SearchError as err:
+        print(f"mnas-search: error: {err}", file=sys.stderr)
+        return 2
+    files = result.files
+    print(f"\nrun directory: {result.run_dir}")
+    for name in ("pareto_json", "pareto_csv", "plot", "export"):
+        if name in files:
+            print(f"  {name:<12} {files[name]}")
+    return 0
+
+
+def run() -> None:
+    """Console-script entry point (``mnas-search``)."""
+    _define_flags()
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()
