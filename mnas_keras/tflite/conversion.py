@@ -54,11 +54,14 @@ def _tf():
 
 
 def load_keras_model(model):
-    """Returns ``model`` itself, or the model loaded from a ``.keras`` file (safe mode on)."""
+    """Returns ``model`` itself (Keras 3 or tf_keras), or the model loaded from a ``.keras``
+    file (safe mode on)."""
     import keras
 
     if isinstance(model, keras.Model):
         return model
+    if callable(model) and hasattr(model, "inputs") and hasattr(model, "layers"):
+        return model  # a tf_keras (Keras 2) model, e.g. from the QAT/pruning bridge
     if isinstance(model, (str, os.PathLike)):
         path = os.fspath(model)
         if not path.endswith(".keras"):
