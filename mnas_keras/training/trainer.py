@@ -171,23 +171,25 @@ class Trainer:
         if not self.is_chief:
             task_id = strategy.cluster_resolver.task_id
             write_dir = os.path.join(self.model_dir, f".worker_{task_id}_tmp")
+            shutil.rmtree(write_dir, ignore_errors=True)  # left by a preemption exit
         self._write_dir = write_dir
         self.manager = tf.train.CheckpointManager(
             self.state.checkpoint, write_dir, max_to_keep=tcfg.max_checkpoints, checkpoint_name="ckpt"
         )
         latest = tf.train.latest_checkpoint(self.model_dir)
         check_run_config(self.model_dir, cfg, latest is not None)
+        self.preemption_handler = None
+        if is_multi_worker(strategy):
+            # Made before the strict restore: it adds its own counter to the checkpoint.
+            self.preemption_handler = tf.distribute.experimental.PreemptionCheckpointHandler(
+                strategy.cluster_resolver, self.manager
+            )
         self.restored_from = None
         if latest:
             self.state.restore(latest)
             self.restored_from = latest
         if self.is_chief:
             write_run_config(self.model_dir, cfg)
-        self.preemption_handler = None
-        if is_multi_worker(strategy):
-            self.preemption_handler = tf.distribute.experimental.PreemptionCheckpointHandler(
-                strategy.cluster_resolver, self.manager
-            )
         self.summaries = Summaries(self.model_dir if self.is_chief else None)
         self.progress = ProgressBar(self.total_steps, stream=self.stream, enabled=tcfg.progress and self.is_chief)
         self._train_loop = self._make_train_loop()
@@ -300,8 +302,16 @@ class Trainer:
         tcfg, task = self.config.trainer, self.task
         batch = self.eval_batch_size
 
+        steps = tcfg.eval_steps
+        if steps is None and is_multi_worker(self.strategy):
+            # Workers' shards differ in size; all must run the same number of steps.
+            examples = task.num_examples(training=False)
+            if examples is None:
+                raise ConfigError("multi-worker evaluation of a split of unknown size needs trainer.eval_steps")
+            steps = -(-examples // batch)
+
         def dataset_fn(input_context):
-            return task.eval_inputs(input_context, global_batch_size=batch, steps=tcfg.eval_steps)
+            return task.eval_inputs(input_context, global_batch_size=batch, steps=steps)
 
         dataset = self.strategy.distribute_datasets_from_function(dataset_fn)
         task.eval_begin()
