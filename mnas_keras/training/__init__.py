@@ -7,7 +7,8 @@ Example:
     (1, 'rmsprop_tf1', 'imagenet2012')
 """
 
-from mnas_keras.training.checkpoints import TrainState
+import importlib
+
 from mnas_keras.training.config import (
     ClassificationConfig,
     DataConfig,
@@ -31,18 +32,29 @@ from mnas_keras.training.errors import (
     DatasetNotPreparedError,
     NonFiniteLossError,
 )
-from mnas_keras.training.optim import (
-    ExponentialMovingAverage,
-    RMSPropTF1,
-    WarmupCosineDecay,
-    WarmupExponentialDecay,
-    build_optimizer,
-    build_schedule,
-)
 from mnas_keras.training.recipes import RECIPES, get_recipe
-from mnas_keras.training.strategy import configure_logical_cpus, create_strategy
-from mnas_keras.training.tasks import ClassificationTask, StepContext, Task, build_task, register_task
-from mnas_keras.training.trainer import Trainer, train
+
+# Configs, recipes and errors import no TensorFlow (the CLI can print a config or reject a
+# bad flag at once); everything else loads on first use.
+_LAZY = {
+    "TrainState": "mnas_keras.training.checkpoints",
+    "ExponentialMovingAverage": "mnas_keras.training.optim",
+    "RMSPropTF1": "mnas_keras.training.optim",
+    "WarmupCosineDecay": "mnas_keras.training.optim",
+    "WarmupExponentialDecay": "mnas_keras.training.optim",
+    "build_optimizer": "mnas_keras.training.optim",
+    "build_schedule": "mnas_keras.training.optim",
+    "configure_logical_cpus": "mnas_keras.training.strategy",
+    "create_strategy": "mnas_keras.training.strategy",
+    "ClassificationTask": "mnas_keras.training.tasks",
+    "StepContext": "mnas_keras.training.tasks",
+    "Task": "mnas_keras.training.tasks",
+    "build_task": "mnas_keras.training.tasks",
+    "register_task": "mnas_keras.training.tasks",
+    "Trainer": "mnas_keras.training.trainer",
+    "train": "mnas_keras.training.trainer",
+}
+
 
 __all__ = [
     "RECIPES",
@@ -83,3 +95,11 @@ __all__ = [
     "to_json",
     "train",
 ]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'mnas_keras.training' has no attribute {name!r}")

@@ -69,16 +69,27 @@ def test_kill_9_mid_run_then_rerun_reaches_the_uninterrupted_weights(tmp_path):
 
 def test_cli_print_config_and_clean_errors(tmp_path):
     base = [sys.executable, "-m", "mnas_keras.training.cli", "--recipe=digits"]
-    shown = subprocess.run(base + ["--print_config", "--epochs=3", "--model=mobilenet_v3_small"],
-                           capture_output=True, text=True, env=ENV, timeout=120)
-    assert shown.returncode == 0, shown.stderr[-2000:]
-    assert from_dict(json.loads(shown.stdout)) == build_config(recipe="digits", epochs=3, model="mobilenet_v3_small")
-    bad = subprocess.run(base + [f"--model_dir={tmp_path}", "--overrides=trainer.epoch=3"],
-                         capture_output=True, text=True, env=ENV, timeout=120)
-    assert bad.returncode == 2
-    assert "mnas-train: error: unknown config key 'trainer.epoch'" in bad.stderr
-    assert "Traceback" not in bad.stderr
-    missing = subprocess.run(base + [f"--model_dir={tmp_path}", "--dataset=tf_flowers", f"--data_dir={tmp_path}/tfds"],
-                             capture_output=True, text=True, env=ENV, timeout=120)
-    assert missing.returncode == 2 and "Traceback" not in missing.stderr
-    assert f"'tf_flowers' is not prepared in '{tmp_path}/tfds/tf_flowers" in missing.stderr
+    commands = {
+        "shown": base + ["--print_config", "--epochs=3", "--model=mobilenet_v3_small"],
+        "bad": base + [f"--model_dir={tmp_path}", "--overrides=trainer.epoch=3"],
+        "missing": base + [f"--model_dir={tmp_path}", "--dataset=tf_flowers", f"--data_dir={tmp_path}/tfds"],
+    }
+    procs = {k: subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+             for k, c in commands.items()}  # concurrently: each pays TensorFlow's import
+    done = {k: (p.communicate(timeout=180), p.returncode) for k, p in procs.items()}
+    (out, err), code = done["shown"]
+    assert code == 0, err[-2000:]
+    assert from_dict(json.loads(out)) == build_config(recipe="digits", epochs=3, model="mobilenet_v3_small")
+    (out, err), code = done["bad"]
+    assert code == 2 and "Traceback" not in err
+    assert "mnas-train: error: unknown config key 'trainer.epoch'" in err
+    (out, err), code = done["missing"]
+    assert code == 2 and "Traceback" not in err
+    assert f"'tf_flowers' is not prepared in '{tmp_path}/tfds/tf_flowers" in err
+
+
+def test_config_side_imports_no_tensorflow():
+    code = ("import sys, mnas_keras.training.cli, mnas_keras.training; "
+            "print(any(m.split('.')[0] in ('tensorflow', 'keras') for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=60)
+    assert out.stdout.strip() == "False", out.stderr[-2000:]
