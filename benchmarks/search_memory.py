@@ -7,8 +7,10 @@ architectures from the MnasNet space (build, train a few steps, validate, conver
 
     .venv/bin/python benchmarks/search_memory.py [--samples 30]
 
-Prints RSS after the first sample and at the end, and the growth per sample over the
-second half (least-squares slope), for both modes side by side.
+Prints the mean RSS over the first and the last ten samples and the growth per sample
+(least-squares slope over all samples), for both modes side by side. RSS of a TensorFlow
+process bounces by a few hundred MB from sample to sample (allocator caches), so the
+means and the slope are what to compare.
 """
 
 from __future__ import annotations
@@ -83,11 +85,12 @@ def main():
                              capture_output=True, text=True, check=True)
         series[mode] = json.loads(out.stdout.strip().splitlines()[-1])
     print(f"RSS over {args.samples} sampled MnasNet-space architectures (32x32, train+convert+time each):\n")
-    print("| mode | after sample 1 | after last | growth/sample, 2nd half |")
-    print("|---|---:|---:|---:|")
+    print("| mode | mean RSS, first 10 | mean RSS, last 10 | growth per sample (fit) | max |")
+    print("|---|---:|---:|---:|---:|")
     for mode, values in series.items():
-        half = values[len(values) // 2:]
-        print(f"| {mode} | {values[0]:.0f} MB | {values[-1]:.0f} MB | {slope(half):+.1f} MB |")
+        first, last = values[:10], values[-10:]
+        print(f"| {mode} | {sum(first) / len(first):.0f} MB | {sum(last) / len(last):.0f} MB | "
+              f"{slope(values):+.2f} MB | {max(values):.0f} MB |")
     print("\nseries:", json.dumps({k: [round(v) for v in vs] for k, vs in series.items()}))
 
 

@@ -19,9 +19,9 @@ Example:
     >>> from mnas_keras.search.synthetic import SyntheticEvaluator
     >>> space = mnasnet_space()
     >>> search = Search(space, SyntheticEvaluator(space), tempfile.mkdtemp(), controller="reinforce",
-    ...                 num_samples=20, tensorboard=False, log=None)
+    ...                 num_samples=8, tensorboard=False, export=False, log=None)
     >>> result = search.run()
-    >>> len(result.records) <= 20, result.best["reward"] >= result.records[0]["reward"]
+    >>> len(result.records) <= 8, result.best["reward"] >= result.records[0]["reward"]
     (True, True)
 """
 
@@ -48,7 +48,7 @@ class SearchResult:
     """What a finished search produced.
 
     Attributes:
-        records: one result record per distinct evaluated architecture, in step order.
+        records: the first result of every distinct sampled architecture, in step order.
         front: the accuracy/latency Pareto front (by latency).
         top: the ``top_k`` records by reward.
         best: the best record by reward (``None`` if every sample failed).
@@ -289,11 +289,11 @@ class Search:
                 if step % self.checkpoint_every == 0 or step == self.num_samples:
                     self.run_dir.save_controller(step, controller.state_dict())
                 if not record.get("cached") and record["status"] == "ok":
-                    self._prune_artifacts(cache)
+                    self._prune_artifacts(results)
         finally:
             if writer is not None:
                 writer.close()
-        return self._finish(cache, reference, target_ms)
+        return self._finish(results, reference, target_ms)
 
     # ----------------------------------------------------------------- outputs
     def _progress(self, step: int, record: dict, best: float) -> None:
@@ -325,18 +325,26 @@ class Search:
             chosen.setdefault(r["key"], r)
         return sorted(chosen.values(), key=lambda r: (-r["reward"], r["latency_ms"]))
 
-    def _prune_artifacts(self, cache: dict) -> None:
+    @staticmethod
+    def _distinct(results: dict) -> list[dict]:
+        """The first result of each architecture, in step order (cached hits of the reference
+        evaluation count as the search's own)."""
+        seen: dict[str, dict] = {}
+        for step in sorted(results):
+            seen.setdefault(results[step]["key"], results[step])
+        return list(seen.values())
+
+    def _prune_artifacts(self, results: dict) -> None:
         folder = self.run_dir.artifacts_path
         if not os.path.isdir(folder):
             return
-        search_records = [r for r in cache.values() if r.get("event") == "result"]
-        keep = {r["arch_id"] for r in self._keep(search_records)}
+        keep = {r["arch_id"] for r in self._keep(self._distinct(results))}
         for name in os.listdir(folder):
             if name not in keep:
                 shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
 
-    def _finish(self, cache: dict, reference: dict | None, target_ms: float) -> SearchResult:
-        records = sorted((r for r in cache.values() if r.get("event") == "result"), key=lambda r: r["step"])
+    def _finish(self, results: dict, reference: dict | None, target_ms: float) -> SearchResult:
+        records = self._distinct(results)
         front = pareto_front(records)
         top = top_k(records, self.top_k)
         best = top[0] if top else None

@@ -548,6 +548,11 @@ class SearchSpace:
                 raise SearchSpaceError(
                     f"stage {index + 1}: unknown key(s) {sorted(bad)}; expected reference, fixed, {', '.join(FIELDS)}"
                 )
+            if item.get("fixed") and set(item) & set(FIELDS):
+                raise SearchSpaceError(
+                    f"stage {index + 1} is fixed but lists choices for {sorted(set(item) & set(FIELDS))}; "
+                    "remove them or 'fixed'"
+                )
             fields = {} if item.get("fixed") else {**defaults, **{k: v for k, v in item.items() if k in FIELDS}}
             try:
                 stages.append(StageSpace(item["reference"], fixed=bool(item.get("fixed")), **fields))

@@ -97,6 +97,9 @@ def test_failures_are_recorded_and_the_search_goes_on(tmp_path):
     # Repeats are served from the cache: each architecture is evaluated once.
     fresh = [r["key"] for r in records if not r["cached"]]
     assert len(fresh) == len(set(fresh)) < 30
+    # Every sampled architecture is in the result once, also one served from the reference's evaluation.
+    assert [r["key"] for r in result.records] == list(dict.fromkeys(r["key"] for r in records))
+    assert any(r["cached_from"] is None for r in records if r["cached"])
     steps_of = {r["key"]: r["step"] for r in records if not r["cached"]}
     steps_of[result.reference["key"]] = None  # the reference was evaluated before step 0
     for r in records:

@@ -158,6 +158,7 @@ def test_from_reference_other_network():
     ({"stages": [{"reference": "r1_k3_s11_e1_i32_o16", "kernels": [3]}]}, "unknown key(s) ['kernels']"),
     ({"stages": [{"reference": "r1_k3_s11_e1_i32_o16", "se": 0.25}]}, "must be a list"),
     ({"stages": ["r1_k3_s11_e1_i32_o16"], "defaults": {"kernal": [3]}}, "'defaults'"),
+    ({"stages": [{"reference": "r1_k3_s11_e1_i32_o16", "fixed": True, "kernel": [3, 5]}]}, "is fixed but lists"),
 ])
 def test_bad_definitions_raise_value_errors(definition, message):
     with pytest.raises(SearchSpaceError) as info:
