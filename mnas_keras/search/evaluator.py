@@ -80,8 +80,9 @@ class ProxyEvaluator:
         train_subset, val_subset: use only this many training / validation images.
         epochs, batch_size, learning_rate: proxy training with Adam.
         train_mode: ``"graph"`` (a ``tf.function`` training step), ``"eager"``, ``"fit"``
-            (``model.fit``, whose per-model tracing costs more: 16 s against 10 s for eight
-            steps of MobileNetV2 here) or ``"auto"`` (eager for at most 20 steps, else graph).
+            (``model.fit``; about 10% slower than ``"graph"`` per sample) or ``"auto"``
+            (eager for at most 20 steps, else graph). Tracing a step is a one-off cost per
+            model worth about 20 eager steps; ``benchmarks/search_train_step.py`` measures it.
         bn_recalibration: training images used to re-estimate batch-norm statistics after
             training (0 = off).
         dropout_rate: dropout before the classifier during proxy training.
