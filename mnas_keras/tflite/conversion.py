@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
 import tempfile
@@ -380,7 +381,9 @@ def convert(
             converter.experimental_lower_to_saved_model = False
         _configure(converter, quantization, representative_data, shapes, dtypes, calibration_steps)
         try:
-            flatbuffer = converter.convert()
+            # The stock path exports a SavedModel first and Keras prints its summary.
+            with contextlib.redirect_stdout(io.StringIO()) if method == "keras" else contextlib.nullcontext():
+                flatbuffer = converter.convert()
         except Exception as err:
             if isinstance(err, TFLiteConversionError):
                 raise
