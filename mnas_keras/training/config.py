@@ -60,6 +60,9 @@ class ModelConfig:
         bn_momentum: batch-norm moving-average momentum; ``None`` keeps the architecture's
             (0.99). Short runs on small data evaluate better with e.g. 0.9.
         sync_batch_norm: compute batch-norm statistics over the global batch (all replicas).
+        init_weights: fine-tuning: a ``.weights.h5`` or ``.keras`` file whose weights are
+            loaded into a fresh run (layers whose shapes differ, e.g. another classifier,
+            keep their initialization). Ignored when resuming from a checkpoint.
     """
 
     name: str = "mnasnet_a1"
@@ -68,6 +71,7 @@ class ModelConfig:
     dropout_rate: float | None = None
     bn_momentum: float | None = None
     sync_batch_norm: bool = False
+    init_weights: str | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "blocks", tuple(str(b) for b in self.blocks))

@@ -188,6 +188,8 @@ class Trainer:
         if latest:
             self.state.restore(latest)
             self.restored_from = latest
+        elif cfg.model.init_weights:
+            self._load_init_weights(cfg.model.init_weights)
         if self.is_chief:
             write_run_config(self.model_dir, cfg)
         self.summaries = Summaries(self.model_dir if self.is_chief else None)
@@ -195,6 +197,19 @@ class Trainer:
         self._train_loop = self._make_train_loop()
         self._eval_step = self._make_eval_step()
         self._built = True
+
+    def _load_init_weights(self, path: str) -> None:
+        if not tf.io.gfile.exists(path):
+            raise ConfigError(f"model.init_weights {path!r} does not exist")
+        if not path.endswith((".weights.h5", ".keras")):
+            raise ConfigError(f"model.init_weights {path!r} must be a .weights.h5 or .keras file")
+        try:
+            self.model.load_weights(path, skip_mismatch=True)
+        except Exception as err:  # noqa: BLE001 - a clear error instead of a deep traceback
+            raise ConfigError(f"model.init_weights {path!r} cannot be loaded: {type(err).__name__}: {err}") from None
+        if self.ema is not None:  # the averages start from the loaded weights
+            for average, target in zip(self.ema.averages, self.ema.targets):
+                average.assign(target.read_value())
 
     @property
     def eval_batch_size(self) -> int:

@@ -216,3 +216,18 @@ def test_digits_recipe_reaches_95_percent_test_accuracy(tmp_path):
     result = Trainer(config, str(tmp_path), stream=io.StringIO()).train()
     assert result["eval"]["examples"] == 360
     assert result["eval"]["accuracy"] >= 0.95, result["eval"]
+
+
+def test_fine_tuning_starts_from_init_weights_with_a_new_classifier(reference, tmp_path):
+    source = str(tmp_path / "pretrained.weights.h5")
+    reference["trainer"].model.save_weights(source)
+    config = tiny_config(f"model.init_weights={source}", "task.num_classes=12")
+    trainer = Trainer(config, str(tmp_path / "finetune"), stream=io.StringIO())
+    trainer._build()
+    got = {v.path: np.asarray(v.numpy()) for v in trainer.model.weights}
+    want = {v.path: np.asarray(v.numpy()) for v in reference["trainer"].model.weights}
+    same = [p for p in want if p in got and got[p].shape == want[p].shape and np.array_equal(got[p], want[p])]
+    assert len(same) >= len(want) - 3  # all but the classifier (and the RNG state)
+    assert trainer.model.output_shape == (None, 12)
+    with pytest.raises(ConfigError, match="init_weights .* does not exist"):
+        Trainer(tiny_config("model.init_weights=/nope.weights.h5"), str(tmp_path / "x"))._build()
