@@ -94,3 +94,37 @@ def test_unknown_size_needs_shape(tiny_model):
         benchmark(dynamic, runs=0, input_shape=(32, 32, 3))
     with pytest.raises(BenchmarkError, match="num_threads"):
         benchmark(dynamic, num_threads=0, input_shape=(32, 32, 3))
+
+
+_FUZZ = r"""
+import sys, numpy as np
+from mnas_keras.tflite import TFLiteError, benchmark
+data = open(sys.argv[1], "rb").read()
+outcomes = []
+for seed in range(40):
+    rng = np.random.default_rng(seed)
+    corrupt = bytearray(data)
+    for _ in range(rng.integers(1, 6)):  # flip bytes in the tables at both ends, not in weights
+        head = rng.random() < 0.5
+        at = int(rng.integers(0, 4000)) if head else len(corrupt) - 1 - int(rng.integers(0, 4000))
+        corrupt[at] = int(rng.integers(0, 256))
+    try:
+        benchmark(bytes(corrupt), warmup=1, runs=2)
+        outcomes.append("ok")
+    except TFLiteError:
+        outcomes.append("error")
+print(outcomes.count("ok"), outcomes.count("error"))
+"""
+
+
+def test_corrupted_flatbuffers_never_crash(tiny_tflite, tmp_path):
+    """Byte flips in the flatbuffer's tables: each load runs or raises a TFLiteError."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "tiny.tflite"
+    path.write_bytes(tiny_tflite)
+    proc = subprocess.run([sys.executable, "-c", _FUZZ, str(path)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    ok, errors = map(int, proc.stdout.split()[-2:])
+    assert ok + errors == 40 and errors > 0
