@@ -263,7 +263,12 @@ def _parse_absl_flags(argv):
     if any(arg in ("-h", "--help", "--helpshort", "--helpfull", "help") for arg in argv[1:]):
         print(usage())
         sys.exit(0)
-    return flags.FLAGS(argv, known_only=True)
+    rest = flags.FLAGS(argv, known_only=True)
+    if not any(arg.startswith(("--verbosity", "-v")) for arg in argv[1:]):
+        from absl import logging
+
+        logging.set_verbosity(logging.WARNING)  # the converter logs at INFO through absl
+    return rest
 
 
 def run() -> None:
