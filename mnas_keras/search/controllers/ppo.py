@@ -9,6 +9,11 @@ whole sample is scored by the reward; PPO updates the policy with a moving-avera
 Each token is an action and the episode's only reward comes at its end (no discount), so
 every token's advantage is ``R - b``; PPO clips each token's probability ratio at
 ``1 +- clip`` and adds an entropy bonus.
+
+Parallel evaluation: ``ask`` remembers each proposal's log-probabilities under the policy
+that sampled it, and ``tell`` uses them as PPO's "old" policy, so several proposals may be
+outstanding while updates happen (the ratio stays against the behaviour policy). Told one
+at a time right after its ask, the controller behaves exactly as before.
 """
 
 from __future__ import annotations
@@ -19,6 +24,11 @@ from mnas_keras.search.controllers.base import (
     Adam, Controller, MovingAverageBaseline, decode_array, encode_array, softmax,
 )
 from mnas_keras.search.errors import SearchConfigError
+
+
+#: Outstanding proposals remembered for their sampling log-probabilities (older ones are
+#: dropped; telling such a sample falls back to the current policy's log-probabilities).
+MAX_PENDING = 4096
 
 
 def _sigmoid(x):
@@ -86,6 +96,9 @@ class PPOController(Controller):
         self.optimizer = Adam([p.shape for p in self.params], lr=lr)
         self.baseline = MovingAverageBaseline(baseline_decay)
         self.buffer: list[tuple[list[int], float, list[float]]] = []
+        # Proposals asked but not told yet, with their log-probabilities under the policy
+        # that sampled them (several are outstanding when evaluations run in parallel).
+        self.pending: list[tuple[list[int], list[float]]] = []
         self.last_update: dict[str, float] = {}
 
     # ------------------------------------------------------------------ params
@@ -220,12 +233,25 @@ class PPOController(Controller):
 
     # -------------------------------------------------------------- interface
     def ask(self) -> list[int]:
-        return self._rollout("sample")[0]
+        decisions = self._rollout("sample")[0]
+        self.pending.append((decisions, self._sample_log_probs(decisions)))
+        del self.pending[:-MAX_PENDING]
+        return decisions
 
-    def _tell(self, decisions, reward):
+    def _sample_log_probs(self, decisions) -> list[float]:
         actions = np.asarray([decisions])
         _, _, probs = self._forward(actions)
-        old = self._log_probs(actions, probs)[0].tolist()
+        return self._log_probs(actions, probs)[0].tolist()
+
+    def _tell(self, decisions, reward):
+        # PPO's ratio is against the policy that sampled the proposal: with parallel
+        # evaluations an update may have happened between its ask and this tell.
+        # Identical decisions are told in the order they were asked (the runner does so).
+        index = next((i for i, (d, _) in enumerate(self.pending) if d == decisions), None)
+        if index is None:  # a sample that did not come from ask(): the current policy
+            old = self._sample_log_probs(decisions)
+        else:
+            old = self.pending.pop(index)[1]
         self.buffer.append((decisions, self.baseline.advantage(reward), old))
         if len(self.buffer) >= self.batch_size:
             self._update()
@@ -256,7 +282,8 @@ class PPOController(Controller):
     def _state(self):
         return {"params": [encode_array(p) for p in self.params], "adam": self.optimizer.state(),
                 "baseline": self.baseline.value,
-                "buffer": [[d, a, o] for d, a, o in self.buffer], "last_update": self.last_update}
+                "buffer": [[d, a, o] for d, a, o in self.buffer], "last_update": self.last_update,
+                "pending": [[d, o] for d, o in self.pending]}
 
     def _load(self, state):
         if len(state["params"]) != len(self.params):
@@ -266,3 +293,4 @@ class PPOController(Controller):
         self.baseline.value = None if state["baseline"] is None else float(state["baseline"])
         self.buffer = [(list(map(int, d)), float(a), [float(x) for x in o]) for d, a, o in state["buffer"]]
         self.last_update = dict(state.get("last_update", {}))
+        self.pending = [(list(map(int, d)), [float(x) for x in o]) for d, o in state.get("pending", [])]

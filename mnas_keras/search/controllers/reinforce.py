@@ -20,6 +20,11 @@ class Reinforce(Controller):
     steps of a weight-sharing supernet; with one fully evaluated model per step a larger
     rate (the default) is needed.
 
+    Parallel evaluation: ``tell`` takes the told sample's own decisions (nothing is kept
+    from ``ask``), so several proposals may be outstanding; a sample told after an update
+    contributes its score function under the current logits (the usual asynchronous,
+    slightly stale, policy gradient).
+
     Args:
         lr: Adam learning rate.
         baseline_decay: momentum of the moving-average baseline (0.95).
