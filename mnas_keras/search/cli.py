@@ -14,6 +14,8 @@ Examples::
     mnas-search --num_samples=200 --controller=reinforce --reward=absolute --target_ms=5
     mnas-search --evaluator=synthetic --num_samples=2000 --run_dir=runs/dry   # no training
     mnas-search --space=my_space.json --describe_space
+    mnas-search --executor=ray --max_in_flight=2          # evaluations as Ray actors (local Ray)
+    mnas-search --executor=ray --ray_address=auto --latency_resource=latency_device
 
 Flags are defined when the command runs, not on import.
 """
@@ -68,6 +70,18 @@ def _define_flags() -> None:
     d.DEFINE_bool("tensorboard", True, "Write TensorBoard scalars to <run_dir>/tensorboard.")
     d.DEFINE_bool("export", True, "Export the top-k / Pareto models at the end.")
     d.DEFINE_integer("checkpoint_every", 1, "Samples between controller checkpoints.")
+    d.DEFINE_enum("executor", "local", ["local", "pool", "ray"],
+                  "Where evaluations run: 'local' (in process, one at a time), 'pool' (local worker "
+                  "processes) or 'ray' (Ray actors; pip install mnas_keras[ray]).")
+    d.DEFINE_integer("max_in_flight", None, "Evaluations running at once (pool: 2; ray: the cluster's CPUs).")
+    d.DEFINE_integer("max_retries", 1, "Reruns of an evaluation whose worker died before it is recorded as failed.")
+    d.DEFINE_string("ray_address", None, "Ray cluster to use ('auto', 'ray://host:10001'); default: start one here.")
+    d.DEFINE_integer("ray_num_cpus", None, "CPUs of a Ray instance started here (default: all).")
+    d.DEFINE_float("ray_cpus_per_worker", 1.0, "CPUs each Ray evaluation worker reserves.")
+    d.DEFINE_string("latency_resource", None,
+                    "Ray custom resource of the nodes that measure latency (e.g. 'latency_device'); "
+                    "training runs on the other workers.")
+    d.DEFINE_bool("ray_dashboard", False, "Start Ray's dashboard (bound to 127.0.0.1) with a local instance.")
 
 
 def _log(message: str) -> None:
@@ -102,11 +116,20 @@ def build_search(values=None):
             warmup=f.warmup, runs=f.runs, isolate_latency=f.isolate_latency, int8=f.int8,
             latency_objective=f.latency_objective, timeout_s=f.timeout_s, seed=f.seed,
         )
+    executor = None
+    name = getattr(f, "executor", "local")
+    if name != "local" or getattr(f, "max_in_flight", None) not in (None, 1) or getattr(f, "latency_resource", None):
+        from mnas_keras.search.executors import make_executor
+
+        executor = make_executor(name, max_in_flight=f.max_in_flight, max_retries=f.max_retries,
+                                 ray_address=f.ray_address, latency_resource=f.latency_resource,
+                                 cpus_per_worker=f.ray_cpus_per_worker, dashboard=f.ray_dashboard,
+                                 num_cpus=f.ray_num_cpus)
     return Search(
         space, evaluator, f.run_dir, controller=f.controller, controller_options=options, seed=f.seed,
         reward=f.reward, target_ms=f.target_ms, target_scale=f.target_scale, alpha=f.alpha, beta=f.beta,
         num_samples=f.num_samples, top_k=f.top_k, failure_reward=f.failure_reward, tensorboard=f.tensorboard,
-        checkpoint_every=f.checkpoint_every, export=f.export, log=_log, overwrite=f.overwrite,
+        checkpoint_every=f.checkpoint_every, export=f.export, log=_log, overwrite=f.overwrite, executor=executor,
     )
 
 

@@ -47,6 +47,10 @@ class _Timeout(Exception):
     pass
 
 
+def _call(fn, *args, **kwargs):
+    return fn(*args, **kwargs)
+
+
 def _first_line(err: BaseException) -> str:
     text = str(err).strip()
     return f"{type(err).__name__}: {text.splitlines()[0] if text else ''}"[:400]
@@ -141,6 +145,9 @@ class ProxyEvaluator:
         self.seed = int(seed)
         self.model_kwargs = dict(model_kwargs or {})
         self.saves_artifacts = bool(save_artifacts)
+        #: Runs each latency measurement: ``latency_runner(benchmark, model, **options)``;
+        #: None calls it here. The Ray executor sets it to send measurements to other nodes.
+        self.latency_runner = None
         self._given_data = data is not None
         self._data = data
         self._splits = None
@@ -312,8 +319,9 @@ class ProxyEvaluator:
         start = time.perf_counter()
         fp32 = convert(model, input_shape=shape)
         out["convert_seconds"] = time.perf_counter() - start
-        result = benchmark(fp32, num_threads=self.num_threads, warmup=self.warmup, runs=self.runs,
-                           input_shape=shape, isolate=self.isolate_latency)
+        run = self.latency_runner or _call
+        result = run(benchmark, fp32, num_threads=self.num_threads, warmup=self.warmup, runs=self.runs,
+                     input_shape=shape, isolate=self.isolate_latency)
         out.update(fp32_latency_ms=result.median_ms, latency_p90_ms=result.p90_ms, tflite_bytes=len(fp32))
         int8 = None
         if self.int8:
@@ -323,8 +331,8 @@ class ProxyEvaluator:
 
                 calibration = tf.image.resize(calibration, (size, size)).numpy()
             int8 = convert(model, "int8", representative_data=calibration, input_shape=shape)
-            r8 = benchmark(int8, num_threads=self.num_threads, warmup=self.warmup, runs=self.runs,
-                           input_shape=shape, isolate=self.isolate_latency)
+            r8 = run(benchmark, int8, num_threads=self.num_threads, warmup=self.warmup, runs=self.runs,
+                     input_shape=shape, isolate=self.isolate_latency)
             out["int8_latency_ms"] = r8.median_ms
         out["latency_ms"] = out["int8_latency_ms"] if self.latency_objective == "int8" else out["fp32_latency_ms"]
         return out, fp32, int8

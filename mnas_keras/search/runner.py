@@ -37,6 +37,7 @@ from typing import Any, Callable
 
 from mnas_keras.search.controllers import Controller, controller_from_state, make_controller
 from mnas_keras.search.errors import SearchConfigError
+from mnas_keras.search.executors import Executor, call_evaluator
 from mnas_keras.search.journal import RunDirectory, atomic_write_json
 from mnas_keras.search.report import format_front, pareto_front, plot_search, top_k, write_table
 from mnas_keras.search.reward import Reward
@@ -93,6 +94,9 @@ class Search:
         export: export the top-k / Pareto architectures at the end.
         log: a ``print``-like callable for the progress lines, or None.
         overwrite: delete an existing run in ``run_dir`` first.
+        executor: None evaluates in this process, one sample at a time; an
+            :class:`~mnas_keras.search.executors.Executor` (a process pool, Ray) keeps
+            several evaluations in flight (:mod:`mnas_keras.search.parallel`).
     """
 
     def __init__(self, space: SearchSpace, evaluator, run_dir: str, *, controller: str | Controller = "ppo",
@@ -100,7 +104,8 @@ class Search:
                  target_ms: float | None = None, target_scale: float = 1.0, alpha: float | None = None,
                  beta: float | None = None, num_samples: int = 20, top_k: int = 3, failure_reward: float = 0.0,
                  evaluate_reference: bool = True, tensorboard: bool = True, checkpoint_every: int = 1,
-                 export: bool = True, log: Callable[[str], Any] | None = print, overwrite: bool = False):
+                 export: bool = True, log: Callable[[str], Any] | None = print, overwrite: bool = False,
+                 executor: Executor | None = None):
         if not isinstance(space, SearchSpace):
             raise SearchConfigError(f"space must be a SearchSpace; received {type(space).__name__}")
         if not hasattr(evaluator, "evaluate"):
@@ -137,6 +142,9 @@ class Search:
         self.tensorboard, self.checkpoint_every, self.export = tensorboard, checkpoint_every, export
         self.log = log or (lambda *_: None)
         self.overwrite = overwrite
+        if executor is not None and not isinstance(executor, Executor):
+            raise SearchConfigError(f"executor must be an Executor or None; received {type(executor).__name__}")
+        self.executor = executor
 
     # ------------------------------------------------------------------ config
     def config(self) -> dict:
@@ -172,19 +180,19 @@ class Search:
                                **self._controller_options), 0
 
     # --------------------------------------------------------------- evaluation
+    def _artifact_folder(self, blocks: list[str]) -> str | None:
+        if getattr(self.evaluator, "saves_artifacts", False):
+            return self.run_dir.artifact_dir(arch_id(arch_key(blocks)))
+        return None
+
     def _evaluate(self, blocks: list[str], step: int | None) -> dict:
+        return self._make_record(blocks, step, call_evaluator(self.evaluator, blocks, self._artifact_folder(blocks)))
+
+    def _make_record(self, blocks: list[str], step: int | None, result: dict) -> dict:
+        """The journal record of an evaluator's result (checked; no NaN/inf)."""
         key = arch_key(blocks)
         ident = arch_id(key)
-        folder = None
-        if getattr(self.evaluator, "saves_artifacts", False):
-            folder = self.run_dir.artifact_dir(ident)
-        start = time.perf_counter()
-        try:
-            result = dict(self.evaluator.evaluate(blocks, artifact_dir=folder))
-        except Exception as err:  # the search goes on; the reason is recorded
-            message = str(err).strip().splitlines()[0] if str(err).strip() else ""
-            result = {"status": "failed", "reason": f"{type(err).__name__}: {message}"[:500]}
-        result.setdefault("eval_seconds", time.perf_counter() - start)
+        result = dict(result)
         if result.get("status") == "ok":
             for field in ("accuracy", "latency_ms"):
                 value = result.get(field)
@@ -206,6 +214,12 @@ class Search:
     # --------------------------------------------------------------------- run
     def run(self) -> SearchResult:
         """Runs (or resumes) the search up to ``num_samples`` and writes the outputs."""
+        from mnas_keras.search import parallel
+
+        if self.executor is not None or (not self.overwrite and parallel.is_parallel_run(self.run_dir)):
+            from mnas_keras.search.executors import InlineExecutor
+
+            return parallel.run_parallel(self, self.executor or InlineExecutor())
         resumed = self.run_dir.prepare(self.config(), overwrite=self.overwrite)
         journal = self.run_dir.journal
         try:

@@ -1,0 +1,277 @@
+"""The search loop with several evaluations in flight (a process pool or Ray).
+
+:func:`run_parallel` is what :meth:`Search.run <mnas_keras.search.runner.Search.run>` does
+when it is given an executor (:mod:`mnas_keras.search.executors`): it keeps up to
+``executor.max_in_flight`` proposals outstanding and updates the controller as each result
+arrives, in arrival order; new proposals come from the controller's current state. An
+architecture that is already being evaluated is not submitted twice: the later step waits
+for the same evaluation and is recorded as ``cached``.
+
+Journal: every ``ask`` is journaled at once as a ``sample`` event (the "started" entry,
+with its step id) and every ``tell`` as a ``result`` event (the "finished" entry), so the
+journal holds the exact sequence of the controller's calls. The controller checkpoint
+(``controller.json``) records how far into the journal it is (``journal_position``), the
+number of results told (``step``) and of proposals asked (``asked``).
+
+What resuming guarantees (after ``kill -9`` of the driver, or a lost cluster):
+
+* no finished evaluation is lost or repeated: each step has exactly one ``result``;
+* the controller is restored from its checkpoint, then the journal's ``sample`` and
+  ``result`` events after ``journal_position`` are replayed in journal order (asks are
+  checked against the journaled proposals), which reproduces its state at the crash;
+* the steps that were in flight (a ``sample`` without ``result``) are evaluated again, at
+  most ``max_in_flight`` repeated evaluations per crash, before new proposals are made.
+
+Results arrive in an order that depends on timing, so two parallel runs with the same seed
+differ; with :class:`~mnas_keras.search.executors.InlineExecutor` the loop reproduces the
+sequential search exactly. A run may be resumed with another executor (or none: then it
+continues in process, one evaluation at a time).
+
+Example:
+    >>> import tempfile
+    >>> from mnas_keras.search.executors import InlineExecutor
+    >>> from mnas_keras.search.runner import Search
+    >>> from mnas_keras.search.space import mnasnet_space
+    >>> from mnas_keras.search.synthetic import SyntheticEvaluator
+    >>> space = mnasnet_space()
+    >>> search = Search(space, SyntheticEvaluator(space), tempfile.mkdtemp(), controller="evolution",
+    ...                 num_samples=6, tensorboard=False, export=False, log=None, executor=InlineExecutor())
+    >>> len(search.run().records) <= 6
+    True
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+
+from mnas_keras.search.controllers import controller_from_state
+from mnas_keras.search.errors import SearchConfigError
+from mnas_keras.search.executors import Executor, Job
+from mnas_keras.search.journal import atomic_write_json, read_json
+from mnas_keras.search.reward import Reward
+from mnas_keras.search.space import arch_id, arch_key
+
+#: ``controller.json`` of a run journaled by this loop has this ``mode``.
+MODE = "parallel"
+
+
+def is_parallel_run(run_dir) -> bool:
+    """Whether the run directory's controller checkpoint was written by this loop."""
+    if not os.path.exists(run_dir.controller_path):
+        return False
+    return read_json(run_dir.controller_path).get("mode") == MODE
+
+
+def run_parallel(search, executor: Executor):
+    """Runs (or resumes) ``search`` with ``executor``; see the module docstring."""
+    if not isinstance(executor, Executor):
+        raise SearchConfigError(f"executor must be an Executor; received {type(executor).__name__}")
+    resumed = search.run_dir.prepare(search.config(), overwrite=search.overwrite)
+    try:
+        executor.start(search.evaluator)
+        try:
+            return _ParallelLoop(search, executor).run(resumed)
+        finally:
+            executor.close()
+    finally:
+        search.run_dir.close()
+
+
+class _ParallelLoop:
+    def __init__(self, search, executor: Executor):
+        self.search = search
+        self.executor = executor
+        self.run_dir = search.run_dir
+        self.journal = search.run_dir.journal
+        self.log = search.log
+
+    # ----------------------------------------------------------------- restore
+    def _restore(self):
+        """The controller at the crash: checkpoint + replay of the journal after it."""
+        search, records = self.search, self.journal.records
+        if os.path.exists(self.run_dir.controller_path):
+            saved = read_json(self.run_dir.controller_path)
+            controller = controller_from_state(saved["controller"])
+            told = int(saved["step"])
+            if saved.get("mode") == MODE:
+                asked, position = int(saved["asked"]), int(saved["journal_position"])
+            else:  # a sequential run's checkpoint: `step` asks and tells, results in step order
+                asked, position, seen = told, 0, 0
+                while seen < told and position < len(records):
+                    seen += records[position].get("event") == "result"
+                    position += 1
+            if position > len(records):
+                raise SearchConfigError(f"{self.run_dir.controller_path} is ahead of the journal; "
+                                        "the run directory is damaged")
+        else:
+            controller, _ = search._make_controller()
+            told, asked, position = controller.num_told, 0, 0
+        samples = {}
+        for record in records[:position]:
+            if record.get("event") == "sample":
+                samples.setdefault(record["step"], record)
+        for record in records[position:]:
+            event = record.get("event")
+            if event == "sample":
+                step = record["step"]
+                if step < asked:
+                    continue  # a sequential run journals a re-evaluated step's sample again
+                if step != asked:
+                    raise SearchConfigError(f"journal sample for step {step} follows step {asked - 1}; "
+                                            "the journal is damaged")
+                decisions = controller.ask()
+                key = arch_key(search.space.decode(decisions))
+                if key != record["key"]:
+                    raise SearchConfigError(
+                        f"journal step {step} holds {record['key']!r} but the restored controller proposed "
+                        f"{key!r}; the controller checkpoint does not belong to this journal")
+                samples[step] = record
+                asked += 1
+            elif event == "result":
+                controller.tell(record["decisions"], record["reward"])
+                told += 1
+        return controller, samples, asked, told
+
+    # --------------------------------------------------------------------- run
+    def run(self, resumed: bool):
+        search = self.search
+        controller, samples, asked, told = self._restore()
+        results = self.journal.results()
+        cache = self.journal.cache()
+        in_flight = sorted(s for s in samples if s not in results)
+        if resumed:
+            self.log(f"resuming {self.run_dir.path}: {told} results told, {asked} proposals asked, "
+                     f"{len(in_flight)} evaluations to redo ({self.executor.describe()})")
+        else:
+            self.log(search.space.describe())
+            self.log(f"evaluations run on {self.executor.describe()}")
+        reference, target_ms = self._reference(cache)
+        self.reward_fn = Reward(search.reward_kind, target_ms=target_ms, alpha=search.alpha, beta=search.beta)
+        if reference is not None:
+            reference = {**reference, "reward": search._reward(reference, self.reward_fn)}
+        self.controller, self.results, self.cache = controller, results, cache
+        self.told, self.asked = told, asked
+        self.best = max((r["reward"] for r in results.values()), default=None)
+        self.waiting: dict[str, list[int]] = {}  # key being evaluated -> its steps, in order
+        self.samples = samples
+        self.writer = None
+        if search.tensorboard:
+            from mnas_keras.search.summaries import ScalarWriter
+
+            self.writer = ScalarWriter(self.run_dir.tensorboard_path)
+        try:
+            for step in in_flight:  # the evaluations a crash interrupted
+                record = samples[step]
+                self._start(step, record["decisions"], search.space.decode(record["decisions"]), record["key"])
+            self._loop()
+        finally:
+            if self.writer is not None:
+                self.writer.close()
+        return search._finish(results, reference, target_ms)
+
+    def _reference(self, cache):
+        search = self.search
+        reference = next(iter(self.journal.events("reference")), None)
+        if search.evaluate_reference and reference is None:
+            blocks = search.space.reference_blocks()
+            self.log(f"evaluating the reference network: {' '.join(blocks)}")
+            self.executor.submit(Job(-1, list(blocks), search._artifact_folder(blocks)))
+            (job, raw), = self.executor.wait()
+            reference = {"event": "reference", **search._make_record(blocks, None, raw)}
+            self.journal.append(reference)
+        if reference is not None and reference["status"] == "ok":
+            cache.setdefault(reference["key"], reference)
+        target_ms = search.target_ms
+        if target_ms is None:
+            if reference is None or reference["status"] != "ok":
+                raise SearchConfigError(
+                    f"the reference network could not be evaluated ({(reference or {}).get('reason')}); "
+                    "give target_ms explicitly")
+            target_ms = reference["latency_ms"] * search.target_scale
+        if reference is not None and reference["status"] == "ok":
+            self.log(f"reference: accuracy {reference['accuracy']:.4f}, latency {reference['latency_ms']:.4f} ms"
+                     f"; target latency {target_ms:.4f} ms")
+        return reference, target_ms
+
+    def _outstanding(self) -> int:
+        return sum(len(steps) for steps in self.waiting.values())
+
+    def _loop(self) -> None:
+        search = self.search
+        while True:
+            while self.asked < search.num_samples and self._outstanding() < self.executor.max_in_flight:
+                step = self.asked
+                decisions = self.controller.ask()
+                blocks = search.space.decode(decisions)
+                key = arch_key(blocks)
+                sample = {"event": "sample", "step": step, "decisions": decisions, "key": key, "time": time.time()}
+                self.journal.append(sample)
+                self.samples[step] = sample
+                self.asked += 1
+                self._start(step, decisions, blocks, key)
+            if not self.waiting:
+                break
+            for job, raw in self.executor.wait():
+                self._finished(job, raw)
+
+    def _start(self, step: int, decisions, blocks, key: str) -> None:
+        if key in self.cache:  # evaluated before: the result is known now
+            source = self.cache[key]
+            record = {k: v for k, v in source.items() if k not in ("event", "step", "time")}
+            record.update(cached=True, cached_from=source.get("step"), eval_seconds=0.0)
+            self._record(step, decisions, record)
+        elif key in self.waiting:  # being evaluated for an earlier step
+            self.waiting[key].append(step)
+        else:
+            self.waiting[key] = [step]
+            self.executor.submit(Job(step, list(blocks), self.search._artifact_folder(blocks)))
+
+    def _finished(self, job: Job, raw: dict) -> None:
+        record = self.search._make_record(job.blocks, job.job_id, raw)
+        steps = self.waiting.pop(record["key"])
+        first = steps[0]
+        record.update(step=first, cached=False)
+        self._record(first, self.samples[first]["decisions"], record)
+        for step in steps[1:]:
+            copy = {k: v for k, v in record.items() if k not in ("event", "step", "time")}
+            copy.update(cached=True, cached_from=first, eval_seconds=0.0)
+            self._record(step, self.samples[step]["decisions"], copy)
+        if record["status"] == "ok":
+            self._prune_artifacts()
+
+    def _record(self, step: int, decisions, record: dict) -> None:
+        search = self.search
+        record.update(event="result", step=step, decisions=list(decisions), time=time.time())
+        record["reward"] = search._reward(record, self.reward_fn)
+        self.journal.append(record)
+        if not record["cached"]:
+            self.cache[record["key"]] = record
+        self.results[step] = record
+        self.best = record["reward"] if self.best is None else max(self.best, record["reward"])
+        search._progress(step, record, self.best)
+        if self.writer is not None:
+            search._summaries(self.writer, step, record, self.best, self.controller)
+        self.controller.tell(decisions, record["reward"])
+        self.told += 1
+        done = self.asked >= search.num_samples and self._outstanding() == 0
+        if self.told % search.checkpoint_every == 0 or done:
+            self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        atomic_write_json(self.run_dir.controller_path, {
+            "mode": MODE, "step": self.told, "asked": self.asked, "journal_position": len(self.journal.records),
+            "controller": self.controller.state_dict()})
+
+    def _prune_artifacts(self) -> None:
+        """Like the sequential loop's pruning, sparing the evaluations still running."""
+        folder = self.run_dir.artifacts_path
+        if not os.path.isdir(folder):
+            return
+        search = self.search
+        keep = {r["arch_id"] for r in search._keep(search._distinct(self.results))}
+        keep |= {arch_id(key) for key in self.waiting}
+        for name in os.listdir(folder):
+            if name not in keep:
+                shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
