@@ -178,6 +178,7 @@ class LocalPoolExecutor(Executor):
         self._pool = None
         self._queue: collections.deque = collections.deque()
         self._running: dict = {}
+        self._generation = 0
 
     def start(self, evaluator) -> None:
         self._evaluator = evaluator
@@ -187,53 +188,54 @@ class LocalPoolExecutor(Executor):
         import concurrent.futures
         import multiprocessing
 
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
         self._pool = concurrent.futures.ProcessPoolExecutor(
             self.max_in_flight, mp_context=multiprocessing.get_context("spawn"),
             initializer=_pool_init, initargs=(self._evaluator,))
+        self._generation += 1
 
     def submit(self, job: Job) -> None:
         self._queue.append(job)
         self._dispatch()
 
     def _dispatch(self) -> None:
+        from concurrent.futures.process import BrokenProcessPool
+
         while self._queue and len(self._running) < self.max_in_flight:
-            job = self._queue.popleft()
+            job = self._queue[0]
+            try:
+                future = self._pool.submit(_pool_evaluate, job.blocks, job.artifact_dir)
+            except BrokenProcessPool:  # broke since the last wait(): its jobs fail on their own
+                self._new_pool()
+                continue
+            self._queue.popleft()
             job.attempts += 1
-            self._running[self._pool.submit(_pool_evaluate, job.blocks, job.artifact_dir)] = job
+            self._running[future] = (job, self._generation)
 
     def wait(self) -> list[tuple[Job, dict]]:
         import concurrent.futures
+        from concurrent.futures.process import BrokenProcessPool
 
         if not self._running and not self._queue:
             raise RuntimeError("wait() with no job submitted")
         out = []
         while not out:
+            self._dispatch()
             done, _ = concurrent.futures.wait(list(self._running), return_when="FIRST_COMPLETED")
-            broken = False
             for future in done:
-                job = self._running.pop(future)
+                job, generation = self._running.pop(future)
                 try:
                     out.append((job, job.outcome(future.result())))
-                except concurrent.futures.process.BrokenProcessPool as err:
-                    broken = True
+                except BrokenProcessPool as err:  # a worker died: every job of that pool is lost
                     job.errors.append(f"{type(err).__name__}: {err}"[:300])
                     if job.attempts > self.max_retries:
                         out.append((job, job.failure()))
                     else:
                         self._queue.appendleft(job)
-            if broken:  # every job still in the pool is lost with it
-                for future, job in list(self._running.items()):
-                    job.errors.append("BrokenProcessPool: the pool was rebuilt after a worker died")
-                    if job.attempts > self.max_retries:
-                        out.append((job, job.failure()))
-                    else:
-                        self._queue.appendleft(job)
-                self._running.clear()
-                self._pool.shutdown(wait=False, cancel_futures=True)
-                self._new_pool()
-            self._dispatch()
-            if not self._running and not out:
-                raise RuntimeError("no job left to wait for")
+                    if generation == self._generation:
+                        self._new_pool()
+        self._dispatch()
         return out
 
     def pending(self) -> int:

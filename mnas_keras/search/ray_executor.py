@@ -21,8 +21,10 @@ itself (``max_retries``).
 
 Ray is imported when the executor starts, never on import. ``ray.init`` gets
 ``include_dashboard=False`` unless ``dashboard=True``, and the dashboard binds to
-127.0.0.1; a local instance is started on 127.0.0.1 with ``num_cpus`` CPUs, and shut down
-by :meth:`RayExecutor.close`. An instance that was already initialized is used as it is and
+127.0.0.1; a local instance is started with ``num_cpus`` CPUs and shut down by
+:meth:`RayExecutor.close`. (Ray's own services, GCS, raylet and workers, listen on the
+node's address as a cluster needs, behind Ray's token authentication; Ray 2.60 maps a
+127.0.0.1 node address to the machine's address, so they cannot be confined to it.) An instance that was already initialized is used as it is and
 left running. For a remote cluster, mnas_keras (and the evaluator's dependencies) must be
 installed on its nodes, and a shared filesystem is needed for the evaluator's artifacts
 (``model.keras``/``model.tflite``) to reach the run directory; without one the export step
@@ -166,7 +168,6 @@ class RayExecutor(Executor):
             options = {"include_dashboard": self.dashboard, "dashboard_host": "127.0.0.1",
                        "configure_logging": False}
             if self.address is None:
-                options["_node_ip_address"] = "127.0.0.1"
                 if self.num_cpus is not None:
                     options["num_cpus"] = self.num_cpus
                 if self.latency_resource:

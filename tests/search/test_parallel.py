@@ -1,0 +1,180 @@
+"""The parallel search loop without Ray: exact replay, resume across loops, process pool
+with a killed worker, PPO with outstanding proposals."""
+
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from mnas_keras.search.controllers import PPOController, controller_from_state
+from mnas_keras.search.errors import SearchConfigError
+from mnas_keras.search.executors import InlineExecutor, LocalPoolExecutor, make_executor
+from mnas_keras.search.journal import Journal
+from mnas_keras.search.runner import Search
+from mnas_keras.search.space import SearchSpace, mnasnet_space
+from mnas_keras.search.synthetic import SyntheticEvaluator
+
+SMALL_SPACE = {
+    "name": "small",
+    "stem_filters": 16,
+    "defaults": {"kernel": [3, 5], "op": ["dsconv", "mbconv_e3"]},
+    "stages": ["r1_k3_s11_e1_i16_o16_dsconv", {"reference": "r2_k3_s22_e3_i16_o24", "filters": [1.0, 1.5]},
+               {"reference": "r1_k3_s22_e6_i24_o40", "fixed": True}],
+}
+PPO = {"hidden_size": 8, "batch_size": 3}
+
+
+def _journal(run_dir):
+    return Journal(os.path.join(run_dir, "journal.jsonl")).records
+
+
+def _trace(run_dir):
+    return [(r["event"], r.get("step"), r.get("key"), r.get("reward"), r.get("cached")) for r in _journal(run_dir)]
+
+
+def check_consistent(run_dir, num_samples):
+    """Every step sampled once and finished exactly once; results told a sampled step."""
+    records = _journal(run_dir)
+    sampled = [r["step"] for r in records if r["event"] == "sample"]
+    finished = [r["step"] for r in records if r["event"] == "result"]
+    assert sorted(finished) == list(range(num_samples))
+    assert sorted(set(sampled)) == list(range(num_samples))
+    for position, record in enumerate(records):
+        if record["event"] == "result":  # a result comes after its sample
+            assert any(r["event"] == "sample" and r["step"] == record["step"] for r in records[:position])
+    return records
+
+
+class Interrupt(SyntheticEvaluator):
+    """Stops the driver (like Ctrl-C) at its ``stop_at``-th evaluation."""
+
+    def __init__(self, space, stop_at):
+        super().__init__(space)
+        self.calls, self.stop_at = 0, stop_at
+
+    def evaluate(self, blocks, artifact_dir=None):
+        self.calls += 1
+        if self.calls == self.stop_at:
+            raise KeyboardInterrupt
+        return super().evaluate(blocks, artifact_dir)
+
+
+def _search(space, evaluator, run_dir, num_samples, executor, **kw):
+    return Search(space, evaluator, str(run_dir), controller="ppo", controller_options=PPO, seed=3,
+                  num_samples=num_samples, log=None, export=False, tensorboard=False, executor=executor, **kw)
+
+
+def test_inline_parallel_loop_reproduces_the_sequential_search(tmp_path):
+    space = SearchSpace.from_dict(SMALL_SPACE)
+    _search(space, SyntheticEvaluator(space), tmp_path / "seq", 25, None).run()
+    _search(space, SyntheticEvaluator(space), tmp_path / "par", 25, InlineExecutor()).run()
+    assert _trace(tmp_path / "seq") == _trace(tmp_path / "par")
+    par = json.load(open(tmp_path / "par" / "controller.json"))
+    seq = json.load(open(tmp_path / "seq" / "controller.json"))
+    assert par["mode"] == "parallel" and par["step"] == par["asked"] == 25
+    assert par["controller"] == seq["controller"]  # the same controller state, bit for bit
+
+
+def test_resume_replays_the_journal_after_the_checkpoint(tmp_path):
+    space = SearchSpace.from_dict(SMALL_SPACE)
+    _search(space, SyntheticEvaluator(space), tmp_path / "clean", 24, InlineExecutor(), checkpoint_every=5).run()
+    run = tmp_path / "run"
+    for stop_at in (4, 9, 6):  # three interruptions, each mid-evaluation
+        with pytest.raises(KeyboardInterrupt):
+            _search(space, Interrupt(space, stop_at), run, 24, InlineExecutor(), checkpoint_every=5).run()
+    saved = json.load(open(run / "controller.json"))
+    assert saved["journal_position"] < len(_journal(run))  # there was something to replay
+    # Resumed without an executor: the parallel run goes on in process.
+    _search(space, SyntheticEvaluator(space), run, 24, None, checkpoint_every=5).run()
+    records = check_consistent(run, 24)
+    assert [(r["step"], r["key"], r["reward"]) for r in records if r["event"] == "result"] == \
+           [(r["step"], r["key"], r["reward"]) for r in _journal(tmp_path / "clean") if r["event"] == "result"]
+    assert json.load(open(run / "controller.json"))["controller"] == \
+           json.load(open(tmp_path / "clean" / "controller.json"))["controller"]
+
+
+def test_a_sequential_run_continues_in_the_parallel_loop(tmp_path):
+    space = SearchSpace.from_dict(SMALL_SPACE)
+    _search(space, SyntheticEvaluator(space), tmp_path / "clean", 20, None, checkpoint_every=3).run()
+    run = tmp_path / "run"
+    _search(space, SyntheticEvaluator(space), run, 10, None, checkpoint_every=3).run()
+    _search(space, SyntheticEvaluator(space), run, 20, InlineExecutor(), checkpoint_every=3).run()
+    assert [t for t in _trace(run) if t[0] == "result"] == [t for t in _trace(tmp_path / "clean") if t[0] == "result"]
+
+
+def test_journal_that_does_not_match_the_checkpoint_is_refused(tmp_path):
+    space = SearchSpace.from_dict(SMALL_SPACE)
+    _search(space, SyntheticEvaluator(space), tmp_path, 6, InlineExecutor(), checkpoint_every=100).run()
+    saved = json.load(open(tmp_path / "controller.json"))
+    saved["controller"] = PPOController(space.num_choices, seed=99, names=[d.name for d in space.decisions],
+                                        **PPO).state_dict()
+    saved["journal_position"], saved["asked"], saved["step"] = 0, 0, 0
+    json.dump(saved, open(tmp_path / "controller.json", "w"))
+    with pytest.raises(SearchConfigError, match="the controller checkpoint does not belong to this journal"):
+        _search(space, SyntheticEvaluator(space), tmp_path, 6, InlineExecutor(), checkpoint_every=100).run()
+
+
+class KillingEvaluator(SyntheticEvaluator):
+    """SIGKILLs its own process: once on the first evaluation (a marker file remembers),
+    and every time for the reference network."""
+
+    def __init__(self, space, marker):
+        super().__init__(space, delay_s=0.05)
+        self.marker = marker
+
+    def evaluate(self, blocks, artifact_dir=None):
+        if list(blocks) == self.space.reference_blocks():
+            os.kill(os.getpid(), signal.SIGKILL)
+        if not os.path.exists(self.marker):
+            open(self.marker, "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().evaluate(blocks, artifact_dir)
+
+
+def test_process_pool_retries_a_killed_worker(tmp_path):
+    space = SearchSpace.from_dict(SMALL_SPACE)
+    # The reference kills its worker on every attempt: recorded failed after 1 + 1 attempts.
+    # Step 0's first attempt kills its worker (the marker): it runs again and succeeds.
+    evaluator = KillingEvaluator(space, str(tmp_path / "marker"))
+    executor = LocalPoolExecutor(2, max_retries=1)
+    result = Search(space, evaluator, str(tmp_path / "run"), controller="random", num_samples=8, target_ms=1.0,
+                    log=None, export=False, tensorboard=False, executor=executor).run()
+    records = check_consistent(tmp_path / "run", 8)
+    reference = next(r for r in records if r["event"] == "reference")
+    assert reference["status"] == "failed" and reference["reason"].startswith("worker_died: BrokenProcessPool")
+    assert reference["attempts"] == 2 and len(reference["worker_errors"]) == 2
+    assert result.reference["status"] == "failed"
+    finished = [r for r in records if r["event"] == "result" and not r["cached"]]
+    assert all(r["status"] == "ok" for r in finished)
+    step0 = next(r for r in finished if r["step"] == 0)
+    assert step0["attempts"] == 2 and step0["worker_errors"][0].startswith("BrokenProcessPool")
+
+
+def test_ppo_uses_each_proposals_own_sampling_policy():
+    c = PPOController([3, 4, 2], seed=0, hidden_size=8, batch_size=2)
+    samples = [c.ask() for _ in range(3)]
+    sampled_log_probs = [lp for _, lp in c.pending]
+    restored = controller_from_state(json.loads(json.dumps(c.state_dict())))  # outstanding ones survive
+    for controller in (c, restored):
+        controller.tell(samples[0], 1.0)
+        controller.tell(samples[1], 0.0)  # the batch is full: the policy is updated
+        now = controller._sample_log_probs(samples[2])
+        assert not np.allclose(now, sampled_log_probs[2])
+        controller.tell(samples[2], 0.5)
+        assert controller.buffer[0][2] == sampled_log_probs[2]  # PPO's ratio is against the sampler
+        assert controller.pending == []
+    assert c.state_dict() == restored.state_dict()
+
+
+def test_executor_errors_name_the_problem():
+    with pytest.raises(SearchConfigError, match="the local executor runs one evaluation at a time"):
+        make_executor("local", max_in_flight=4)
+    with pytest.raises(SearchConfigError, match="latency_resource needs the Ray executor"):
+        make_executor("pool", latency_resource="latency_device")
+    with pytest.raises(SearchConfigError, match="num_workers must be an integer >= 1; received 0"):
+        make_executor("pool", max_in_flight=0)
+    space = mnasnet_space()
+    with pytest.raises(SearchConfigError, match="executor must be an Executor or None"):
+        Search(space, SyntheticEvaluator(space), "unused", executor="ray")
