@@ -14,6 +14,7 @@ Examples::
     mnas-search --num_samples=200 --controller=reinforce --reward=absolute --target_ms=5
     mnas-search --evaluator=synthetic --num_samples=2000 --run_dir=runs/dry   # no training
     mnas-search --space=my_space.json --describe_space
+    mnas-search --latency_mode=predicted_then_measured  # latency lookup table, front measured
     mnas-search --executor=ray --max_in_flight=2          # evaluations as Ray actors (local Ray)
     mnas-search --executor=ray --ray_address=auto --latency_resource=latency_device
 
@@ -66,6 +67,11 @@ def _define_flags() -> None:
     d.DEFINE_bool("isolate_latency", True, "Measure latency in a separate process pinned to one core.")
     d.DEFINE_bool("int8", False, "Also measure full-integer int8 latency.")
     d.DEFINE_enum("latency_objective", "fp32", ["fp32", "int8"], "Which latency the reward uses.")
+    d.DEFINE_enum("latency_mode", "measured", ["measured", "predicted", "predicted_then_measured"],
+                  "'measured': convert and time every sample; 'predicted': a latency lookup table; "
+                  "'predicted_then_measured': the table, then the final Pareto front measured.")
+    d.DEFINE_string("latency_table", None, "Latency table JSON for the table modes (built on demand if missing; "
+                    "default <run_dir's parent>/latency_table_<size>px_<threads>t.json).")
     d.DEFINE_float("timeout_s", 600.0, "A sample whose training takes longer fails (reason 'timeout').")
     d.DEFINE_bool("tensorboard", True, "Write TensorBoard scalars to <run_dir>/tensorboard.")
     d.DEFINE_bool("export", True, "Export the top-k / Pareto models at the end.")
@@ -109,12 +115,21 @@ def build_search(values=None):
     else:
         from mnas_keras.search.evaluator import ProxyEvaluator
 
+        table = None
+        if getattr(f, "latency_mode", "measured") != "measured":
+            from mnas_keras.search.latency_modes import default_table_path, prepare_table
+
+            path = f.latency_table or default_table_path(f.run_dir, f.latency_size, f.num_threads)
+            table = prepare_table(path, space, input_size=f.latency_size, num_threads=f.num_threads,
+                                  stem_filters=space.stem_filters, classes=10, runs=f.runs, warmup=f.warmup,
+                                  seed=f.seed, log=_log)
         evaluator = ProxyEvaluator(
             image_size=f.image_size, epochs=f.epochs, batch_size=f.batch_size, learning_rate=f.learning_rate,
             train_mode=f.train_mode, train_subset=f.train_subset, val_subset=f.val_subset,
             stem_filters=space.stem_filters, latency_input_size=f.latency_size, num_threads=f.num_threads,
             warmup=f.warmup, runs=f.runs, isolate_latency=f.isolate_latency, int8=f.int8,
             latency_objective=f.latency_objective, timeout_s=f.timeout_s, seed=f.seed,
+            **({"latency_mode": f.latency_mode, "latency_table": table} if table is not None else {}),
         )
     executor = None
     name = getattr(f, "executor", "local")

@@ -101,6 +101,10 @@ class ProxyEvaluator:
         model_kwargs: extra ``MnasNet`` arguments (e.g. ``head_filters``).
         save_artifacts: write ``model.keras`` and ``model.tflite`` into the artifact folder
             the runner passes (needed to export without retraining).
+        latency_mode: ``"measured"``, ``"predicted"`` or ``"predicted_then_measured"``
+            (see :mod:`mnas_keras.search.latency_modes`); the table modes need
+            ``latency_table`` (a :class:`~mnas_keras.search.latency_table.LatencyTable`) and
+            the fp32 objective.
     """
 
     def __init__(self, *, data=None, image_size: int = 32, classes: int | None = None,
@@ -110,7 +114,8 @@ class ProxyEvaluator:
                  stem_filters: int = 32, latency_input_size: int | None = None, num_threads: int = 1,
                  warmup: int = 10, runs: int = 50, isolate_latency: bool = True, int8: bool = False,
                  latency_objective: str = "fp32", timeout_s: float | None = None, seed: int = 0,
-                 model_kwargs: dict | None = None, save_artifacts: bool = True):
+                 model_kwargs: dict | None = None, save_artifacts: bool = True,
+                 latency_mode: str = "measured", latency_table=None):
         checks = [
             (isinstance(image_size, int) and image_size >= 8, f"image_size must be an integer >= 8; received {image_size!r}"),
             (isinstance(epochs, int) and epochs >= 1, f"epochs must be a positive integer; received {epochs!r}"),
@@ -145,6 +150,7 @@ class ProxyEvaluator:
         self.seed = int(seed)
         self.model_kwargs = dict(model_kwargs or {})
         self.saves_artifacts = bool(save_artifacts)
+        self.latency_mode, self._table_latency = self._latency_source(latency_mode, latency_table)
         #: Runs each latency measurement: ``latency_runner(benchmark, model, **options)``;
         #: None calls it here. The Ray executor sets it to send measurements to other nodes.
         self.latency_runner = None
@@ -152,6 +158,44 @@ class ProxyEvaluator:
         self._data = data
         self._splits = None
         self._classes = classes
+
+    def _latency_source(self, mode, table):
+        from mnas_keras.search.latency_modes import TableLatency, check_mode
+
+        check_mode(mode)
+        if mode == "measured":
+            return mode, None
+        if table is None or not hasattr(table, "predict"):
+            raise SearchConfigError(f"latency_mode={mode!r} needs latency_table (a LatencyTable)")
+        if self.int8 or self.latency_objective != "fp32":
+            raise SearchConfigError(f"latency_mode={mode!r} supports the fp32 objective only (no int8)")
+        wrong = {k: (table.settings.get(k), v) for k, v in (("input_size", self.latency_input_size),
+                 ("num_threads", self.num_threads), ("stem_filters", self.stem_filters)) if table.settings.get(k) != v}
+        if wrong:
+            raise SearchConfigError(f"the latency table was built for other settings (table, evaluator): {wrong}")
+        return mode, TableLatency(table, mode)
+
+    def _latency_config(self) -> dict:
+        if self._table_latency is None:
+            return {}
+        return {"latency_mode": self.latency_mode, "latency_table": self._table_latency.table.path}
+
+    @property
+    def latency_table(self):
+        """The :class:`LatencyTable` of the table modes (None when measuring)."""
+        return None if self._table_latency is None else self._table_latency.table
+
+    def measure_latency(self, blocks: Sequence[str]) -> float:
+        """Converts and times an (untrained) network the way ``"measured"`` mode does; ms.
+        Latency does not depend on the weights."""
+        import keras
+
+        model = self.build(blocks)
+        try:
+            return self._latency(model, None, measure=True)[0]["latency_ms"]
+        finally:
+            del model
+            keras.backend.clear_session(free_memory=True)
 
     # ------------------------------------------------------------------- data
     def config(self) -> dict[str, Any]:
@@ -167,6 +211,7 @@ class ProxyEvaluator:
             "isolate_latency": self.isolate_latency, "int8": self.int8,
             "latency_objective": self.latency_objective, "timeout_s": self.timeout_s, "seed": self.seed,
             "model_kwargs": self.model_kwargs,
+            **self._latency_config(),
         }
 
     def splits(self):
@@ -310,9 +355,11 @@ class ProxyEvaluator:
             correct += int(np.sum(np.argmax(probs, axis=-1) == y[start:start + batch_size]))
         return correct / max(1, len(x))
 
-    def _latency(self, model, x_train) -> dict:
+    def _latency(self, model, x_train, measure: bool = False) -> dict:
         from mnas_keras.tflite import benchmark, convert
 
+        if self._table_latency is not None and not measure:
+            return self._table_latency.estimate(model.blocks), None, None
         size = self.latency_input_size
         shape = (size, size, 3)
         out = {}
@@ -382,7 +429,8 @@ class ProxyEvaluator:
         os.close(fd)
         model.save(tmp)
         os.replace(tmp, os.path.join(folder, "model.keras"))
-        save(fp32, os.path.join(folder, "model.tflite"))
+        if fp32 is not None:  # table modes convert at export time only
+            save(fp32, os.path.join(folder, "model.tflite"))
         if int8 is not None:
             save(int8, os.path.join(folder, "model_int8.tflite"))
 

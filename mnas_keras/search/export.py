@@ -27,6 +27,14 @@ def _ensure_artifacts(evaluator, entry: dict) -> bool:
     needed = ["model.keras", "model.tflite"] + (["model_int8.tflite"] if evaluator.int8 else [])
     if all(os.path.exists(os.path.join(folder, name)) for name in needed):
         return False
+    keras_path = os.path.join(folder, "model.keras")
+    if needed[1:] == ["model.tflite"] and os.path.exists(keras_path):
+        # a table-latency search saves the trained model only: convert it now
+        from mnas_keras.tflite import convert
+
+        size = evaluator.latency_input_size
+        convert(keras_path, input_shape=(size, size, 3), path=os.path.join(folder, "model.tflite"))
+        return False
     result = evaluator.evaluate(entry["record"]["blocks"], artifact_dir=folder)
     if result.get("status") != "ok":
         raise RuntimeError(f"could not rebuild {entry['name']} for export: {result.get('reason')}")

@@ -359,6 +359,12 @@ class Search:
 
     def _finish(self, results: dict, reference: dict | None, target_ms: float) -> SearchResult:
         records = self._distinct(results)
+        if getattr(self.evaluator, "latency_mode", "measured") == "predicted_then_measured":
+            from mnas_keras.search.latency_modes import measure_front
+
+            reward_fn = Reward(self.reward_kind, target_ms=target_ms, alpha=self.alpha, beta=self.beta)
+            measure_front(records, self.run_dir.journal, self.evaluator.latency_table, self.evaluator.measure_latency,
+                          lambda record: self._reward(record, reward_fn), log=self.log)
         front = pareto_front(records)
         top = top_k(records, self.top_k)
         best = top[0] if top else None

@@ -1,0 +1,179 @@
+"""Measuring latency-table parts and whole networks on LiteRT.
+
+Parts (stem, single blocks, head; see :func:`mnas_keras.search.latency_table.network_parts`)
+are built with the same graph builder as ``mnas_keras.MnasNet``, many at a time as the
+independent branches of one multi-input Keras model, converted once with
+:func:`mnas_keras.tflite.convert`, and cut into one ``.tflite`` per part
+(:func:`mnas_keras.search.latency_slice.split_branches`). Conversion costs seconds per call
+whatever the model's size, so batching the parts makes a table of thousands of parts
+affordable. The parts are then timed with :func:`mnas_keras.tflite.benchmark_many` in a
+separate process pinned to one core, interleaved round by round, batch 1, like the search's
+own latency measurement.
+
+Example:
+    >>> settings = {"input_size": 32, "stem_filters": 8, "head_filters": 32, "classes": 10,
+    ...             "activation": "relu", "include_preprocessing": True}
+    >>> parts = convert_parts(["stem:32x32x3>8", "block:16x16:r1_k3_s22_e3_i8_o16_se0.25"], settings)
+    >>> from mnas_keras.tflite import list_operators
+    >>> sorted(list_operators(parts["block:16x16:r1_k3_s22_e3_i8_o16_se0.25"]))
+    ['CONV_2D', 'DEPTHWISE_CONV_2D', 'LOGISTIC', 'MEAN', 'MUL']
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Mapping, Sequence
+
+from mnas_keras.search.latency_table import DEFAULT_SETTINGS, parse_part
+
+#: At most this many parts, or about this many weights, per conversion.
+MAX_PARTS_PER_MODEL = 64
+MAX_PARAMS_PER_MODEL = 12_000_000
+#: Parts timed together in one isolated worker.
+MAX_PARTS_PER_BENCHMARK = 96
+
+
+def _settings(settings: Mapping) -> dict:
+    return {**DEFAULT_SETTINGS, **dict(settings)}
+
+
+def _part_params(key: str, s: Mapping) -> int:
+    p = parse_part(key)
+    h, w, c = p["input_shape"]
+    if p["kind"] == "stem":
+        return 27 * p["filters"]
+    if p["kind"] == "head":
+        return c * s["head_filters"] + s["head_filters"] * s["classes"]
+    spec = p["spec"]
+    k2, o = spec.kernel * spec.kernel, spec.output_filters
+    e = max(1, int(c * float(spec.expansion)))
+    if spec.op == "conv":
+        return k2 * c * e + (e * o if e != c else 0)
+    return c * e + k2 * e + e * o
+
+
+def _build_part(index: int, key: str, s: Mapping):
+    """``(input, output)`` Keras tensors of one part, layer names prefixed ``p<index>_``."""
+    import keras
+
+    from mnas_keras.models.backbone import IMAGENET_MEAN, IMAGENET_STD
+    from mnas_keras.models.builder import BuildOptions, LayerKit, _GraphBuilder
+
+    options = BuildOptions(stem_filters=s["stem_filters"], activation=s["activation"],
+                           head_filters=s["head_filters"], classes=s["classes"], dropout_rate=0.0)
+    builder = _GraphBuilder(options, LayerKit())
+    part = parse_part(key)
+    prefix = f"p{index}_"
+    x = keras.Input(part["input_shape"], name=f"{prefix}input")
+    if part["kind"] == "stem":
+        y = x
+        if s["include_preprocessing"]:
+            y = keras.layers.Normalization(mean=list(IMAGENET_MEAN), variance=[v * v for v in IMAGENET_STD],
+                                           name=prefix + "normalization")(y)
+        y = builder.conv(y, part["filters"], 3, prefix + "stem_conv", strides=2)
+        y = builder.bn(y, prefix + "stem_bn")
+        y = builder.act(y, s["activation"], prefix + "stem_act")
+    elif part["kind"] == "head":
+        # MnasNet's head (mnas_keras.models.builder, head="mnasnet", include_top=True).
+        y = builder.conv(x, s["head_filters"], 1, prefix + "head_conv")
+        y = builder.bn(y, prefix + "head_bn")
+        y = builder.act(y, s["activation"], prefix + "head_act")
+        y = keras.layers.GlobalAveragePooling2D(name=prefix + "avg_pool")(y)
+        y = keras.layers.Dense(s["classes"], activation="softmax", name=prefix + "predictions")(y)
+    else:
+        y, _ = builder.block(x, part["spec"], prefix)
+    return x, y
+
+
+def _chunks(keys: Sequence[str], s: Mapping) -> list[list[str]]:
+    chunks, current, params = [], [], 0
+    for key in keys:
+        size = _part_params(key, s)
+        if current and (len(current) >= MAX_PARTS_PER_MODEL or params + size > MAX_PARAMS_PER_MODEL):
+            chunks.append(current)
+            current, params = [], 0
+        current.append(key)
+        params += size
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def convert_parts(keys: Sequence[str], settings: Mapping, log: Callable | None = None) -> dict[str, bytes]:
+    """``{part key: standalone fp32 .tflite bytes}`` for the given part keys."""
+    import keras
+
+    from mnas_keras.search.latency_slice import split_branches
+    from mnas_keras.tflite import convert
+
+    s = _settings(settings)
+    out: dict[str, bytes] = {}
+    keys = list(dict.fromkeys(keys))
+    chunks = _chunks(keys, s)
+    for number, chunk in enumerate(chunks, start=1):
+        start = time.perf_counter()
+        keras.utils.set_random_seed(number)
+        tensors = [_build_part(i, key, s) for i, key in enumerate(chunk)]
+        model = keras.Model([t[0] for t in tensors], [t[1] for t in tensors], name="latency_parts")
+        flatbuffer = convert(model)
+        del model
+        keras.backend.clear_session(free_memory=True)
+        for key, part in zip(chunk, split_branches(flatbuffer)):
+            out[key] = part
+        if log:
+            log(f"converted parts {len(out)}/{len(keys)} ({time.perf_counter() - start:.1f} s for {len(chunk)})")
+    return out
+
+
+def convert_network(blocks: Sequence[str], settings: Mapping) -> bytes:
+    """The fp32 ``.tflite`` of a whole network as the search's evaluator builds it."""
+    import keras
+
+    from mnas_keras.models import MnasNet
+    from mnas_keras.tflite import convert
+
+    s = _settings(settings)
+    keras.utils.set_random_seed(0)
+    model = MnasNet(list(blocks), input_shape=(None, None, 3), classes=s["classes"], stem_filters=s["stem_filters"],
+                    head_filters=s["head_filters"], activation=s["activation"], dropout_rate=0.0,
+                    include_preprocessing=s["include_preprocessing"])
+    size = s["input_size"]
+    try:
+        return convert(model, input_shape=(size, size, 3))
+    finally:
+        del model
+        keras.backend.clear_session(free_memory=True)
+
+
+def time_models(tflites: Mapping[str, bytes], settings: Mapping, *, runs: int | None = None,
+                warmup: int | None = None, rounds: int = 5, group: int = MAX_PARTS_PER_BENCHMARK,
+                log: Callable | None = None) -> dict[str, float]:
+    """Median LiteRT latency (ms) of each model: isolated, pinned, interleaved in groups."""
+    from mnas_keras.tflite import benchmark_many
+
+    s = _settings(settings)
+    names = list(tflites)
+    out = {}
+    for start in range(0, len(names), group):
+        batch = {n: tflites[n] for n in names[start:start + group]}
+        results = benchmark_many(batch, num_threads=s["num_threads"], warmup=s["warmup"] if warmup is None else warmup,
+                                 runs=s["runs"] if runs is None else runs, use_xnnpack=s["delegate"] == "xnnpack",
+                                 isolate=True, rounds=rounds)
+        out.update({n: r.median_ms for n, r in results.items()})
+        if log:
+            log(f"timed {len(out)}/{len(names)} models")
+    return out
+
+
+def measure_parts(keys: Sequence[str], settings: Mapping, log: Callable | None = None, **options) -> dict[str, float]:
+    """Converts and times parts; ``{key: median ms}``."""
+    return time_models(convert_parts(keys, settings, log=log), settings, log=log, **options)
+
+
+def measure_networks(blocks_list: Sequence[Sequence[str]], settings: Mapping, log: Callable | None = None,
+                     **options) -> list[float]:
+    """Converts and times whole networks; their median ms, in order."""
+    tflites = {f"net{i}": convert_network(b, settings) for i, b in enumerate(blocks_list)}
+    options.setdefault("group", 16)
+    times = time_models(tflites, settings, log=log, **options)
+    return [times[f"net{i}"] for i in range(len(blocks_list))]

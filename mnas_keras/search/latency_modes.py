@@ -1,0 +1,151 @@
+"""How a search gets latencies: measured, predicted by a lookup table, or both.
+
+``latency_mode``:
+
+* ``"measured"`` (default): every sample is converted and timed on LiteRT (the paper's
+  practice; no table needed).
+* ``"predicted"``: every sample's latency comes from a :class:`LatencyTable` (parts the
+  table lacks are measured once and added); no whole-network conversion per sample.
+* ``"predicted_then_measured"``: samples are predicted during the search; at the end the
+  accuracy/latency Pareto front is measured, re-measuring until every network on the front
+  has a measured latency. The measurements are journaled (``{"event": "measured"}``, so a
+  resumed run does not measure them again), replace the predictions in the outputs and the
+  rewards, and are cached in the table, whose correction they refine.
+
+Example:
+    >>> check_mode("predicted")
+    'predicted'
+    >>> default_table_path("runs/my_search", 224, 1)
+    'runs/latency_table_224px_1t.json'
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Callable, Sequence
+
+from mnas_keras.search.errors import SearchConfigError
+from mnas_keras.search.latency_table import LatencyTable, MissingPartsError
+
+LATENCY_MODES = ("measured", "predicted", "predicted_then_measured")
+
+
+def check_mode(mode: str) -> str:
+    """Validates a ``latency_mode``."""
+    if mode not in LATENCY_MODES:
+        raise SearchConfigError(f"latency_mode must be one of {LATENCY_MODES}; received {mode!r}")
+    return mode
+
+
+def default_table_path(run_dir: str, input_size: int, num_threads: int) -> str:
+    """Where a search keeps its table by default: next to the run directory, shared by the
+    searches of the same folder and settings."""
+    parent = os.path.dirname(os.path.normpath(run_dir)) or "."
+    return os.path.join(parent, f"latency_table_{input_size}px_{num_threads}t.json")
+
+
+def prepare_table(path: str, space=None, *, input_size: int = 224, num_threads: int = 1, stem_filters: int = 32,
+                  classes: int = 10, calibration: int = 4, seed: int = 0, runs: int = 50, warmup: int = 10,
+                  log: Callable | None = None, **settings) -> LatencyTable:
+    """Loads the table at ``path`` or creates it, and makes sure its correction is fitted.
+
+    A new (or under-calibrated) table is calibrated on the space's reference network and
+    ``calibration`` seeded random samples (their parts measured first), then saved. Parts
+    of later networks are measured on demand.
+    """
+    expected = {"input_size": input_size, "num_threads": num_threads, "stem_filters": stem_filters,
+                "classes": classes, "objective": "fp32"}
+    if os.path.exists(path):
+        table = LatencyTable.load(path, expected=expected)
+    else:
+        table = LatencyTable.create(input_size, num_threads, stem_filters=stem_filters, classes=classes,
+                                    runs=runs, warmup=warmup, **settings)
+        table.path = path
+    if space is not None and table.fit.get("models", 0) < 2:
+        import random
+
+        rng = random.Random(seed)
+        networks = [space.reference_blocks()] + [space.decode(space.sample(rng)) for _ in range(calibration)]
+        if log:
+            log(f"calibrating the latency table {path} on {len(networks)} networks")
+        table.calibrate(networks, log=log)
+        table.save(path)
+    return table
+
+
+class TableLatency:
+    """The evaluator side of the table modes: predicts a network's latency, measuring and
+    saving missing parts first."""
+
+    def __init__(self, table: LatencyTable, mode: str = "predicted", save: bool = True):
+        self.table = table
+        self.mode = check_mode(mode)
+        self.save = save
+
+    def estimate(self, blocks: Sequence[str]) -> dict:
+        """``{"latency_ms", "fp32_latency_ms", "predicted_latency_ms", "latency_source"}``."""
+        start = time.perf_counter()
+        try:
+            predicted = self.table.predict(blocks)
+            measured_parts = 0
+        except MissingPartsError:
+            measured_parts = len(self.table.measure_missing([blocks]))
+            if self.save and self.table.path:
+                self.table.save()
+            predicted = self.table.predict(blocks)
+        value, source = self.table.latency(blocks)
+        return {"latency_ms": value, "fp32_latency_ms": value, "predicted_latency_ms": predicted,
+                "latency_source": source, "table_parts_measured": measured_parts,
+                "latency_seconds": time.perf_counter() - start}
+
+
+def measure_front(records: list[dict], journal, table: LatencyTable | None, measure: Callable[[list], float],
+                  rescore: Callable[[dict], float], log: Callable = print, max_rounds: int = 20) -> list[dict]:
+    """Replaces predicted latencies on the Pareto front by measured ones (in place).
+
+    Applies ``measured`` events already in the journal first (a resumed run), then measures
+    the front's predicted members with ``measure(blocks) -> ms`` and repeats on the new front
+    until it is all measured. Each measurement is journaled, rescored and added to the table.
+    """
+    from mnas_keras.search.report import pareto_front
+
+    by_key = {r["key"]: r for r in records}
+
+    def apply(record, value, predicted):
+        record["predicted_latency_ms"] = predicted
+        record["latency_ms"] = value
+        record["fp32_latency_ms"] = value
+        record["latency_source"] = "measured"
+        record["reward"] = rescore(record)
+
+    for event in journal.events("measured"):
+        record = by_key.get(event["key"])
+        if record is not None and record.get("latency_source") != "measured":
+            apply(record, event["latency_ms"], event.get("predicted_latency_ms"))
+    changed = False
+    for _ in range(max_rounds):
+        todo = [r for r in pareto_front(records) if r.get("latency_source") == "table"]
+        if not todo:
+            break
+        for record in todo:
+            predicted = record["latency_ms"]
+            try:
+                value = float(measure(record["blocks"]))
+            except Exception as err:  # keep the prediction; say why
+                log(f"could not measure {record['arch_id']}: {type(err).__name__}: {err}")
+                record["latency_source"] = "table_unmeasured"
+                continue
+            apply(record, value, predicted)
+            journal.append({"event": "measured", "key": record["key"], "arch_id": record["arch_id"],
+                            "latency_ms": value, "predicted_latency_ms": predicted, "time": time.time()})
+            log(f"front {record['arch_id']}: measured {value:.4f} ms (predicted {predicted:.4f} ms, "
+                f"{100 * (predicted - value) / value:+.1f}%)")
+            if table is not None:
+                table.add_measurement(record["blocks"], value, source="search", refit=False)
+                changed = True
+    if changed:
+        table.refit()
+        if table.path:
+            table.save()
+    return records

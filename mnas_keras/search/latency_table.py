@@ -1,0 +1,461 @@
+"""A calibrated latency lookup table: predict a sampled network's LiteRT latency in microseconds.
+
+A network is cut into *parts*: the stem, every single block (a stage's first block and its
+repeats) and the head. Each distinct part configuration (block string: op, kernel,
+expansion, SE, skip, activation, filters, stride; plus the input resolution it runs at) is
+measured once on LiteRT as a small standalone model (:mod:`mnas_keras.search.latency_build`).
+The prediction of a network is a linear correction of the sum of its parts,
+
+    ``latency = intercept_ms + scale * sum(part_ms)``,
+
+whose two coefficients are fitted by (relative) least squares on a few whole networks
+measured the same way: the per-model overhead, and the share that cache effects and
+operator scheduling inside a whole network add to its blocks' standalone times (about +7%
+on the development machine; a third, per-part coefficient overfitted a dozen calibration
+networks and was dropped). Whole-network measurements added later (for example
+the Pareto front of a ``predicted_then_measured`` search) are cached in the table and refine
+the fit. Predicting is dictionary look-ups and a sum: a few microseconds, no TensorFlow.
+
+The table is saved as JSON with the settings it was measured under (LiteRT version, threads,
+delegate, machine, input size, objective, model head); loading it under other settings warns
+with :class:`LatencyTableWarning`.
+
+Example:
+    >>> table = LatencyTable({"input_size": 32, "stem_filters": 8})
+    >>> blocks = ["r1_k3_s11_e1_i8_o8_dsconv", "r2_k3_s22_e6_i8_o16"]
+    >>> table.parts(blocks)  # doctest: +NORMALIZE_WHITESPACE
+    ['stem:32x32x3>8', 'block:16x16:r1_k3_s11_e1_i8_o8_dsconv', 'block:16x16:r1_k3_s22_e6_i8_o16',
+     'block:8x8:r1_k3_s11_e6_i16_o16', 'head:8x8x16']
+    >>> table.update_parts(dict.fromkeys(table.parts(blocks), 0.25))
+    >>> table.predict(blocks)  # no fit yet: the plain sum
+    1.25
+
+Command line (builds or extends a table and writes the accuracy report)::
+
+    python -m mnas_keras.search.latency_table --table=latency_table.json --space=mnasnet \\
+        --calibration=12 --holdout=50 --report_dir=runs/latency_report
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import time
+import warnings
+from typing import Iterable, Mapping, Sequence
+
+from mnas_keras.codec import BlockSpec, decode
+from mnas_keras.search.errors import SearchConfigError, SearchError
+
+SCHEMA = "mnas_keras.latency_table/1"
+
+#: Settings that define what a table's numbers mean; a mismatch on load warns.
+ENVIRONMENT_KEYS = ("litert_version", "num_threads", "delegate", "machine")
+MODEL_KEYS = ("input_size", "objective", "stem_filters", "head_filters", "classes", "activation",
+              "include_preprocessing")
+DEFAULT_SETTINGS = {
+    "input_size": 224,
+    "objective": "fp32",
+    "stem_filters": 32,
+    "head_filters": 1280,
+    "classes": 10,
+    "activation": "relu",
+    "include_preprocessing": True,
+    "num_threads": 1,
+    "delegate": "xnnpack",
+    "runs": 50,
+    "warmup": 10,
+}
+
+
+class LatencyTableError(SearchError):
+    """A latency table file is missing, corrupt or of another schema, or a part is missing."""
+
+
+class MissingPartsError(LatencyTableError):
+    """The table has no measurement for some parts of a network (``.keys`` lists them)."""
+
+    def __init__(self, keys: Sequence[str]):
+        self.keys = list(keys)
+        shown = ", ".join(self.keys[:3]) + (f" and {len(self.keys) - 3} more" if len(self.keys) > 3 else "")
+        super().__init__(f"the latency table has no measurement for {len(self.keys)} part(s): {shown}; "
+                         "measure them with LatencyTable.measure_missing(blocks) or build the table for this space")
+
+
+class LatencyTableWarning(UserWarning):
+    """A latency table is used under settings other than those it was measured under."""
+
+
+# ------------------------------------------------------------------------------ environment
+def cpu_model() -> str:
+    """The CPU model name (``/proc/cpuinfo`` on Linux, else ``platform.processor()``)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_description() -> str:
+    """``"<system> <arch>, <cpu model>, <n> cores"``: where a table's numbers hold.
+
+    Example:
+        >>> "cores" in machine_description()
+        True
+    """
+    return f"{platform.system()} {platform.machine()}, {cpu_model()}, {os.cpu_count()} cores"
+
+
+def environment(num_threads: int = 1, delegate: str = "xnnpack") -> dict:
+    """The runtime settings a table is measured under (LiteRT version, threads, machine)."""
+    from mnas_keras.tflite.latency import litert_version
+
+    return {"litert_version": litert_version(), "num_threads": int(num_threads), "delegate": delegate,
+            "machine": machine_description()}
+
+
+# ------------------------------------------------------------------------------------ parts
+def _out(size: int, stride: int) -> int:
+    return -(-size // stride)  # 'same' padding
+
+
+def network_parts(blocks: Sequence[str | BlockSpec], input_size: int, stem_filters: int = 32) -> list[str]:
+    """The part keys of a network: stem, each single block at its input resolution, head.
+
+    Example:
+        >>> network_parts(["r2_k5_s22_e3_i16_o24_se0.25"], 64, stem_filters=16)
+        ['stem:64x64x3>16', 'block:32x32:r1_k5_s22_e3_i16_o24_se0.25', 'block:16x16:r1_k5_s11_e3_i24_o24_se0.25', 'head:16x16x24']
+    """
+    specs = decode(blocks)
+    height = width = _out(int(input_size), 2)
+    keys = [f"stem:{input_size}x{input_size}x3>{stem_filters}"]
+    channels = stem_filters
+    for spec in specs:
+        for single in spec.expand():
+            keys.append(f"block:{height}x{width}:{single.to_string()}")
+            height, width = _out(height, single.strides[0]), _out(width, single.strides[1])
+            channels = single.output_filters
+    keys.append(f"head:{height}x{width}x{channels}")
+    return keys
+
+
+def parse_part(key: str) -> dict:
+    """The fields of a part key (``kind`` and shapes; ``spec`` for blocks).
+
+    Example:
+        >>> parse_part("block:16x16:r1_k3_s22_e6_i8_o16")["input_shape"]
+        (16, 16, 8)
+        >>> parse_part("head:7x7x320")
+        {'kind': 'head', 'input_shape': (7, 7, 320)}
+    """
+    try:
+        kind, rest = key.split(":", 1)
+        if kind == "stem":
+            shape, filters = rest.split(">")
+            h, w, c = (int(v) for v in shape.split("x"))
+            return {"kind": "stem", "input_shape": (h, w, c), "filters": int(filters)}
+        if kind == "head":
+            h, w, c = (int(v) for v in rest.split("x"))
+            return {"kind": "head", "input_shape": (h, w, c)}
+        if kind == "block":
+            shape, block = rest.split(":", 1)
+            h, w = (int(v) for v in shape.split("x"))
+            spec = BlockSpec.from_string(block)
+            return {"kind": "block", "input_shape": (h, w, spec.input_filters), "spec": spec}
+    except (ValueError, TypeError) as err:
+        raise LatencyTableError(f"malformed latency table part key {key!r}: {err}") from None
+    raise LatencyTableError(f"malformed latency table part key {key!r}: expected stem:, block: or head:")
+
+
+def space_parts(space, input_size: int) -> list[str]:
+    """Every part key the networks of a search space can contain (the table a space needs).
+
+    The space is factorized per stage, so this is the per-stage options times the input
+    filters the previous stage can produce, not the number of networks.
+
+    Example:
+        >>> from mnas_keras.search.space import mnasnet_space
+        >>> len(space_parts(mnasnet_space(), 224))
+        3220
+    """
+    import itertools
+
+    from mnas_keras.search.space import FIELDS
+
+    keys = {f"stem:{input_size}x{input_size}x3>{space.stem_filters}": None}
+    size = _out(int(input_size), 2)
+    f_ins = {space.stem_filters}
+    for stage in space.stages:
+        options = stage.options()
+        outs = set()
+        stride = stage.spec.strides
+        for f_in in sorted(f_ins):
+            for combo in itertools.product(*(options[f] for f in FIELDS)):
+                spec = stage.build(f_in, dict(zip(FIELDS, combo)))
+                outs.add(spec.output_filters)
+                h = size
+                for single in spec.expand():
+                    keys.setdefault(f"block:{h}x{h}:{single.to_string()}")
+                    h = _out(h, single.strides[0])
+        size = _out(size, stride[0])
+        f_ins = outs
+    for f in sorted(f_ins):
+        keys.setdefault(f"head:{size}x{size}x{f}")
+    return list(keys)
+
+
+# ------------------------------------------------------------------------------------ table
+class LatencyTable:
+    """Part latencies, a fitted correction and cached whole-network measurements.
+
+    Args:
+        settings: what the numbers mean (see ``DEFAULT_SETTINGS``; missing keys take the
+            defaults, environment keys are filled in by :meth:`build`).
+        parts: ``{part key: milliseconds}``.
+        fit: ``{"intercept_ms", "scale"}`` (default: the plain sum).
+        measured: ``{architecture key: {"latency_ms", "blocks", "source", "time"}}``,
+            whole-network measurements the fit uses.
+        path: where :meth:`save` writes by default.
+    """
+
+    def __init__(self, settings: Mapping | None = None, parts: Mapping[str, float] | None = None,
+                 fit: Mapping | None = None, measured: Mapping | None = None, path: str | None = None):
+        self.settings = {**DEFAULT_SETTINGS, **dict(settings or {})}
+        self._parts = {str(k): float(v) for k, v in (parts or {}).items()}
+        self.fit = {"intercept_ms": 0.0, "scale": 1.0, "models": 0, **dict(fit or {})}
+        self.measured = {str(k): dict(v) for k, v in (measured or {}).items()}
+        self.path = path
+        self.build_seconds = float(self.settings.pop("build_seconds", 0.0) or 0.0)
+
+    # --------------------------------------------------------------------- lookups
+    def __len__(self) -> int:
+        return len(self._parts)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._parts
+
+    @property
+    def part_latencies(self) -> dict[str, float]:
+        """A copy of ``{part key: ms}``."""
+        return dict(self._parts)
+
+    def parts(self, blocks: Sequence[str | BlockSpec]) -> list[str]:
+        """The part keys of a network under this table's input size and stem."""
+        return network_parts(blocks, self.settings["input_size"], self.settings["stem_filters"])
+
+    def missing(self, blocks: Sequence[str | BlockSpec]) -> list[str]:
+        """The part keys of a network that the table has not measured."""
+        return [k for k in dict.fromkeys(self.parts(blocks)) if k not in self._parts]
+
+    def parts_sum(self, blocks: Sequence[str | BlockSpec]) -> tuple[float, int]:
+        """``(sum of part milliseconds, number of parts)``; raises :class:`MissingPartsError`."""
+        keys = self.parts(blocks)
+        try:
+            return sum(self._parts[k] for k in keys), len(keys)
+        except KeyError:
+            raise MissingPartsError([k for k in dict.fromkeys(keys) if k not in self._parts]) from None
+
+    def predict(self, blocks: Sequence[str | BlockSpec]) -> float:
+        """The predicted latency of a network in milliseconds (the fitted sum of its parts)."""
+        total, _ = self.parts_sum(blocks)
+        return self.fit["intercept_ms"] + self.fit["scale"] * total
+
+    def latency(self, blocks: Sequence[str | BlockSpec]) -> tuple[float, str]:
+        """``(ms, source)``: the cached measurement if the network was measured, else the
+        prediction (``source`` is ``"measured"`` or ``"table"``)."""
+        from mnas_keras.search.space import arch_key
+
+        hit = self.measured.get(arch_key(blocks))
+        if hit is not None:
+            return float(hit["latency_ms"]), "measured"
+        return self.predict(blocks), "table"
+
+    def breakdown(self, blocks: Sequence[str | BlockSpec]) -> list[tuple[str, float]]:
+        """``[(part key, ms)]`` of a network, in order (missing parts are ``nan``)."""
+        return [(k, self._parts.get(k, math.nan)) for k in self.parts(blocks)]
+
+    # ---------------------------------------------------------------------- updates
+    def update_parts(self, latencies: Mapping[str, float]) -> None:
+        """Adds or replaces part measurements."""
+        for key, value in latencies.items():
+            parse_part(key)
+            value = float(value)
+            if not value > 0 or not math.isfinite(value):
+                raise LatencyTableError(f"part {key!r}: latency must be a positive number; received {value!r}")
+            self._parts[key] = value
+
+    def add_measurement(self, blocks: Sequence[str | BlockSpec], latency_ms: float, source: str = "measured",
+                        refit: bool = True) -> None:
+        """Caches a whole-network measurement and (by default) refits the correction on all
+        cached measurements whose parts are known."""
+        from mnas_keras.search.space import arch_key
+
+        value = float(latency_ms)
+        if not value > 0 or not math.isfinite(value):
+            raise LatencyTableError(f"latency_ms must be a positive number; received {latency_ms!r}")
+        key = arch_key(blocks)
+        self.measured[key] = {"latency_ms": value, "blocks": key.split("|"), "source": source, "time": time.time()}
+        if refit:
+            self.refit()
+
+    def refit(self) -> dict:
+        """Fits ``intercept + scale * sum`` on the cached whole-network measurements whose
+        parts are known: relative least squares (each network weighted by 1 / its latency);
+        with a single measurement only the scale."""
+        import numpy as np
+
+        rows, targets = [], []
+        for entry in self.measured.values():
+            try:
+                total, _ = self.parts_sum(entry["blocks"])
+            except MissingPartsError:
+                continue
+            rows.append((1.0, total))
+            targets.append(entry["latency_ms"])
+        fit = {"intercept_ms": 0.0, "scale": 1.0}
+        if len(rows) == 1:
+            fit["scale"] = targets[0] / rows[0][1]
+        elif len(rows) > 1:
+            x, y = np.asarray(rows), np.asarray(targets)
+            w = 1.0 / y
+            coef, *_ = np.linalg.lstsq(x * w[:, None], y * w, rcond=None)
+            fit.update(intercept_ms=float(coef[0]), scale=float(coef[1]))
+        fit["models"] = len(rows)
+        self.fit = fit
+        return fit
+
+    # ------------------------------------------------------------------- settings
+    def check(self, expected: Mapping | None = None, warn: bool = True, label: str | None = None) -> list[str]:
+        """Differences between this table's settings and ``expected`` (default: this
+        machine's environment for the table's thread count and delegate); warns with
+        :class:`LatencyTableWarning` when there are any and ``warn`` is true."""
+        if expected is None:
+            expected = environment(self.settings.get("num_threads", 1), self.settings.get("delegate", "xnnpack"))
+        diffs = []
+        for key, value in expected.items():
+            if key in ENVIRONMENT_KEYS or key in MODEL_KEYS:
+                have = self.settings.get(key)
+                if have != value:
+                    diffs.append(f"{key}: table {have!r}, now {value!r}")
+        if diffs and warn:
+            where = label or self.path or "latency table"
+            warnings.warn(f"{where} was measured under other settings ({'; '.join(diffs)}); "
+                          "its latencies may not hold here", LatencyTableWarning, stacklevel=2)
+        return diffs
+
+    # --------------------------------------------------------------------- (de)serialize
+    def to_dict(self) -> dict:
+        return {"schema": SCHEMA, "settings": {**self.settings, "build_seconds": self.build_seconds},
+                "fit": self.fit, "parts": dict(sorted(self._parts.items())), "measured": self.measured}
+
+    def save(self, path: str | None = None) -> str:
+        """Writes the table as JSON (atomically); returns the path."""
+        path = path or self.path
+        if not path:
+            raise LatencyTableError("no path to save the latency table to")
+        folder = os.path.dirname(os.path.abspath(path))
+        os.makedirs(folder, exist_ok=True)
+        tmp = f"{path}.tmp{os.getpid()}"
+        with open(tmp, "w") as f:
+            json.dump(self.to_dict(), f, indent=1)
+        os.replace(tmp, path)
+        self.path = path
+        return path
+
+    @classmethod
+    def from_dict(cls, data, label: str = "latency table") -> "LatencyTable":
+        if not isinstance(data, Mapping) or data.get("schema") != SCHEMA:
+            found = data.get("schema") if isinstance(data, Mapping) else type(data).__name__
+            raise LatencyTableError(f"{label} is not a latency table of schema {SCHEMA!r} (found {found!r})")
+        try:
+            settings, parts = dict(data["settings"]), dict(data["parts"])
+            fit, measured = dict(data.get("fit") or {}), dict(data.get("measured") or {})
+            for key in ("intercept_ms", "scale"):
+                if key in fit:
+                    fit[key] = float(fit[key])
+            table = cls(settings, {}, fit, measured)
+            table.update_parts(parts)
+            for entry in table.measured.values():
+                float(entry["latency_ms"]), list(entry["blocks"])
+        except (KeyError, TypeError, ValueError) as err:
+            if isinstance(err, LatencyTableError):
+                raise LatencyTableError(f"{label}: {err}") from None
+            raise LatencyTableError(f"{label} is corrupt: {type(err).__name__}: {err}") from None
+        return table
+
+    @classmethod
+    def load(cls, path: str, expected: Mapping | None = None, check: bool = True) -> "LatencyTable":
+        """Reads a table; warns (:class:`LatencyTableWarning`) if it was measured under other
+        settings than ``expected`` plus this machine's environment.
+
+        Raises:
+            LatencyTableError: the file is missing, not JSON, or not a latency table.
+        """
+        try:
+            with open(path) as f:
+                data = json.load(f)
+        except FileNotFoundError:
+            raise LatencyTableError(f"latency table file not found: {path}") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise LatencyTableError(f"latency table file {path} is not valid JSON: {err}") from None
+        table = cls.from_dict(data, label=f"latency table file {path}")
+        table.path = path
+        if check:
+            want = environment(table.settings.get("num_threads", 1), table.settings.get("delegate", "xnnpack"))
+            if expected:
+                want.update({k: v for k, v in expected.items() if k in ENVIRONMENT_KEYS + MODEL_KEYS})
+            table.check(want, label=f"latency table {path}")
+        return table
+
+    # ------------------------------------------------------------------------- building
+    @classmethod
+    def create(cls, input_size: int = 224, num_threads: int = 1, objective: str = "fp32", **settings) -> "LatencyTable":
+        """An empty table for this machine's environment and the given model settings."""
+        if objective != "fp32":
+            raise SearchConfigError(f"latency tables support objective 'fp32' only; received {objective!r}")
+        unknown = set(settings) - set(DEFAULT_SETTINGS)
+        if unknown:
+            raise SearchConfigError(f"unknown latency table setting(s) {sorted(unknown)}; expected {sorted(DEFAULT_SETTINGS)}")
+        return cls({**settings, "input_size": int(input_size), "objective": objective,
+                    **environment(num_threads, settings.get("delegate", "xnnpack"))})
+
+    def measure_parts(self, keys: Iterable[str], log=None, **options) -> dict[str, float]:
+        """Measures the given part keys that the table lacks and adds them (see
+        :func:`mnas_keras.search.latency_build.measure_parts`)."""
+        from mnas_keras.search.latency_build import measure_parts
+
+        todo = [k for k in dict.fromkeys(keys) if k not in self._parts]
+        if not todo:
+            return {}
+        start = time.perf_counter()
+        values = measure_parts(todo, self.settings, log=log, **options)
+        self.build_seconds += time.perf_counter() - start
+        self.update_parts(values)
+        return values
+
+    def measure_missing(self, blocks_list: Iterable[Sequence[str]], log=None, **options) -> dict[str, float]:
+        """Measures the parts that some networks need and the table lacks."""
+        keys = [k for blocks in blocks_list for k in self.missing(blocks)]
+        return self.measure_parts(keys, log=log, **options)
+
+    def calibrate(self, blocks_list: Sequence[Sequence[str]], log=None, **options) -> dict:
+        """Measures whole networks (and their missing parts), caches them and refits."""
+        from mnas_keras.search.latency_build import measure_networks
+
+        self.measure_missing(blocks_list, log=log, **options)
+        start = time.perf_counter()
+        values = measure_networks(blocks_list, self.settings, log=log, **options)
+        self.build_seconds += time.perf_counter() - start
+        for blocks, value in zip(blocks_list, values):
+            self.add_measurement(blocks, value, source="calibration", refit=False)
+        return self.refit()
+
+    def __repr__(self) -> str:
+        s = self.settings
+        return (f"LatencyTable({len(self._parts)} parts, {len(self.measured)} measured networks, "
+                f"{s['input_size']}px {s['objective']}, {s['num_threads']} thread(s), {s.get('delegate')})")

@@ -1,0 +1,217 @@
+"""Latency lookup table: parts, slicing, fit, JSON, warnings, search modes (tiny 32-64 px models)."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import warnings
+
+import numpy as np
+import pytest
+
+from mnas_keras.search import latency_build
+from mnas_keras.search.errors import SearchConfigError
+from mnas_keras.search.latency_modes import TableLatency
+from mnas_keras.search.latency_table import (
+    LatencyTable,
+    LatencyTableError,
+    LatencyTableWarning,
+    MissingPartsError,
+    network_parts,
+    space_parts,
+)
+from mnas_keras.search.space import SearchSpace, mnasnet_space
+
+SIZE = 64
+
+
+def tiny_space() -> SearchSpace:
+    return SearchSpace.from_dict({
+        "name": "tiny", "stem_filters": 8,
+        "stages": [
+            {"reference": "r1_k3_s11_e1_i8_o8_dsconv", "fixed": True},
+            {"reference": "r2_k3_s22_e6_i8_o16", "op": ["dsconv", "mbconv_e6"], "filters": [0.5, 2.0],
+             "layers": [-1, 2], "se": [0, 0.25]},
+        ]})
+
+
+@pytest.fixture(scope="session")
+def table(tmp_path_factory):
+    """Every part of the tiny space measured, calibrated on 4 networks."""
+    space = tiny_space()
+    t = LatencyTable.create(SIZE, stem_filters=8, runs=30, warmup=5)
+    t.measure_parts(space_parts(space, SIZE))
+    calibration = [space.reference_blocks()] + [space.decode(d) for d in ([0, 1, 0, 1], [1, 0, 1, 0], [1, 1, 1, 1])]
+    t.calibrate(calibration)
+    t.save(str(tmp_path_factory.mktemp("lut") / "table.json"))
+    return t
+
+
+def test_space_parts_cover_sampled_networks():
+    space = mnasnet_space()
+    keys = set(space_parts(space, 224))
+    rng = random.Random(0)
+    for _ in range(200):
+        assert set(network_parts(space.decode(space.sample(rng)), 224)) <= keys
+
+
+def test_predict_is_the_fitted_sum_of_parts(table):
+    space = tiny_space()
+    rng = random.Random(5)
+    for _ in range(5):
+        blocks = space.decode(space.sample(rng))
+        parts = table.breakdown(blocks)
+        assert [k for k, _ in parts] == network_parts(blocks, SIZE, 8)
+        expected = table.fit["intercept_ms"] + table.fit["scale"] * sum(ms for _, ms in parts)
+        assert table.predict(blocks) == pytest.approx(expected, rel=1e-12)
+    assert table.fit["models"] == 4 and table.fit["scale"] > 0
+
+
+def test_predict_is_fast(table):
+    blocks = tiny_space().reference_blocks()
+    times = []
+    for _ in range(200):
+        start = time.perf_counter()
+        table.predict(blocks)
+        times.append(time.perf_counter() - start)
+    assert np.median(times) < 5e-3
+
+
+def test_missing_parts_are_named(table):
+    with pytest.raises(MissingPartsError, match="r1_k7_s22") as info:
+        table.predict(["r1_k3_s11_e1_i8_o8_dsconv", "r1_k7_s22_e6_i8_o16"])
+    assert any("k7" in k for k in info.value.keys)
+    assert isinstance(info.value, ValueError)
+
+
+def test_json_round_trip(table, tmp_path):
+    path = table.save(str(tmp_path / "t.json"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loaded = LatencyTable.load(path)
+    assert loaded.to_dict() == table.to_dict()
+    blocks = tiny_space().reference_blocks()
+    assert loaded.predict(blocks) == table.predict(blocks)
+
+
+def test_other_settings_warn(table, tmp_path):
+    data = table.to_dict()
+    data["settings"]["litert_version"] = "0.0.1"
+    data["settings"]["num_threads"] = 4
+    path = tmp_path / "other.json"
+    path.write_text(json.dumps(data))
+    with pytest.warns(LatencyTableWarning, match="litert_version"):
+        LatencyTable.load(str(path))
+    with pytest.warns(LatencyTableWarning, match="input_size"):
+        LatencyTable.load(table.path, expected={"input_size": 224})
+
+
+@pytest.mark.parametrize("content", ["{not json", json.dumps({"schema": "other/9"}), json.dumps([1, 2]),
+                                     json.dumps({"schema": "mnas_keras.latency_table/1", "settings": {}})])
+def test_corrupt_file_raises_naming_it(tmp_path, content):
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    with pytest.raises(LatencyTableError, match="bad.json"):
+        LatencyTable.load(str(path))
+    with pytest.raises(LatencyTableError, match="not found"):
+        LatencyTable.load(str(tmp_path / "missing.json"))
+
+
+def test_bad_part_latency_rejected():
+    with pytest.raises(LatencyTableError, match="positive"):
+        LatencyTable({"input_size": 32}).update_parts({"head:2x2x8": -1.0})
+
+
+def test_sliced_parts_compute_the_branch(tmp_path):
+    """A cut part is the very sub-network: same outputs as Keras on the same input."""
+    import keras
+
+    from mnas_keras.search.latency_slice import split_branches
+    from mnas_keras.tflite import convert
+    from mnas_keras.tflite.latency import load_interpreter
+
+    settings = {**LatencyTable.create(32).settings, "stem_filters": 8, "head_filters": 16}
+    keys = ["block:16x16:r1_k3_s22_e3_i8_o16_se0.25", "block:8x8:r1_k5_s11_e1_i16_o16_conv_poolskip"]
+    tensors = [latency_build._build_part(i, k, settings) for i, k in enumerate(keys)]
+    model = keras.Model([t[0] for t in tensors], [t[1] for t in tensors])
+    parts = split_branches(convert(model))
+    rng = np.random.default_rng(0)
+    for index, (part, (x, _)) in enumerate(zip(parts, tensors)):
+        data = rng.uniform(size=(1,) + tuple(x.shape[1:])).astype("float32")
+        sub = keras.Model(x, tensors[index][1])
+        interpreter = load_interpreter(part)
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], data)
+        interpreter.invoke()
+        got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+        np.testing.assert_allclose(got, np.asarray(sub(data)), rtol=1e-4, atol=1e-4)
+
+
+def test_prediction_tracks_measured_latency(table):
+    """Networks of the tiny space span a few x in latency; the table must rank them."""
+    space = tiny_space()
+    held_out = ([0, 0, 0, 0], [1, 0, 0, 0], [1, 1, 0, 1], [0, 1, 1, 0], [0, 0, 1, 1], [1, 1, 1, 0])
+    networks = [space.decode(d) for d in held_out]
+    measured = latency_build.measure_networks(networks, table.settings, runs=30, warmup=5)
+    predicted = [table.predict(b) for b in networks]
+    rank = lambda v: np.argsort(np.argsort(v))  # noqa: E731
+    rho = np.corrcoef(rank(measured), rank(predicted))[0, 1]
+    assert rho > 0.6, (measured, predicted)
+    for m, p in zip(measured, predicted):
+        assert 0.5 < p / m < 2.0, (measured, predicted)
+
+
+def test_estimate_measures_missing_parts(table, tmp_path):
+    t = LatencyTable.from_dict(table.to_dict())
+    t.path = str(tmp_path / "grow.json")
+    blocks = ["r1_k3_s11_e1_i8_o8_dsconv", "r1_k7_s22_e3_i8_o24"]
+    before = len(t)
+    out = TableLatency(t, "predicted").estimate(blocks)
+    assert out["latency_source"] == "table" and out["table_parts_measured"] == 2 and len(t) == before + 2
+    assert out["latency_ms"] == pytest.approx(t.predict(blocks))
+    assert len(LatencyTable.load(t.path)) == len(t)  # saved
+
+
+def test_evaluator_rejects_table_for_other_settings(table):
+    from mnas_keras.search.evaluator import ProxyEvaluator
+
+    with pytest.raises(SearchConfigError, match="input_size"):
+        ProxyEvaluator(latency_mode="predicted", latency_table=table, latency_input_size=32, stem_filters=8)
+    with pytest.raises(SearchConfigError, match="needs latency_table"):
+        ProxyEvaluator(latency_mode="predicted")
+    with pytest.raises(SearchConfigError, match="latency_mode"):
+        ProxyEvaluator(latency_mode="guess", latency_table=table)
+
+
+def test_search_predicted_then_measured(table, tmp_path):
+    from mnas_keras.search.evaluator import ProxyEvaluator
+    from mnas_keras.search.runner import Search
+
+    t = LatencyTable.from_dict(table.to_dict())
+    t.path = str(tmp_path / "search_table.json")
+    evaluator = ProxyEvaluator(image_size=32, epochs=1, train_subset=64, val_subset=32, bn_recalibration=32,
+                               latency_input_size=SIZE, stem_filters=8, runs=20, warmup=3,
+                               latency_mode="predicted_then_measured", latency_table=t, save_artifacts=False)
+    space = tiny_space()
+    run_dir = str(tmp_path / "run")
+    logs = []
+    result = Search(space, evaluator, run_dir, controller="random", num_samples=3, tensorboard=False,
+                    export=False, log=logs.append, evaluate_reference=False, target_ms=1.0).run()
+    journal = [json.loads(line) for line in open(result.files["journal"])]
+    samples = [r for r in journal if r.get("event") == "result" and not r.get("cached")]
+    assert samples and all(r["latency_source"] == "table" for r in samples)
+    for r in samples:
+        assert r["latency_ms"] == pytest.approx(LatencyTable.from_dict(table.to_dict()).predict(r["blocks"]))
+    measured = [r for r in journal if r.get("event") == "measured"]
+    front_keys = {r["key"] for r in result.front}
+    assert measured and {m["key"] for m in measured} == front_keys
+    for r in result.front:
+        assert r["latency_source"] == "measured" and r["latency_ms"] != r["predicted_latency_ms"]
+    assert front_keys <= set(t.measured) and t.fit["models"] >= 5
+    assert json.load(open(t.path))["measured"].keys() >= front_keys
+    # resume: nothing is measured again, the outputs keep the measured latencies
+    again = Search(space, evaluator, run_dir, controller="random", num_samples=3, tensorboard=False,
+                   export=False, log=logs.append, evaluate_reference=False, target_ms=1.0).run()
+    journal2 = [json.loads(line) for line in open(result.files["journal"])]
+    assert len([r for r in journal2 if r.get("event") == "measured"]) == len(measured)
+    assert {r["key"]: r["latency_ms"] for r in again.front} == {r["key"]: r["latency_ms"] for r in result.front}
