@@ -25,6 +25,13 @@ from mnas_keras.search.controllers import (
 from mnas_keras.search.evaluator import ProxyEvaluator
 from mnas_keras.search.errors import SearchConfigError, SearchError, SearchSpaceError
 from mnas_keras.search.journal import Journal, RunDirectory
+from mnas_keras.search.latency_modes import LATENCY_MODES, prepare_table
+from mnas_keras.search.latency_table import (
+    LatencyTable,
+    LatencyTableError,
+    LatencyTableWarning,
+    MissingPartsError,
+)
 from mnas_keras.search.report import pareto_front, plot_search, top_k
 from mnas_keras.search.reward import Reward, absolute_reward, mnasnet_reward
 from mnas_keras.search.space import (
@@ -46,8 +53,13 @@ __all__ = [
     "Controller",
     "Decision",
     "Journal",
+    "LATENCY_MODES",
+    "LatencyTable",
+    "LatencyTableError",
+    "LatencyTableWarning",
     "MNASNET_CHOICES",
     "MOBILENET_V2_STAGES",
+    "MissingPartsError",
     "PPOController",
     "ProxyEvaluator",
     "RandomSearch",
@@ -76,6 +88,7 @@ __all__ = [
     "mnasnet_space",
     "pareto_front",
     "plot_search",
+    "prepare_table",
     "read_scalars",
     "top_k",
 ]

@@ -32,7 +32,7 @@ Example:
 
 Command line (builds or extends a table and writes the accuracy report)::
 
-    python -m mnas_keras.search.latency_table --table=latency_table.json --space=mnasnet \\
+    python -m mnas_keras.search.latency_report --table=latency_table.json --space=mnasnet \\
         --calibration=12 --holdout=50 --report_dir=runs/latency_report
 """
 

@@ -215,3 +215,38 @@ def test_search_predicted_then_measured(table, tmp_path):
     journal2 = [json.loads(line) for line in open(result.files["journal"])]
     assert len([r for r in journal2 if r.get("event") == "measured"]) == len(measured)
     assert {r["key"]: r["latency_ms"] for r in again.front} == {r["key"]: r["latency_ms"] for r in result.front}
+
+
+def test_accuracy_report_files(tmp_path):
+    from mnas_keras.search.latency_report import accuracy, write_report
+
+    stats = accuracy([1.05, 2.3, 2.9], [1.0, 2.0, 3.0])
+    assert stats["within_10"] == pytest.approx(2 / 3) and stats["worst_error"] == pytest.approx(0.15)
+    text = write_report([1.05, 2.3, 2.9], [1.0, 2.0, 3.0], str(tmp_path), extra={"parts": 7})
+    assert "| within +-10% | 66.7% |" in text and "| parts | 7 |" in text
+    assert (tmp_path / "scatter.png").stat().st_size > 1000
+    assert json.load(open(tmp_path / "report.json"))["stats"]["n"] == 3
+    with pytest.raises(ValueError, match="equally many"):
+        accuracy([1.0], [])
+
+
+def test_table_command(tmp_path):
+    """``python -m mnas_keras.search.latency_report`` builds, calibrates and reports."""
+    import subprocess
+    import sys
+
+    space_file = tmp_path / "space.json"
+    space_file.write_text(json.dumps(tiny_space().to_dict()))
+    table_path = tmp_path / "cli_table.json"
+    command = [sys.executable, "-m", "mnas_keras.search.latency_report", f"--table={table_path}",
+               f"--space={space_file}", "--latency_size=32", "--calibration=2", "--holdout=3", "--runs=10",
+               "--warmup=2", f"--report_dir={tmp_path / 'report'}"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "within +-10%" in done.stdout and (tmp_path / "report" / "scatter.png").exists()
+    table = LatencyTable.load(str(table_path))
+    assert table.fit["models"] == 2 and table.settings["input_size"] == 32
+    (tmp_path / "broken.json").write_text("{")
+    bad = subprocess.run(command[:3] + [f"--table={tmp_path / 'broken.json'}"], capture_output=True, text=True,
+                         timeout=120)
+    assert bad.returncode == 2 and "broken.json" in bad.stderr

@@ -1,0 +1,190 @@
+"""Latency lookup table: build cost, accuracy on held-out networks, search evaluations/hour.
+
+Phases (each resumable; files under --work_dir):
+
+* ``convert`` (CPU heavy, no timing: run under ``flock -s``): converts every part of the
+  space (``--parts=space``) or only those of the networks used here (``--parts=needed``),
+  the calibration networks and the held-out networks.
+* ``time`` (timing: run under ``flock`` exclusive): times parts and networks, builds the
+  table (parts + overhead fit on the calibration networks only), predicts the held-out
+  networks and writes ``report.md``, ``scatter.png``, ``table.json``.
+* ``evals`` (timing): ``ProxyEvaluator`` on the same sampled networks with measured and
+  with table latency, interleaved; evaluations per hour.
+
+    flock -s /tmp/mnas_timing.lock python benchmarks/search_latency_table.py --phase=convert
+    flock /tmp/mnas_timing.lock python benchmarks/search_latency_table.py --phase=time
+    flock /tmp/mnas_timing.lock python benchmarks/search_latency_table.py --phase=evals
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from mnas_keras.search.latency_table import LatencyTable, network_parts, space_parts  # noqa: E402
+from mnas_keras.search.space import mnasnet_space  # noqa: E402
+
+
+def _name(key: str) -> str:
+    return hashlib.sha1(key.encode()).hexdigest()[:20] + ".tflite"
+
+
+def networks(args):
+    space = mnasnet_space()
+    rng = random.Random(args.seed)
+    seen, out = set(), []
+    while len(out) < args.calibration + args.holdout:
+        blocks = space.decode(space.sample(rng))
+        if "|".join(blocks) not in seen:
+            seen.add("|".join(blocks))
+            out.append(blocks)
+    return space, out[:args.calibration], out[args.calibration:]
+
+
+def phase_convert(args):
+    from mnas_keras.search import latency_build
+
+    space, calibration, holdout = networks(args)
+    table = LatencyTable.create(args.size)
+    if args.parts == "space":
+        keys = space_parts(space, args.size)
+    else:
+        keys = list(dict.fromkeys(k for b in calibration + holdout for k in network_parts(b, args.size)))
+    folder = os.path.join(args.work_dir, "parts")
+    os.makedirs(folder, exist_ok=True)
+    todo = [k for k in keys if not os.path.exists(os.path.join(folder, _name(k)))]
+    stats_path = os.path.join(args.work_dir, "convert.json")
+    stats = json.load(open(stats_path)) if os.path.exists(stats_path) else {"parts_seconds": 0.0, "parts": 0}
+    print(f"{len(keys)} parts, {len(todo)} to convert", flush=True)
+    for start in range(0, len(todo), 256):
+        chunk = todo[start:start + 256]
+        t0 = time.perf_counter()
+        for key, data in latency_build.convert_parts(chunk, table.settings).items():
+            with open(os.path.join(folder, _name(key)), "wb") as f:
+                f.write(data)
+        stats["parts_seconds"] += time.perf_counter() - t0
+        stats["parts"] += len(chunk)
+        json.dump(stats, open(stats_path, "w"))
+        print(f"  {start + len(chunk)}/{len(todo)} parts, {stats['parts_seconds']:.0f} s", flush=True)
+    folder = os.path.join(args.work_dir, "nets")
+    os.makedirs(folder, exist_ok=True)
+    t0, count = time.perf_counter(), 0
+    for blocks in calibration + holdout:
+        path = os.path.join(folder, _name("|".join(blocks)))
+        if not os.path.exists(path):
+            with open(path, "wb") as f:
+                f.write(latency_build.convert_network(blocks, table.settings))
+            count += 1
+    if count:
+        stats["network_seconds_each"] = (time.perf_counter() - t0) / count
+    stats["space_parts"] = len(space_parts(space, args.size))
+    json.dump(stats, open(stats_path, "w"))
+    print(stats)
+
+
+def phase_time(args):
+    from mnas_keras.search import latency_build
+    from mnas_keras.search.latency_report import write_report
+
+    space, calibration, holdout = networks(args)
+    stats = json.load(open(os.path.join(args.work_dir, "convert.json")))
+    table = LatencyTable.create(args.size, runs=args.runs, warmup=args.warmup)
+    parts_dir, nets_dir = os.path.join(args.work_dir, "parts"), os.path.join(args.work_dir, "nets")
+    keys = [k for k in (space_parts(space, args.size) if args.parts == "space" else
+            dict.fromkeys(k for b in calibration + holdout for k in network_parts(b, args.size)))
+            if os.path.exists(os.path.join(parts_dir, _name(k)))]
+    t0 = time.perf_counter()
+    times = latency_build.time_models({k: os.path.join(parts_dir, _name(k)) for k in keys}, table.settings)
+    parts_timing = time.perf_counter() - t0
+    table.update_parts(times)
+    t0 = time.perf_counter()
+    nets = {f"n{i}": os.path.join(nets_dir, _name("|".join(b))) for i, b in enumerate(calibration + holdout)}
+    measured = latency_build.time_models(nets, table.settings, group=16)
+    nets_timing = time.perf_counter() - t0
+    for i, blocks in enumerate(calibration):
+        table.add_measurement(blocks, measured[f"n{i}"], source="calibration", refit=False)
+    table.refit()
+    per_net_timing = nets_timing / len(nets)
+    table.build_seconds = (stats["parts_seconds"] * len(keys) / max(1, stats["parts"]) + parts_timing
+                           + len(calibration) * (stats.get("network_seconds_each", 0) + per_net_timing))
+    table.save(os.path.join(args.work_dir, "table.json"))
+    pred = [table.predict(b) for b in holdout]
+    meas = [measured[f"n{i + len(calibration)}"] for i in range(len(holdout))]
+    t0 = time.perf_counter()
+    for _ in range(100):
+        for b in holdout:
+            table.predict(b)
+    predict_us = (time.perf_counter() - t0) / (100 * len(holdout)) * 1e6
+    extra = {
+        "parts measured": len(keys), "parts in the space": stats["space_parts"],
+        "part conversion s (all measured parts)": round(stats["parts_seconds"] * len(keys) / max(1, stats["parts"]), 1),
+        "part timing s": round(parts_timing, 1),
+        "calibration networks": len(calibration), "held-out networks": len(holdout),
+        "table build s (conversion + timing + calibration)": round(table.build_seconds, 1),
+        "whole network: conversion s": round(stats.get("network_seconds_each", 0), 2),
+        "whole network: timing s": round(per_net_timing, 2),
+        "predict() us per network": round(predict_us, 1),
+        "fit": {k: round(v, 4) if isinstance(v, float) else v for k, v in table.fit.items()},
+        "load average": [round(v, 2) for v in os.getloadavg()],
+    }
+    report = write_report(pred, meas, args.work_dir, extra=extra, labels=["|".join(b) for b in holdout],
+                          title=f"LatencyTable vs LiteRT, {len(holdout)} held-out MnasNet-space networks, "
+                                f"{args.size}px, 1 thread, fp32")
+    print(report)
+
+
+def phase_evals(args):
+    from mnas_keras.search.evaluator import ProxyEvaluator
+
+    space, calibration, holdout = networks(args)
+    table = LatencyTable.load(os.path.join(args.work_dir, "table.json"))
+    kwargs = dict(image_size=32, epochs=2, latency_input_size=args.size)
+    modes = {"measured": ProxyEvaluator(**kwargs),
+             "predicted": ProxyEvaluator(**kwargs, latency_mode="predicted", latency_table=table)}
+    sample = holdout[:args.evals]
+    seconds = {m: [] for m in modes}
+    latency_seconds = {m: [] for m in modes}
+    for blocks in sample:
+        for mode, evaluator in modes.items():
+            result = evaluator.evaluate(blocks)
+            assert result["status"] == "ok", result
+            seconds[mode].append(result["eval_seconds"])
+            latency_seconds[mode].append(result.get("latency_seconds", 0.0) if mode == "predicted" else
+                                         result["convert_seconds"])
+            print(mode, round(result["eval_seconds"], 2), round(result["latency_ms"], 3), flush=True)
+    rows = {}
+    for mode in modes:
+        mean = sum(seconds[mode]) / len(seconds[mode])
+        rows[mode] = {"evaluations": len(seconds[mode]), "mean_eval_s": round(mean, 2), "per_hour": round(3600 / mean, 1)}
+    out = {"rows": rows, "speedup": round(rows["measured"]["mean_eval_s"] / rows["predicted"]["mean_eval_s"], 2),
+           "load_average": [round(v, 2) for v in os.getloadavg()]}
+    json.dump(out, open(os.path.join(args.work_dir, "evals.json"), "w"), indent=1)
+    print(json.dumps(out, indent=1))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--phase", choices=["convert", "time", "evals"], required=True)
+    parser.add_argument("--work_dir", default="runs/bench_latency_table")
+    parser.add_argument("--parts", choices=["space", "needed"], default="space")
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--calibration", type=int, default=12)
+    parser.add_argument("--holdout", type=int, default=60)
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--evals", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=2024)
+    args = parser.parse_args()
+    os.makedirs(args.work_dir, exist_ok=True)
+    {"convert": phase_convert, "time": phase_time, "evals": phase_evals}[args.phase](args)
+
+
+if __name__ == "__main__":
+    main()
