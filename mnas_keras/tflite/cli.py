@@ -56,6 +56,11 @@ def _flag_values() -> flags.FlagValues:
     flags.DEFINE_boolean("isolate", False, "Measure in a fresh process pinned to one core.", flag_values=fv)
     flags.DEFINE_boolean("xnnpack", True, "Use LiteRT's default XNNPACK delegate.", flag_values=fv)
     flags.DEFINE_boolean("json", False, "Print JSON instead of a table.", flag_values=fv)
+    flags.DEFINE_enum(
+        "hard_swish", "auto", ["auto", "native", "fold", "explicit"],
+        "How hard-swish converts (auto: int8-friendly 'fold' for int8, the native op otherwise).",
+        flag_values=fv,
+    )
     return fv
 
 
@@ -159,13 +164,25 @@ def _convert(fv) -> int:
     stem = os.path.splitext(os.path.basename(fv.model))[0].replace(":", "_")
     output = fv.output or f"{stem}{'_' + quantization if quantization else ''}.tflite"
     start = time.perf_counter()
-    flatbuffer = convert(model, quantization, representative_data=data, input_shape=shape, path=output)
+    flatbuffer = convert(model, quantization, representative_data=data, input_shape=shape, path=output,
+                         hard_swish=fv.hard_swish)
     seconds = time.perf_counter() - start
     record = {"model": fv.model, "quantization": quantization or "none", "output": output,
-              "bytes": len(flatbuffer), "convert_s": round(seconds, 3)}
+              "bytes": len(flatbuffer), "convert_s": round(seconds, 3),
+              "hard_swish": _hard_swish_mode(flatbuffer)}
     print(json.dumps(record) if fv.json else
-          f"wrote {output} ({len(flatbuffer) / 1024:.1f} KiB, {record['quantization']}) in {seconds:.2f} s")
+          f"wrote {output} ({len(flatbuffer) / 1024:.1f} KiB, {record['quantization']}, hard-swish "
+          f"{record['hard_swish']}) in {seconds:.2f} s")
     return 0
+
+
+def _hard_swish_mode(tflite) -> str:
+    """How the model's hard-swish layers were converted, from the metadata ``convert`` writes."""
+    from mnas_keras.tflite.flatbuffer import conversion_info
+
+    info = conversion_info(tflite) or {}
+    report = info.get("hard_swish", {})
+    return "none" if report.get("layers") == 0 else report.get("mode", "unknown")
 
 
 def _ops(fv) -> int:
@@ -213,9 +230,11 @@ def _benchmark(fv) -> int:
                 spec = fv.calibration or "random:32"
                 data = _calibration(spec, fv.input_size, quantization)
                 start = time.perf_counter()
-                tflites[key] = convert(model, quantization, representative_data=data, input_shape=shape)
+                tflites[key] = convert(model, quantization, representative_data=data, input_shape=shape,
+                                       hard_swish=fv.hard_swish)
                 seconds = time.perf_counter() - start
-            rows[key] = {"model": name, "quantization": quantization or "none", "convert_s": round(seconds, 3)}
+            rows[key] = {"model": name, "quantization": quantization or "none", "convert_s": round(seconds, 3),
+                         "hard_swish": _hard_swish_mode(tflites[key])}
     results = benchmark_many(
         tflites, num_threads=fv.threads, warmup=fv.warmup, runs=fv.runs,
         input_shape=shapes,
@@ -225,14 +244,24 @@ def _benchmark(fv) -> int:
     if fv.json:
         print(json.dumps(records, indent=1))
         return 0
-    header = f"{'model':<34}{'quant':>8}{'KiB':>9}{'conv s':>8}{'median':>9}{'mean':>9}{'p90':>9}{'min':>9}{'std':>8}"
+    header = f"{'model':<34}{'quant':>8}{'hswish':>8}{'KiB':>9}{'conv s':>8}{'median':>9}{'mean':>9}{'p90':>9}{'min':>9}{'std':>8}"
     print(header)
     print("-" * len(header))
     for r in records:
         print(
-            f"{r['model']:<34}{r['quantization']:>8}{r['model_bytes'] / 1024:>9.0f}{r['convert_s']:>8.2f}"
+            f"{r['model']:<34}{r['quantization']:>8}{r['hard_swish']:>8}{r['model_bytes'] / 1024:>9.0f}{r['convert_s']:>8.2f}"
             f"{r['median_ms']:>9.3f}{r['mean_ms']:>9.3f}{r['p90_ms']:>9.3f}{r['min_ms']:>9.3f}{r['std_ms']:>8.3f}"
         )
+    by_model: dict[str, dict[str, float]] = {}
+    for r in records:
+        by_model.setdefault(r["model"], {})[r["quantization"]] = r["median_ms"]
+    pairs = [(m, q) for m, q in by_model.items() if "none" in q and len(q) > 1]
+    if pairs:
+        print()
+        print(f"{'model':<34}" + "".join(f"{k + '/fp32':>14}" for k in pairs[0][1] if k != "none"))
+        for model, medians in pairs:
+            print(f"{model:<34}" + "".join(
+                f"{medians[k] / medians['none']:>14.2f}" for k in medians if k != "none"))
     first = records[0]
     print(
         f"(ms per invoke; {first['num_threads']} thread(s), {first['delegate']}, LiteRT "

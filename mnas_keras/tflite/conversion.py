@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import re
 import tempfile
@@ -35,13 +36,16 @@ from mnas_keras.tflite.errors import (
     TFLiteConversionError,
     UnsupportedOpsError,
 )
-from mnas_keras.tflite.flatbuffer import check_builtin_ops
+from mnas_keras.tflite.flatbuffer import METADATA_NAME, add_metadata, check_builtin_ops
 
 QUANTIZATIONS = (None, "float16", "dynamic", "int8", "int8_io")
 """Accepted ``quantization`` values: float32, float16 weights, dynamic-range int8 weights,
 full integer with float input/output, full integer with int8 input/output."""
 
 METHODS = ("trace", "keras")
+
+HARD_SWISH_MODES = ("auto", "native", "fold", "explicit")
+"""``hard_swish`` choices of :func:`convert` (see its docstring)."""
 
 RepresentativeData = Union[Callable[[], Iterable[Any]], Any]
 
@@ -52,6 +56,12 @@ def _tf():
     import tensorflow as tf
 
     return tf
+
+
+def _keras():
+    import keras
+
+    return keras
 
 
 def load_keras_model(model):
@@ -323,6 +333,7 @@ def convert(
     path: str | os.PathLike | None = None,
     method: str = "trace",
     calibration_steps: int = 100,
+    hard_swish: str = "auto",
 ) -> bytes:
     """Converts a Keras model to a TFLite flatbuffer that uses built-in operators only.
 
@@ -342,9 +353,16 @@ def convert(
         method: ``"trace"`` (fast, default) or ``"keras"`` (the stock
             ``TFLiteConverter.from_keras_model``; no ``input_shape``/``batch_size``).
         calibration_steps: the number of calibration samples for the int8 modes.
+        hard_swish: how hard-swish activations are converted: ``"auto"`` (default:
+            ``"fold"`` for ``int8``/``int8_io``, ``"native"`` otherwise), ``"native"`` (one
+            HARD_SWISH operator: fastest in float, but XNNPACK runs it in float only, so an
+            int8 model falls back to a slow kernel), ``"fold"`` (int8-friendly ADD+MUL with
+            the ``1/6`` folded into the next layers' kernels) or ``"explicit"`` (ADD+MUL+MUL).
+            The function is the same in every case; see :mod:`mnas_keras.tflite.rewrite`.
 
     Returns:
-        The ``.tflite`` flatbuffer bytes.
+        The ``.tflite`` flatbuffer bytes. The choices made are stored in its metadata:
+        :func:`mnas_keras.tflite.conversion_info` reads them back.
 
     Raises:
         QuantizationError: an unknown mode, or int8 without usable representative data.
@@ -363,8 +381,20 @@ def convert(
     tf = _tf()
     if method not in METHODS:
         raise TFLiteConversionError(f"unknown method {method!r}; expected one of {METHODS}")
+    if hard_swish not in HARD_SWISH_MODES:
+        raise TFLiteConversionError(f"unknown hard_swish mode {hard_swish!r}; expected one of {HARD_SWISH_MODES}")
     model = load_keras_model(model)
     shapes = resolve_input_shapes(model, input_shape, batch_size)
+    if hard_swish == "auto":
+        hard_swish = "fold" if quantization in _INT8 else "native"
+    rewrite = {"mode": "native"}
+    if isinstance(model, _keras().Model):
+        from mnas_keras.tflite.rewrite import count_hard_swish, rewrite_hard_swish
+
+        if hard_swish == "native":
+            rewrite = {"mode": "native", "layers": count_hard_swish(model)}
+        else:
+            model, rewrite = rewrite_hard_swish(model, hard_swish)
     dtypes = [np.dtype(getattr(t.dtype, "name", t.dtype) or "float32") for t in model.inputs]
     with _quiet_converter():
         if method == "keras":
@@ -390,6 +420,8 @@ def convert(
             raise _converter_error(err, model.name) from None
     flatbuffer = bytes(flatbuffer)
     check_builtin_ops(flatbuffer)
+    info = {"quantization": quantization, "hard_swish": rewrite}
+    flatbuffer = add_metadata(flatbuffer, METADATA_NAME, json.dumps(info, sort_keys=True).encode())
     if path is not None:
         save(flatbuffer, path)
     return flatbuffer

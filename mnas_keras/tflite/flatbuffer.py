@@ -130,3 +130,85 @@ def check_builtin_ops(tflite: TFLiteSource) -> dict[str, int]:
     if bad:
         raise UnsupportedOpsError(bad)
     return ops
+
+
+METADATA_NAME = "mnas_keras"
+"""The flatbuffer metadata entry in which :func:`mnas_keras.tflite.convert` records how it
+converted the model (quantization, hard-swish rewrite), as UTF-8 JSON."""
+
+
+def read_metadata(tflite: TFLiteSource) -> dict[str, bytes]:
+    """The model's metadata entries, ``{name: bytes}`` (e.g. ``min_runtime_version``).
+
+    Raises:
+        InvalidModelError: ``tflite`` is not a readable TFLite flatbuffer.
+    """
+    data = read_model(tflite)
+    from ai_edge_litert import schema_py_generated as schema
+
+    try:
+        model = schema.Model.GetRootAs(data, 0)
+        entries = {}
+        for i in range(model.MetadataLength()):
+            entry = model.Metadata(i)
+            buffer = model.Buffers(entry.Buffer())
+            if buffer.Offset() > 1:  # stored after the flatbuffer (models over 2 GB)
+                raw = data[buffer.Offset(): buffer.Offset() + buffer.Size()]
+            else:
+                raw = buffer.DataAsNumpy().tobytes() if buffer.DataLength() else b""
+            entries[entry.Name().decode("utf-8", "replace")] = raw
+    except Exception as err:
+        raise InvalidModelError(
+            f"TFLite model metadata could not be parsed ({type(err).__name__}: {err}); the file "
+            "is truncated or corrupt"
+        ) from None
+    return entries
+
+
+def add_metadata(tflite: TFLiteSource, name: str, value: bytes) -> bytes:
+    """Returns the model with metadata entry ``name`` set to ``value`` (replaced if present).
+
+    Example:
+        >>> import keras
+        >>> from mnas_keras.tflite import convert
+        >>> fb = convert(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]))
+        >>> read_metadata(add_metadata(fb, "note", b"hello"))["note"]
+        b'hello'
+    """
+    import flatbuffers
+    import numpy as np
+    from ai_edge_litert import schema_py_generated as schema
+
+    data = read_model(tflite)
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(data, 0))
+    if any((b.offset or 0) > 1 for b in model.buffers or []):
+        raise InvalidModelError("models with buffers stored outside the flatbuffer (over 2 GB) are not supported")
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(bytes(value), dtype=np.uint8)
+    entries = [m for m in (model.metadata or []) if (m.name.decode() if isinstance(m.name, bytes) else m.name) != name]
+    entry = schema.MetadataT()
+    entry.name = name
+    model.buffers.append(buffer)
+    entry.buffer = len(model.buffers) - 1
+    model.metadata = entries + [entry]
+    builder = flatbuffers.Builder(len(data) + len(value) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=_IDENTIFIER)
+    return bytes(builder.Output())
+
+
+def conversion_info(tflite: TFLiteSource) -> dict | None:
+    """What :func:`mnas_keras.tflite.convert` recorded about this model, or ``None``.
+
+    Returns:
+        e.g. ``{"quantization": "int8", "hard_swish": {"mode": "fold", "folded": 19,
+        "explicit": 0}}``.
+    """
+    import json
+
+    raw = read_metadata(tflite).get(METADATA_NAME)
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise InvalidModelError(f"the {METADATA_NAME!r} metadata of the TFLite model is not JSON") from None

@@ -173,6 +173,67 @@ def load_interpreter(tflite, num_threads: int = 1, use_xnnpack: bool = True, inp
     return interpreter
 
 
+@dataclasses.dataclass
+class DelegationReport:
+    """How much of a model LiteRT's XNNPACK delegate took over.
+
+    Attributes:
+        partitions: delegated subgraphs (each boundary costs a hand-over; 1 is ideal).
+        undelegated: ``{op_name: count}`` of the operators left to LiteRT's built-in kernels.
+        operators: the model's operator count.
+    """
+
+    partitions: int
+    undelegated: dict
+    operators: int
+
+
+def delegation(tflite, num_threads: int = 1, input_shape=None) -> DelegationReport:
+    """Which operators of ``tflite`` XNNPACK runs, and which fall back to built-in kernels.
+
+    A slow quantized model is usually one whose operators XNNPACK declined (an int8
+    HARD_SWISH, an ADD whose quantization scales are out of its range): each one runs on a
+    slower kernel and splits the delegated graph. LiteRT's Python API has no op profiler; this
+    reads the interpreter's node list after the delegate replaced what it took.
+
+    Example:
+        >>> import keras
+        >>> from mnas_keras.tflite import convert
+        >>> model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3)])
+        >>> delegation(convert(model, batch_size=1))
+        DelegationReport(partitions=1, undelegated={}, operators=1)
+    """
+    interpreter = load_interpreter(tflite, num_threads=num_threads, input_shape=input_shape)
+    nodes = interpreter._get_ops_details()  # the execution plan's nodes, delegates included
+    delegates = [n for n in nodes if n["op_name"] == "DELEGATE"]
+    ops = [n for n in nodes if n["op_name"] != "DELEGATE"]
+    into = {int(t) for n in delegates for t in n["inputs"]}
+    out_of = {int(t) for n in delegates for t in n["outputs"]}
+    graph_outputs = {int(d["index"]) for d in interpreter.get_output_details()}
+    consumers: dict[int, list[int]] = {}
+    for n in ops:
+        for t in n["inputs"]:
+            consumers.setdefault(int(t), []).append(n["index"])
+    # An operator kept by the runtime writes tensors read by a delegate, by another kept
+    # operator, or returned as model outputs; the delegate's own outputs are not its.
+    kept: set[int] = set()
+    changed = True
+    while changed:
+        changed = False
+        for n in ops:
+            outs = {int(t) for t in n["outputs"]}
+            if n["index"] in kept or outs & out_of:
+                continue
+            if outs & (into | graph_outputs) or any(c in kept for t in outs for c in consumers.get(t, [])):
+                kept.add(n["index"])
+                changed = True
+    counts: dict[str, int] = {}
+    for n in ops:
+        if n["index"] in kept:
+            counts[n["op_name"]] = counts.get(n["op_name"], 0) + 1
+    return DelegationReport(partitions=len(delegates), undelegated=counts, operators=len(ops))
+
+
 def random_inputs(interpreter, seed: int = 0) -> list[np.ndarray]:
     """Random inputs of the right shape and dtype (uniform in [0, 1) or the integer range)."""
     rng = np.random.default_rng(seed)

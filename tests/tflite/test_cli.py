@@ -18,8 +18,14 @@ def test_convert_registry_model_int8(tmp_path, capsys):
     assert code == 0
     record = json.loads(capsys.readouterr().out)
     assert record["output"] == str(out) and record["bytes"] == out.stat().st_size
+    assert record["hard_swish"] == "fold"  # int8 default: hard-swish as int8 ADD+MUL
     ops = list_operators(out)
-    assert ops["HARD_SWISH"] > 0 and "QUANTIZE" in ops
+    assert "HARD_SWISH" not in ops and "QUANTIZE" in ops
+    code = main(["mnas-tflite", "convert", "--model=mobilenet_v3_small_050", "--input_size=32",
+                 "--classes=10", "--quantization=int8", "--calibration=random:8", f"--output={out}",
+                 "--hard_swish=native"])
+    assert code == 0 and "hard-swish native" in capsys.readouterr().out
+    assert list_operators(out)["HARD_SWISH"] > 0
 
 
 def test_convert_keras_file_and_ops(tiny_model, tmp_path, capsys, monkeypatch):
