@@ -177,9 +177,10 @@ class RayExecutor(Executor):
             options.update(self.init_options)
             try:
                 ray.init(**options)
-            except (ConnectionError, ValueError, RuntimeError) as err:
+            except Exception as err:  # noqa: BLE001 - Ray raises bare Exceptions here too
+                hint = " (the dashboard needs pip install 'ray[default]')" if "dashboard" in str(err) else ""
                 raise SearchConfigError(f"cannot start or reach Ray at {self.address or 'a local instance'}: "
-                                        f"{str(err).strip().splitlines()[0] if str(err).strip() else err}") from None
+                                        f"{_reason(err)}{hint}") from None
             self._owns_ray = True
         try:
             self._start_workers(ray, evaluator)

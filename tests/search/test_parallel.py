@@ -148,8 +148,9 @@ def test_process_pool_retries_a_killed_worker(tmp_path):
     assert result.reference["status"] == "failed"
     finished = [r for r in records if r["event"] == "result" and not r["cached"]]
     assert all(r["status"] == "ok" for r in finished)
-    step0 = next(r for r in finished if r["step"] == 0)
-    assert step0["attempts"] == 2 and step0["worker_errors"][0].startswith("BrokenProcessPool")
+    retried = [r for r in finished if r.get("attempts") == 2]  # step 0 (and step 1 if it shared the pool)
+    assert retried and {r["step"] for r in retried} <= {0, 1}
+    assert all(r["worker_errors"][0].startswith("BrokenProcessPool") for r in retried)
 
 
 def test_ppo_uses_each_proposals_own_sampling_policy():
