@@ -9,8 +9,9 @@ calibrated on random images (latency does not depend on the calibration values).
 
 Printed:
 
-* each model's fp32 and int8 median and their ratio (int8 is not automatically faster on
-  x86 XNNPACK: hard-swish in int8 is slow, see issue 7);
+* each model's fp32 and int8 median and their ratio (models here are freshly initialised,
+  whose tiny activations make XNNPACK decline some int8 ADDs; ``benchmarks/tflite_int8.py``
+  measures int8 with realistic BatchNorm statistics and explains hard-swish in int8);
 * ours / keras.applications for MobileNetV3Large/Small (target <= 1.0);
 * MnasNet-A1/B1/small against MobileNetV2 1.0 and 1.4 and NASNetMobile, beside the paper's
   Pixel-1 headline (A1 is 1.8x faster than MobileNetV2 1.4 and 2.3x faster than NASNet-A
