@@ -1,7 +1,8 @@
 """Platform-aware architecture search (MnasNet): spaces, rewards, controllers, runs.
 
-Importing this package loads no TensorFlow; ``ProxyEvaluator`` loads it when it first builds
-a model. The command-line job is ``mnas-search`` (:mod:`mnas_keras.search.cli`).
+Importing this package loads neither TensorFlow nor Ray; ``ProxyEvaluator`` loads TensorFlow
+when it first builds a model, ``RayExecutor`` Ray when it starts. The command-line job is
+``mnas-search`` (:mod:`mnas_keras.search.cli`).
 
 Example:
     >>> from mnas_keras import search
@@ -23,8 +24,10 @@ from mnas_keras.search.controllers import (
     make_controller,
 )
 from mnas_keras.search.evaluator import ProxyEvaluator
+from mnas_keras.search.executors import Executor, InlineExecutor, LocalPoolExecutor, make_executor
 from mnas_keras.search.errors import SearchConfigError, SearchError, SearchSpaceError
 from mnas_keras.search.journal import Journal, RunDirectory
+from mnas_keras.search.ray_executor import RayExecutor
 from mnas_keras.search.latency_modes import LATENCY_MODES, prepare_table
 from mnas_keras.search.latency_table import (
     LatencyTable,
@@ -52,17 +55,21 @@ __all__ = [
     "CONTROLLERS",
     "Controller",
     "Decision",
+    "Executor",
+    "InlineExecutor",
     "Journal",
     "LATENCY_MODES",
     "LatencyTable",
     "LatencyTableError",
     "LatencyTableWarning",
+    "LocalPoolExecutor",
     "MNASNET_CHOICES",
     "MOBILENET_V2_STAGES",
     "MissingPartsError",
     "PPOController",
     "ProxyEvaluator",
     "RandomSearch",
+    "RayExecutor",
     "RegularizedEvolution",
     "Reinforce",
     "Reward",
@@ -84,6 +91,7 @@ __all__ = [
     "get_space",
     "load_records",
     "make_controller",
+    "make_executor",
     "mnasnet_reward",
     "mnasnet_space",
     "pareto_front",

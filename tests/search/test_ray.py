@@ -231,3 +231,20 @@ def test_evaluator_without_latency_runner_cannot_be_routed(ray_address, tmp_path
     with pytest.raises(SearchConfigError, match="SyntheticEvaluator cannot send its latency measurement elsewhere"):
         Search(space, SyntheticEvaluator(space), str(tmp_path), num_samples=2, target_ms=1.0, log=None,
                executor=executor).run()
+
+
+def test_proxy_evaluator_trains_on_a_worker_and_measures_on_the_device_node(ray_address, tmp_path):
+    from mnas_keras.search.evaluator import ProxyEvaluator
+
+    space = SearchSpace.from_dict(SMALL_SPACE)
+    evaluator = ProxyEvaluator(image_size=32, epochs=1, train_subset=64, val_subset=32, bn_recalibration=32,
+                               stem_filters=space.stem_filters, warmup=1, runs=3, isolate_latency=False,
+                               save_artifacts=False)
+    executor = RayExecutor(max_in_flight=1, latency_resource="latency_device")
+    Search(space, evaluator, str(tmp_path), controller="random", num_samples=1, target_ms=1.0,
+           evaluate_reference=False, log=None, export=False, tensorboard=False, executor=executor).run()
+    (record,) = [r for r in check_consistent(tmp_path, 1) if r["event"] == "result"]
+    assert record["status"] == "ok", record.get("reason")
+    assert 0 <= record["accuracy"] <= 1 and record["latency_ms"] > 0 and record["tflite_bytes"] > 0
+    assert record["latency_worker"]["resources"] == {"latency_device": 1.0}
+    assert record["latency_worker"]["pid"] != record["worker"]["pid"]
