@@ -8,6 +8,8 @@ Phases (each resumable; files under --work_dir):
 * ``time`` (timing: run under ``flock`` exclusive): times parts and networks, builds the
   table (parts + overhead fit on the calibration networks only), predicts the held-out
   networks and writes ``report.md``, ``scatter.png``, ``table.json``.
+* ``validate`` (timing; ``--convert_only`` first under ``flock -s``): a fresh held-out set
+  drawn with ``--holdout_seed`` against the saved table, refitted with the current model.
 * ``evals`` (timing): ``ProxyEvaluator`` on the same sampled networks with measured and
   with table latency, interleaved; evaluations per hour.
 
@@ -169,9 +171,55 @@ def phase_evals(args):
     print(json.dumps(out, indent=1))
 
 
+def phase_validate(args):
+    """A fresh held-out set (``--holdout_seed``) against the saved table, refitted with the
+    current correction model: networks that played no part in building or designing it."""
+    from mnas_keras.search import latency_build
+    from mnas_keras.search.latency_report import write_report
+
+    table = LatencyTable.load(os.path.join(args.work_dir, "table.json"))
+    table.refit()
+    space = mnasnet_space()
+    rng = random.Random(args.holdout_seed)
+    known = set(table.measured) | {n["blocks"] for n in json.load(open(os.path.join(args.work_dir, "report.json")))["networks"]}
+    holdout = []
+    while len(holdout) < args.holdout:
+        blocks = space.decode(space.sample(rng))
+        if "|".join(blocks) not in known:
+            known.add("|".join(blocks))
+            holdout.append(blocks)
+    folder = os.path.join(args.work_dir, "nets")
+    for blocks in holdout:
+        path = os.path.join(folder, _name("|".join(blocks)))
+        if not os.path.exists(path):
+            with open(path, "wb") as f:
+                f.write(latency_build.convert_network(blocks, table.settings))
+    if args.convert_only:
+        return
+    nets = {f"n{i}": os.path.join(folder, _name("|".join(b))) for i, b in enumerate(holdout)}
+    measured = latency_build.time_models(nets, table.settings, group=16)
+    pred = [table.predict(b) for b in holdout]
+    meas = [measured[f"n{i}"] for i in range(len(holdout))]
+    t0 = time.perf_counter()
+    for _ in range(100):
+        for b in holdout:
+            table.predict(b)
+    predict_us = (time.perf_counter() - t0) / (100 * len(holdout)) * 1e6
+    extra = {"fit": {"intercept_ms": round(table.fit["intercept_ms"], 4),
+                     "scale": {k: round(v, 4) for k, v in table.fit["scale"].items()}, "models": table.fit["models"]},
+             "predict() us per network": round(predict_us, 1),
+             "load average": [round(v, 2) for v in os.getloadavg()]}
+    out = os.path.join(args.work_dir, f"validate_{args.holdout_seed}")
+    print(write_report(pred, meas, out, extra=extra, labels=["|".join(b) for b in holdout],
+                       title=f"LatencyTable (per-kind scales) vs LiteRT, {len(holdout)} fresh held-out networks "
+                             f"(seed {args.holdout_seed}), {args.size}px, 1 thread, fp32"))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--phase", choices=["convert", "time", "evals"], required=True)
+    parser.add_argument("--phase", choices=["convert", "time", "validate", "evals"], required=True)
+    parser.add_argument("--holdout_seed", type=int, default=7)
+    parser.add_argument("--convert_only", action="store_true")
     parser.add_argument("--work_dir", default="runs/bench_latency_table")
     parser.add_argument("--parts", choices=["space", "needed"], default="space")
     parser.add_argument("--size", type=int, default=224)
@@ -183,7 +231,7 @@ def main():
     parser.add_argument("--seed", type=int, default=2024)
     args = parser.parse_args()
     os.makedirs(args.work_dir, exist_ok=True)
-    {"convert": phase_convert, "time": phase_time, "evals": phase_evals}[args.phase](args)
+    {"convert": phase_convert, "time": phase_time, "validate": phase_validate, "evals": phase_evals}[args.phase](args)
 
 
 if __name__ == "__main__":

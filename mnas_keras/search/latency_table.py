@@ -6,15 +6,18 @@ expansion, SE, skip, activation, filters, stride; plus the input resolution it r
 measured once on LiteRT as a small standalone model (:mod:`mnas_keras.search.latency_build`).
 The prediction of a network is a linear correction of the sum of its parts,
 
-    ``latency = intercept_ms + scale * sum(part_ms)``,
+    ``latency = intercept_ms + sum over op kinds c of scale[c] * sum(part_ms of kind c)``,
 
-whose two coefficients are fitted by (relative) least squares on a few whole networks
-measured the same way: the per-model overhead, and the share that cache effects and
-operator scheduling inside a whole network add to its blocks' standalone times (about +7%
-on the development machine; a third, per-part coefficient overfitted a dozen calibration
-networks and was dropped). Whole-network measurements added later (for example
+with one scale per part kind (``conv``, ``dsconv``, ``mbconv`` blocks and ``other``: stem
+and head), fitted by relative least squares, shrunk towards 1 (ridge), on a few whole
+networks measured the same way. The intercept is the per-model overhead; the scales are how
+much faster or slower a kind of block runs inside a whole network than alone (cache effects,
+operator scheduling): regular convolutions ran about 10% slower in context on the
+development machine, inverted bottlenecks a few percent faster, which one global scale
+cannot express. With fewer than 6 calibration networks a single global scale is fitted.
+Whole-network measurements added later (for example
 the Pareto front of a ``predicted_then_measured`` search) are cached in the table and refine
-the fit. Predicting is dictionary look-ups and a sum: a few microseconds, no TensorFlow.
+the fit. Predicting is dictionary look-ups and a sum (well under a millisecond), no TensorFlow.
 
 The table is saved as JSON with the settings it was measured under (LiteRT version, threads,
 delegate, machine, input size, objective, model head); loading it under other settings warns
@@ -86,6 +89,23 @@ class MissingPartsError(LatencyTableError):
 
 class LatencyTableWarning(UserWarning):
     """A latency table is used under settings other than those it was measured under."""
+
+
+#: Part kinds with their own fitted scale.
+KINDS = ("conv", "dsconv", "mbconv", "other")
+
+
+def part_kind(key: str) -> str:
+    """The fitted-scale kind of a part key: the block's ConvOp, or ``"other"`` (stem, head).
+
+    Example:
+        >>> part_kind("block:56x56:r1_k3_s11_e3_i24_o24_conv"), part_kind("head:7x7x320")
+        ('conv', 'other')
+    """
+    if not key.startswith("block:"):
+        return "other"
+    tokens = key.rsplit(":", 1)[1].split("_")
+    return "conv" if "conv" in tokens else "dsconv" if "dsconv" in tokens else "mbconv"
 
 
 # ------------------------------------------------------------------------------ environment
@@ -217,7 +237,7 @@ class LatencyTable:
         settings: what the numbers mean (see ``DEFAULT_SETTINGS``; missing keys take the
             defaults, environment keys are filled in by :meth:`build`).
         parts: ``{part key: milliseconds}``.
-        fit: ``{"intercept_ms", "scale"}`` (default: the plain sum).
+        fit: ``{"intercept_ms", "scale": {kind: factor}}`` (default: the plain sum).
         measured: ``{architecture key: {"latency_ms", "blocks", "source", "time"}}``,
             whole-network measurements the fit uses.
         path: where :meth:`save` writes by default.
@@ -227,7 +247,7 @@ class LatencyTable:
                  fit: Mapping | None = None, measured: Mapping | None = None, path: str | None = None):
         self.settings = {**DEFAULT_SETTINGS, **dict(settings or {})}
         self._parts = {str(k): float(v) for k, v in (parts or {}).items()}
-        self.fit = {"intercept_ms": 0.0, "scale": 1.0, "models": 0, **dict(fit or {})}
+        self.fit = {"intercept_ms": 0.0, "scale": dict.fromkeys(KINDS, 1.0), "models": 0, **dict(fit or {})}
         self.measured = {str(k): dict(v) for k, v in (measured or {}).items()}
         self.path = path
         self.build_seconds = float(self.settings.pop("build_seconds", 0.0) or 0.0)
@@ -260,10 +280,21 @@ class LatencyTable:
         except KeyError:
             raise MissingPartsError([k for k in dict.fromkeys(keys) if k not in self._parts]) from None
 
+    def kind_sums(self, blocks: Sequence[str | BlockSpec]) -> dict[str, float]:
+        """``{part kind: summed ms}`` of a network (see :func:`part_kind`)."""
+        sums = dict.fromkeys(KINDS, 0.0)
+        keys = self.parts(blocks)
+        try:
+            for key in keys:
+                sums[part_kind(key)] += self._parts[key]
+        except KeyError:
+            raise MissingPartsError([k for k in dict.fromkeys(keys) if k not in self._parts]) from None
+        return sums
+
     def predict(self, blocks: Sequence[str | BlockSpec]) -> float:
         """The predicted latency of a network in milliseconds (the fitted sum of its parts)."""
-        total, _ = self.parts_sum(blocks)
-        return self.fit["intercept_ms"] + self.fit["scale"] * total
+        scale = self.fit["scale"]
+        return self.fit["intercept_ms"] + sum(scale[k] * v for k, v in self.kind_sums(blocks).items())
 
     def latency(self, blocks: Sequence[str | BlockSpec]) -> tuple[float, str]:
         """``(ms, source)``: the cached measurement if the network was measured, else the
@@ -303,29 +334,41 @@ class LatencyTable:
         if refit:
             self.refit()
 
-    def refit(self) -> dict:
-        """Fits ``intercept + scale * sum`` on the cached whole-network measurements whose
-        parts are known: relative least squares (each network weighted by 1 / its latency);
-        with a single measurement only the scale."""
+    def refit(self, ridge: float = 0.5, min_models_per_kind: int = 6) -> dict:
+        """Fits the intercept and the per-kind scales on the cached whole-network
+        measurements whose parts are known: least squares on relative errors (each network
+        weighted by 1 / its latency), scales shrunk towards 1 with weight ``ridge``. Below
+        ``min_models_per_kind`` measurements one global scale is fitted (one measurement:
+        the scale only)."""
         import numpy as np
 
         rows, targets = [], []
         for entry in self.measured.values():
             try:
-                total, _ = self.parts_sum(entry["blocks"])
+                sums = self.kind_sums(entry["blocks"])
             except MissingPartsError:
                 continue
-            rows.append((1.0, total))
+            rows.append([sums[k] for k in KINDS])
             targets.append(entry["latency_ms"])
-        fit = {"intercept_ms": 0.0, "scale": 1.0}
-        if len(rows) == 1:
-            fit["scale"] = targets[0] / rows[0][1]
-        elif len(rows) > 1:
+        fit = {"intercept_ms": 0.0, "scale": dict.fromkeys(KINDS, 1.0)}
+        n = len(rows)
+        if n == 1:
+            fit["scale"] = dict.fromkeys(KINDS, targets[0] / sum(rows[0]))
+        elif n > 1:
             x, y = np.asarray(rows), np.asarray(targets)
-            w = 1.0 / y
-            coef, *_ = np.linalg.lstsq(x * w[:, None], y * w, rcond=None)
-            fit.update(intercept_ms=float(coef[0]), scale=float(coef[1]))
-        fit["models"] = len(rows)
+            if n < min_models_per_kind:
+                x = x.sum(axis=1, keepdims=True)
+            design = np.hstack([np.ones((n, 1)), x]) / y[:, None]
+            prior = np.array([0.0] + [1.0] * x.shape[1])
+            penalty = np.sqrt(ridge) * np.eye(len(prior))
+            penalty[0, 0] = 0.0
+            used = x.any(axis=0)  # a kind no network contains keeps scale 1
+            penalty[1:, 1:][np.diag_indices(x.shape[1])] = np.where(used, np.sqrt(ridge), 1e3)
+            coef, *_ = np.linalg.lstsq(np.vstack([design, penalty]), np.concatenate([np.ones(n), penalty @ prior]),
+                                       rcond=None)
+            scales = coef[1:] if x.shape[1] == len(KINDS) else np.repeat(coef[1], len(KINDS))
+            fit.update(intercept_ms=float(coef[0]), scale={k: float(v) for k, v in zip(KINDS, scales)})
+        fit["models"] = n
         self.fit = fit
         return fit
 
@@ -375,9 +418,12 @@ class LatencyTable:
         try:
             settings, parts = dict(data["settings"]), dict(data["parts"])
             fit, measured = dict(data.get("fit") or {}), dict(data.get("measured") or {})
-            for key in ("intercept_ms", "scale"):
-                if key in fit:
-                    fit[key] = float(fit[key])
+            if "intercept_ms" in fit:
+                fit["intercept_ms"] = float(fit["intercept_ms"])
+            if "scale" in fit:
+                scale = fit["scale"]
+                fit["scale"] = ({k: float(scale[k]) for k in KINDS} if isinstance(scale, Mapping)
+                                else dict.fromkeys(KINDS, float(scale)))
             table = cls(settings, {}, fit, measured)
             table.update_parts(parts)
             for entry in table.measured.values():

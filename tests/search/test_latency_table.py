@@ -19,6 +19,7 @@ from mnas_keras.search.latency_table import (
     LatencyTableWarning,
     MissingPartsError,
     network_parts,
+    part_kind,
     space_parts,
 )
 from mnas_keras.search.space import SearchSpace, mnasnet_space
@@ -63,9 +64,13 @@ def test_predict_is_the_fitted_sum_of_parts(table):
         blocks = space.decode(space.sample(rng))
         parts = table.breakdown(blocks)
         assert [k for k, _ in parts] == network_parts(blocks, SIZE, 8)
-        expected = table.fit["intercept_ms"] + table.fit["scale"] * sum(ms for _, ms in parts)
+        scale = table.fit["scale"]
+        expected = table.fit["intercept_ms"] + sum(scale[part_kind(k)] * ms for k, ms in parts)
         assert table.predict(blocks) == pytest.approx(expected, rel=1e-12)
-    assert table.fit["models"] == 4 and table.fit["scale"] > 0
+        assert table.parts_sum(blocks)[0] == pytest.approx(sum(ms for _, ms in parts), rel=1e-12)
+    # 4 calibration networks: one global scale
+    assert table.fit["models"] == 4 and len(set(table.fit["scale"].values())) == 1
+    assert table.fit["scale"]["conv"] > 0
 
 
 def test_predict_is_fast(table):
