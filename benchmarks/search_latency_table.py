@@ -97,18 +97,19 @@ def phase_time(args):
 
     space, calibration, holdout = networks(args)
     stats = json.load(open(os.path.join(args.work_dir, "convert.json")))
-    table = LatencyTable.create(args.size, runs=args.runs, warmup=args.warmup)
+    table = LatencyTable.create(args.size, runs=args.runs, warmup=args.warmup,
+                                anchor=None if args.no_anchor else "mnasnet_a1")
     parts_dir, nets_dir = os.path.join(args.work_dir, "parts"), os.path.join(args.work_dir, "nets")
     keys = [k for k in (space_parts(space, args.size) if args.parts == "space" else
             dict.fromkeys(k for b in calibration + holdout for k in network_parts(b, args.size)))
             if os.path.exists(os.path.join(parts_dir, _name(k)))]
     t0 = time.perf_counter()
-    times = latency_build.time_models({k: os.path.join(parts_dir, _name(k)) for k in keys}, table.settings)
+    times = table.time_tflites({k: os.path.join(parts_dir, _name(k)) for k in keys})
     parts_timing = time.perf_counter() - t0
     table.update_parts(times)
     t0 = time.perf_counter()
     nets = {f"n{i}": os.path.join(nets_dir, _name("|".join(b))) for i, b in enumerate(calibration + holdout)}
-    measured = latency_build.time_models(nets, table.settings, group=16)
+    measured = table.time_tflites(nets, group=16)
     nets_timing = time.perf_counter() - t0
     for i, blocks in enumerate(calibration):
         table.add_measurement(blocks, measured[f"n{i}"], source="calibration", refit=False)
@@ -116,6 +117,8 @@ def phase_time(args):
     per_net_timing = nets_timing / len(nets)
     table.build_seconds = (stats["parts_seconds"] * len(keys) / max(1, stats["parts"]) + parts_timing
                            + len(calibration) * (stats.get("network_seconds_each", 0) + per_net_timing))
+    if os.path.exists(os.path.join(args.work_dir, "table.json")):
+        os.remove(os.path.join(args.work_dir, "table.json"))  # a new table, not merged with the old one
     table.save(os.path.join(args.work_dir, "table.json"))
     pred = [table.predict(b) for b in holdout]
     meas = [measured[f"n{i + len(calibration)}"] for i in range(len(holdout))]
@@ -134,6 +137,7 @@ def phase_time(args):
         "whole network: timing s": round(per_net_timing, 2),
         "predict() us per network": round(predict_us, 1),
         "fit": {k: round(v, 4) if isinstance(v, float) else v for k, v in table.fit.items()},
+        "drift correction": f"anchor MnasNet-A1, {table.settings['anchor_ms']:.3f} ms" if table.drift_corrected else "none",
         "load average": [round(v, 2) for v in os.getloadavg()],
     }
     report = write_report(pred, meas, args.work_dir, extra=extra, labels=["|".join(b) for b in holdout],
@@ -197,7 +201,7 @@ def phase_validate(args):
     if args.convert_only:
         return
     nets = {f"n{i}": os.path.join(folder, _name("|".join(b))) for i, b in enumerate(holdout)}
-    measured = latency_build.time_models(nets, table.settings, group=16)
+    measured = table.time_tflites(nets, group=16)
     pred = [table.predict(b) for b in holdout]
     meas = [measured[f"n{i}"] for i in range(len(holdout))]
     t0 = time.perf_counter()
@@ -205,7 +209,9 @@ def phase_validate(args):
         for b in holdout:
             table.predict(b)
     predict_us = (time.perf_counter() - t0) / (100 * len(holdout)) * 1e6
-    extra = {"fit": {"intercept_ms": round(table.fit["intercept_ms"], 4),
+    extra = {"machine speed vs the table's (anchor ms then / now)":
+             round(table.settings["anchor_ms"] / table.last_anchor_ms, 3) if table.drift_corrected else "n/a",
+             "fit": {"intercept_ms": round(table.fit["intercept_ms"], 4),
                      "scale": {k: round(v, 4) for k, v in table.fit["scale"].items()}, "models": table.fit["models"]},
              "predict() us per network": round(predict_us, 1),
              "load average": [round(v, 2) for v in os.getloadavg()]}
@@ -215,9 +221,32 @@ def phase_validate(args):
                              f"(seed {args.holdout_seed}), {args.size}px, 1 thread, fp32"))
 
 
+def phase_noise(args):
+    """The ground truth's own repeatability: the held-out networks timed twice, back to back,
+    raw and drift-corrected (anchor in every group), pass 1 against pass 2."""
+    from mnas_keras.search.latency_report import accuracy
+
+    table = LatencyTable.load(os.path.join(args.work_dir, "table.json"))
+    rows = json.load(open(os.path.join(args.work_dir, f"validate_{args.holdout_seed}", "report.json")))["networks"]
+    nets = {f"n{i}": os.path.join(args.work_dir, "nets", _name(r["blocks"])) for i, r in enumerate(rows)}
+    raw, corrected = [], []
+    for _ in range(2):
+        values = table.time_tflites(nets, group=16)
+        corrected.append([values[k] for k in nets])
+        raw.append([table.last_timing.latencies[k] for k in nets])
+    out = {}
+    for label, (one, two) in (("raw", raw), ("drift-corrected", corrected)):
+        stats = accuracy(two, one)
+        out[label] = {k: round(v, 4) for k, v in stats.items() if k not in ("errors", "worst_index")}
+    out["load_average"] = [round(v, 2) for v in os.getloadavg()]
+    json.dump(out, open(os.path.join(args.work_dir, f"noise_{args.holdout_seed}.json"), "w"), indent=1)
+    print(json.dumps(out, indent=1))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--phase", choices=["convert", "time", "validate", "evals"], required=True)
+    parser.add_argument("--phase", choices=["convert", "time", "validate", "noise", "evals"], required=True)
+    parser.add_argument("--no_anchor", action="store_true", help="build the table without drift correction")
     parser.add_argument("--holdout_seed", type=int, default=7)
     parser.add_argument("--convert_only", action="store_true")
     parser.add_argument("--work_dir", default="runs/bench_latency_table")
@@ -231,7 +260,8 @@ def main():
     parser.add_argument("--seed", type=int, default=2024)
     args = parser.parse_args()
     os.makedirs(args.work_dir, exist_ok=True)
-    {"convert": phase_convert, "time": phase_time, "validate": phase_validate, "evals": phase_evals}[args.phase](args)
+    {"convert": phase_convert, "time": phase_time, "validate": phase_validate, "noise": phase_noise,
+     "evals": phase_evals}[args.phase](args)
 
 
 if __name__ == "__main__":

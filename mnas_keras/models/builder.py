@@ -224,13 +224,18 @@ class _GraphBuilder:
         return self.act(x, activation, prefix + "pointwise_act")
 
     # ------------------------------------------------------------ whole graph
+    def stem(self, x, prefix: str = ""):
+        o = self.o
+        filters = round_filters(o.stem_filters, o.alpha) if o.scale_stem else o.stem_filters
+        x = self.conv(x, filters, 3, prefix + "stem_conv", strides=2)
+        x = self.bn(x, prefix + "stem_bn")
+        x = self.act(x, o.activation, prefix + "stem_act")
+        self.stride = 2
+        return x
+
     def build(self, x, specs: Sequence[BlockSpec]):
         o = self.o
-        stem = round_filters(o.stem_filters, o.alpha) if o.scale_stem else o.stem_filters
-        x = self.conv(x, stem, 3, "stem_conv", strides=2)
-        x = self.bn(x, "stem_bn")
-        x = self.act(x, o.activation, "stem_act")
-        self.stride = 2
+        x = self.stem(x)
         last_name = "stem_act"
         scaled = [
             s.replace(
@@ -252,39 +257,39 @@ class _GraphBuilder:
         x = self._head(x)
         return x
 
-    def _head(self, x):
+    def _head(self, x, p: str = ""):
         o = self.o
         if o.head == "mnasnet":
-            x = self.conv(x, o.head_filters, 1, "head_conv")
-            x = self.bn(x, "head_bn")
-            x = self.act(x, o.activation, "head_act")
-            self.endpoints[f"stride_{self.stride}"] = "head_act"
+            x = self.conv(x, o.head_filters, 1, p + "head_conv")
+            x = self.bn(x, p + "head_bn")
+            x = self.act(x, o.activation, p + "head_act")
+            self.endpoints[f"stride_{self.stride}"] = p + "head_act"
             if o.include_top:
-                x = self.L.GlobalAveragePooling2D(name="avg_pool")(x)
+                x = self.L.GlobalAveragePooling2D(name=p + "avg_pool")(x)
                 if o.dropout_rate > 0:
-                    x = self.L.Dropout(o.dropout_rate, name="dropout")(x)
-                x = self.L.Dense(o.classes, activation=o.classifier_activation, name="predictions")(x)
+                    x = self.L.Dropout(o.dropout_rate, name=p + "dropout")(x)
+                x = self.L.Dense(o.classes, activation=o.classifier_activation, name=p + "predictions")(x)
                 return x
         else:  # mobilenetv3
             width = make_divisible(x.shape[-1] * o.head_expansion, 8)
-            x = self.conv(x, width, 1, "head_conv")
-            x = self.bn(x, "head_bn")
-            x = self.act(x, o.activation, "head_act")
-            self.endpoints[f"stride_{self.stride}"] = "head_act"
+            x = self.conv(x, width, 1, p + "head_conv")
+            x = self.bn(x, p + "head_bn")
+            x = self.act(x, o.activation, p + "head_act")
+            self.endpoints[f"stride_{self.stride}"] = p + "head_act"
             if o.include_top:
                 last = make_divisible(o.head_filters * o.alpha, 8) if o.alpha > 1.0 else o.head_filters
-                x = self.L.GlobalAveragePooling2D(keepdims=True, name="avg_pool")(x)
-                x = self.conv(x, last, 1, "head_point", use_bias=True)
-                x = self.act(x, o.activation, "head_point_act")
+                x = self.L.GlobalAveragePooling2D(keepdims=True, name=p + "avg_pool")(x)
+                x = self.conv(x, last, 1, p + "head_point", use_bias=True)
+                x = self.act(x, o.activation, p + "head_point_act")
                 if o.dropout_rate > 0:
-                    x = self.L.Dropout(o.dropout_rate, name="dropout")(x)
-                x = self.conv(x, o.classes, 1, "logits", use_bias=True)
-                x = self.L.Flatten(name="flatten")(x)
-                return self.L.Activation(o.classifier_activation, name="predictions")(x)
+                    x = self.L.Dropout(o.dropout_rate, name=p + "dropout")(x)
+                x = self.conv(x, o.classes, 1, p + "logits", use_bias=True)
+                x = self.L.Flatten(name=p + "flatten")(x)
+                return self.L.Activation(o.classifier_activation, name=p + "predictions")(x)
         if o.pooling == "avg":
-            return self.L.GlobalAveragePooling2D(name="avg_pool")(x)
+            return self.L.GlobalAveragePooling2D(name=p + "avg_pool")(x)
         if o.pooling == "max":
-            return self.L.GlobalMaxPooling2D(name="max_pool")(x)
+            return self.L.GlobalMaxPooling2D(name=p + "max_pool")(x)
         return x
 
 
@@ -312,3 +317,42 @@ def build_graph(inputs, specs: Sequence[BlockSpec], options: BuildOptions, kit: 
     builder = _GraphBuilder(options, kit or LayerKit())
     outputs = builder.build(inputs, list(specs))
     return outputs, dict(builder.endpoints)
+
+
+def build_stem(inputs, options: BuildOptions = BuildOptions(), kit: LayerKit | None = None, prefix: str = ""):
+    """The stem (3x3 stride-2 conv, BN, activation) a network built with ``options`` starts with.
+
+    Example:
+        >>> x = keras.Input((32, 32, 3))
+        >>> tuple(build_stem(x, BuildOptions(stem_filters=8)).shape)
+        (None, 16, 16, 8)
+    """
+    return _GraphBuilder(options, kit or LayerKit()).stem(inputs, prefix)
+
+
+def build_block(inputs, spec: BlockSpec | str, options: BuildOptions = BuildOptions(), kit: LayerKit | None = None,
+                prefix: str = "block_"):
+    """One single block (``r1``), with exactly the layers it has inside a network.
+
+    Example:
+        >>> x = keras.Input((16, 16, 16))
+        >>> y = build_block(x, "r1_k3_s22_e6_i16_o24_se0.25")
+        >>> tuple(y.shape)
+        (None, 8, 8, 24)
+    """
+    spec = spec if isinstance(spec, BlockSpec) else BlockSpec.from_string(spec)
+    if spec.repeats != 1:
+        raise ValueError(f"build_block builds one block; {spec.to_string()!r} has r{spec.repeats} "
+                         "(use spec.expand())")
+    return _GraphBuilder(options, kit or LayerKit()).block(inputs, spec, prefix)[0]
+
+
+def build_head(inputs, options: BuildOptions = BuildOptions(), kit: LayerKit | None = None, prefix: str = ""):
+    """The head a network built with ``options`` ends with (``options.head``, ``include_top``).
+
+    Example:
+        >>> x = keras.Input((4, 4, 24))
+        >>> tuple(build_head(x, BuildOptions(head_filters=64, classes=10)).shape)
+        (None, 10)
+    """
+    return _GraphBuilder(options, kit or LayerKit())._head(inputs, prefix)

@@ -119,6 +119,10 @@ def build_search(values=None):
         if getattr(f, "latency_mode", "measured") != "measured":
             from mnas_keras.search.latency_modes import default_table_path, prepare_table
 
+            if f.latency_objective != "fp32" or f.int8:
+                raise SearchConfigError(f"--latency_mode={f.latency_mode} predicts fp32 latency only; "
+                                        "use --latency_mode=measured with --latency_objective=int8 or --int8")
+
             path = f.latency_table or default_table_path(f.run_dir, f.latency_size, f.num_threads)
             table = prepare_table(path, space, input_size=f.latency_size, num_threads=f.num_threads,
                                   stem_filters=space.stem_filters, classes=10, runs=f.runs, warmup=f.warmup,

@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Callable, Mapping, Sequence
 
@@ -56,32 +57,25 @@ def _build_part(index: int, key: str, s: Mapping):
     """``(input, output)`` Keras tensors of one part, layer names prefixed ``p<index>_``."""
     import keras
 
+    from mnas_keras.models import BuildOptions, build_block, build_head, build_stem
     from mnas_keras.models.backbone import IMAGENET_MEAN, IMAGENET_STD
-    from mnas_keras.models.builder import BuildOptions, LayerKit, _GraphBuilder
 
-    options = BuildOptions(stem_filters=s["stem_filters"], activation=s["activation"],
-                           head_filters=s["head_filters"], classes=s["classes"], dropout_rate=0.0)
-    builder = _GraphBuilder(options, LayerKit())
     part = parse_part(key)
     prefix = f"p{index}_"
+    options = BuildOptions(stem_filters=part.get("filters", s["stem_filters"]), scale_stem=False,
+                           activation=s["activation"], head_filters=s["head_filters"], classes=s["classes"],
+                           dropout_rate=0.0)
     x = keras.Input(part["input_shape"], name=f"{prefix}input")
     if part["kind"] == "stem":
         y = x
         if s["include_preprocessing"]:
             y = keras.layers.Normalization(mean=list(IMAGENET_MEAN), variance=[v * v for v in IMAGENET_STD],
                                            name=prefix + "normalization")(y)
-        y = builder.conv(y, part["filters"], 3, prefix + "stem_conv", strides=2)
-        y = builder.bn(y, prefix + "stem_bn")
-        y = builder.act(y, s["activation"], prefix + "stem_act")
+        y = build_stem(y, options, prefix=prefix)
     elif part["kind"] == "head":
-        # MnasNet's head (mnas_keras.models.builder, head="mnasnet", include_top=True).
-        y = builder.conv(x, s["head_filters"], 1, prefix + "head_conv")
-        y = builder.bn(y, prefix + "head_bn")
-        y = builder.act(y, s["activation"], prefix + "head_act")
-        y = keras.layers.GlobalAveragePooling2D(name=prefix + "avg_pool")(y)
-        y = keras.layers.Dense(s["classes"], activation="softmax", name=prefix + "predictions")(y)
+        y = build_head(x, options, prefix=prefix)
     else:
-        y, _ = builder.block(x, part["spec"], prefix)
+        y = build_block(x, part["spec"], options, prefix=prefix)
     return x, y
 
 
@@ -145,29 +139,63 @@ def convert_network(blocks: Sequence[str], settings: Mapping) -> bytes:
         keras.backend.clear_session(free_memory=True)
 
 
-def time_models(tflites: Mapping[str, bytes], settings: Mapping, *, runs: int | None = None,
-                warmup: int | None = None, rounds: int = 5, group: int = MAX_PARTS_PER_BENCHMARK,
-                log: Callable | None = None) -> dict[str, float]:
-    """Median LiteRT latency (ms) of each model: isolated, pinned, interleaved in groups."""
+@dataclasses.dataclass
+class Timing:
+    """Latencies of several models timed together (see :func:`time_models`).
+
+    Attributes:
+        latencies: ``{name: median ms}`` as measured.
+        relative: ``{name: latency / the anchor's latency in the same group}`` (with an anchor).
+        anchor_ms: the anchor's median in each group, in order (with an anchor).
+    """
+
+    latencies: dict
+    relative: dict
+    anchor_ms: list
+
+
+#: The name the drift-correction anchor is timed under in each group.
+ANCHOR = "__anchor__"
+
+
+def time_models(tflites: Mapping[str, bytes | str], settings: Mapping, *, anchor: bytes | str | None = None,
+                runs: int | None = None, warmup: int | None = None, rounds: int = 5,
+                group: int = MAX_PARTS_PER_BENCHMARK, log: Callable | None = None) -> Timing:
+    """Median LiteRT latency of each model: isolated, pinned, interleaved in groups.
+
+    With ``anchor`` (a ``.tflite``, bytes or path), every group also times the anchor, and
+    each model's latency is also given relative to the anchor's in its group. Interleaved in
+    one process, both see the same machine speed, so the ratio cancels the drift of a shared
+    or thermally throttled machine between groups (measured here: 5-10% within minutes).
+    """
     from mnas_keras.tflite import benchmark_many
 
     s = _settings(settings)
     names = list(tflites)
-    out = {}
+    if ANCHOR in tflites:
+        raise ValueError(f"{ANCHOR!r} is reserved for the anchor model")
+    timing = Timing({}, {}, [])
     for start in range(0, len(names), group):
         batch = {n: tflites[n] for n in names[start:start + group]}
+        if anchor is not None:
+            batch[ANCHOR] = anchor
         results = benchmark_many(batch, num_threads=s["num_threads"], warmup=s["warmup"] if warmup is None else warmup,
                                  runs=s["runs"] if runs is None else runs, use_xnnpack=s["delegate"] == "xnnpack",
                                  isolate=True, rounds=rounds)
-        out.update({n: r.median_ms for n, r in results.items()})
+        if anchor is not None:
+            reference = results.pop(ANCHOR).median_ms
+            timing.anchor_ms.append(reference)
+            timing.relative.update({n: r.median_ms / reference for n, r in results.items()})
+        timing.latencies.update({n: r.median_ms for n, r in results.items()})
         if log:
-            log(f"timed {len(out)}/{len(names)} models")
-    return out
+            log(f"timed {len(timing.latencies)}/{len(names)} models")
+    return timing
 
 
 def measure_parts(keys: Sequence[str], settings: Mapping, log: Callable | None = None, **options) -> dict[str, float]:
-    """Converts and times parts; ``{key: median ms}``."""
-    return time_models(convert_parts(keys, settings, log=log), settings, log=log, **options)
+    """Converts and times parts; ``{key: median ms}`` (no drift correction; see
+    :meth:`LatencyTable.measure_parts`)."""
+    return time_models(convert_parts(keys, settings, log=log), settings, log=log, **options).latencies
 
 
 def measure_networks(blocks_list: Sequence[Sequence[str]], settings: Mapping, log: Callable | None = None,
@@ -175,5 +203,5 @@ def measure_networks(blocks_list: Sequence[Sequence[str]], settings: Mapping, lo
     """Converts and times whole networks; their median ms, in order."""
     tflites = {f"net{i}": convert_network(b, settings) for i, b in enumerate(blocks_list)}
     options.setdefault("group", 16)
-    times = time_models(tflites, settings, log=log, **options)
+    times = time_models(tflites, settings, log=log, **options).latencies
     return [times[f"net{i}"] for i in range(len(blocks_list))]

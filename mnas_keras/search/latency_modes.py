@@ -105,12 +105,17 @@ def measure_front(records: list[dict], journal, table: LatencyTable | None, meas
     """Replaces predicted latencies on the Pareto front by measured ones (in place).
 
     Applies ``measured`` events already in the journal first (a resumed run), then measures
-    the front's predicted members with ``measure(blocks) -> ms`` and repeats on the new front
-    until it is all measured. Each measurement is journaled, rescored and added to the table.
+    the front's predicted members with ``measure(blocks) -> ms`` (with a drift-corrected
+    table: :meth:`LatencyTable.measure_networks`, so measurements and predictions share
+    units) and repeats on the new front until it is all measured. Each measurement is
+    journaled, rescored and added to the table.
     """
     from mnas_keras.search.report import pareto_front
 
     by_key = {r["key"]: r for r in records}
+    if table is not None and table.drift_corrected:
+        def measure(blocks):
+            return table.measure_networks([blocks])[0]
 
     def apply(record, value, predicted):
         record["predicted_latency_ms"] = predicted

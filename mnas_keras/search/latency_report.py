@@ -116,6 +116,8 @@ def _define_flags():
     flags.DEFINE_integer("runs", 50, "Timed runs per model.")
     flags.DEFINE_integer("warmup", 10, "Warm-up runs per model.")
     flags.DEFINE_integer("seed", 0, "Seed of the sampled networks.")
+    flags.DEFINE_string("anchor", "mnasnet_a1", "Drift-correction anchor of a new table: an architecture name, "
+                        "'none', or block strings separated by ','.")
 
 
 def main(argv) -> int:
@@ -124,7 +126,6 @@ def main(argv) -> int:
     from absl import flags
 
     from mnas_keras.search.errors import SearchError
-    from mnas_keras.search.latency_build import measure_networks
     from mnas_keras.search.latency_table import LatencyTable, space_parts
     from mnas_keras.search.space import get_space
 
@@ -136,8 +137,12 @@ def main(argv) -> int:
         if os.path.exists(f.table):
             table = LatencyTable.load(f.table, expected={"input_size": f.latency_size, "num_threads": f.num_threads})
         else:
+            from mnas_keras.codec import ARCHITECTURES
+
+            anchor = (None if f.anchor.lower() == "none" else f.anchor if f.anchor in ARCHITECTURES
+                      else f.anchor.split(","))
             table = LatencyTable.create(f.latency_size, f.num_threads, stem_filters=stem, classes=f.classes,
-                                        runs=f.runs, warmup=f.warmup)
+                                        runs=f.runs, warmup=f.warmup, anchor=anchor)
             table.path = f.table
         rng = random.Random(f.seed)
         nets = [space.decode(space.sample(rng)) for _ in range(f.calibration + f.holdout)]
@@ -152,10 +157,14 @@ def main(argv) -> int:
             table.save()
         print(f"{table!r}; fit {table.fit}; saved {table.path}")
         if holdout:
-            measured = measure_networks(holdout, table.settings, log=print)
+            measured = table.measure_networks(holdout, log=print)
             predicted = [table.predict(b) for b in holdout]
             folder = f.report_dir or os.path.join(os.path.dirname(os.path.abspath(table.path)), "latency_report")
-            print(write_report(predicted, measured, folder, labels=["|".join(b) for b in holdout],
+            extra = {"drift correction": "anchor network" if table.drift_corrected else "none"}
+            if table.drift_corrected:
+                extra["machine speed vs the table's (anchor ms then / now)"] = \
+                    f"{table.settings['anchor_ms'] / table.last_anchor_ms:.3f}"
+            print(write_report(predicted, measured, folder, extra=extra, labels=["|".join(b) for b in holdout],
                                title=f"{len(holdout)} held-out networks, {f.latency_size}px"))
             print(f"report: {folder}")
     except SearchError as err:

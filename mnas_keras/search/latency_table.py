@@ -19,6 +19,14 @@ Whole-network measurements added later (for example
 the Pareto front of a ``predicted_then_measured`` search) are cached in the table and refine
 the fit. Predicting is dictionary look-ups and a sum (well under a millisecond), no TensorFlow.
 
+Drift correction: a shared or throttling machine's speed drifts by 5-10% within minutes
+(measured on the development VM), more than the table's own error. A table created by
+:meth:`LatencyTable.create` therefore has an *anchor* network (settings ``anchor``, by
+default MnasNet-A1's blocks) that is timed in every group of parts or networks; each
+latency is stored as its ratio to the anchor in the same group times the anchor's latency
+when the table was first measured (``anchor_ms``). Parts measured an hour apart, and whole
+networks measured later with :meth:`LatencyTable.measure_networks`, are in the same units.
+
 The table is saved as JSON with the settings it was measured under (LiteRT version, threads,
 delegate, machine, input size, objective, model head); loading it under other settings warns
 with :class:`LatencyTableWarning`.
@@ -41,10 +49,12 @@ Command line (builds or extends a table and writes the accuracy report)::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import platform
+import statistics
 import time
 import warnings
 from typing import Iterable, Mapping, Sequence
@@ -70,6 +80,8 @@ DEFAULT_SETTINGS = {
     "delegate": "xnnpack",
     "runs": 50,
     "warmup": 10,
+    "anchor": None,
+    "anchor_ms": None,
 }
 
 
@@ -251,6 +263,11 @@ class LatencyTable:
         self.measured = {str(k): dict(v) for k, v in (measured or {}).items()}
         self.path = path
         self.build_seconds = float(self.settings.pop("build_seconds", 0.0) or 0.0)
+        #: The anchor's median latency in the last timing (ms; with drift correction).
+        self.last_anchor_ms: float | None = None
+        #: The last :class:`~mnas_keras.search.latency_build.Timing` (raw latencies included).
+        self.last_timing = None
+        self._anchor_tflite: bytes | None = None
 
     # --------------------------------------------------------------------- lookups
     def __len__(self) -> int:
@@ -397,18 +414,60 @@ class LatencyTable:
                 "fit": self.fit, "parts": dict(sorted(self._parts.items())), "measured": self.measured}
 
     def save(self, path: str | None = None) -> str:
-        """Writes the table as JSON (atomically); returns the path."""
+        """Writes the table as JSON (atomically); returns the path.
+
+        Several processes may share one table file (search workers): under a lock on
+        ``<path>.lock``, parts and measured networks that another process saved meanwhile
+        are merged in first, so no one's additions are lost. A file of other settings (or
+        an unreadable one) is replaced.
+        """
         path = path or self.path
         if not path:
             raise LatencyTableError("no path to save the latency table to")
         folder = os.path.dirname(os.path.abspath(path))
         os.makedirs(folder, exist_ok=True)
-        tmp = f"{path}.tmp{os.getpid()}"
-        with open(tmp, "w") as f:
-            json.dump(self.to_dict(), f, indent=1)
-        os.replace(tmp, path)
+        with _locked(f"{path}.lock"):
+            if os.path.exists(path):
+                try:
+                    self.merge(LatencyTable.load(path, check=False))
+                except LatencyTableError:
+                    pass  # unreadable or of other settings: replaced by this table
+            tmp = f"{path}.tmp{os.getpid()}"
+            with open(tmp, "w") as f:
+                json.dump(self.to_dict(), f, indent=1)
+            os.replace(tmp, path)
         self.path = path
         return path
+
+    def merge(self, other: "LatencyTable") -> int:
+        """Adds the parts and measured networks of ``other`` that this table lacks (its own
+        values win); refits if measured networks were added. Returns how many entries were
+        added. Tables of other settings raise :class:`LatencyTableError`; with drift
+        correction, this table's values are first rescaled to ``other``'s ``anchor_ms``."""
+        diffs = [k for k in ENVIRONMENT_KEYS + MODEL_KEYS + ("anchor",)
+                 if self.settings.get(k) != other.settings.get(k)]
+        if diffs:
+            raise LatencyTableError(f"cannot merge latency tables measured under other settings ({diffs})")
+        mine, theirs = self.settings.get("anchor_ms"), other.settings.get("anchor_ms")
+        if mine and theirs and mine != theirs:
+            factor = theirs / mine
+            self._parts = {k: v * factor for k, v in self._parts.items()}
+            for entry in self.measured.values():
+                entry["latency_ms"] *= factor
+            self.settings["anchor_ms"] = theirs
+        elif theirs and not mine:
+            self.settings["anchor_ms"] = theirs
+        added = 0
+        for key, value in other._parts.items():
+            if key not in self._parts:
+                self._parts[key] = value
+                added += 1
+        new_networks = [k for k in other.measured if k not in self.measured]
+        for key in new_networks:
+            self.measured[key] = dict(other.measured[key])
+        if new_networks or (mine and theirs and mine != theirs):
+            self.refit()
+        return added + len(new_networks)
 
     @classmethod
     def from_dict(cls, data, label: str = "latency table") -> "LatencyTable":
@@ -460,26 +519,63 @@ class LatencyTable:
 
     # ------------------------------------------------------------------------- building
     @classmethod
-    def create(cls, input_size: int = 224, num_threads: int = 1, objective: str = "fp32", **settings) -> "LatencyTable":
-        """An empty table for this machine's environment and the given model settings."""
+    def create(cls, input_size: int = 224, num_threads: int = 1, objective: str = "fp32",
+               anchor: Sequence[str] | str | None = "mnasnet_a1", **settings) -> "LatencyTable":
+        """An empty table for this machine's environment and the given model settings.
+
+        ``anchor``: the network timed beside every group for drift correction, as block
+        strings or an architecture name (``None``: no correction).
+        """
         if objective != "fp32":
             raise SearchConfigError(f"latency tables support objective 'fp32' only; received {objective!r}")
         unknown = set(settings) - set(DEFAULT_SETTINGS)
         if unknown:
             raise SearchConfigError(f"unknown latency table setting(s) {sorted(unknown)}; expected {sorted(DEFAULT_SETTINGS)}")
-        return cls({**settings, "input_size": int(input_size), "objective": objective,
+        if isinstance(anchor, str):
+            from mnas_keras.codec import get_architecture
+
+            try:
+                anchor = get_architecture(anchor).blocks
+            except (KeyError, ValueError) as err:
+                raise SearchConfigError(f"latency table anchor {anchor!r}: {err}") from None
+        if anchor is not None:
+            anchor = [b if isinstance(b, str) else b.to_string() for b in anchor]
+            decode(anchor)
+        return cls({**settings, "input_size": int(input_size), "objective": objective, "anchor": anchor,
                     **environment(num_threads, settings.get("delegate", "xnnpack"))})
 
+    @property
+    def drift_corrected(self) -> bool:
+        """Whether timings are taken relative to an anchor network (see the module docs)."""
+        return bool(self.settings.get("anchor"))
+
+    def time_tflites(self, tflites, log=None, **options) -> dict[str, float]:
+        """Times ``{name: .tflite bytes or path}`` under the table's settings; milliseconds in
+        the table's units (drift-corrected by the anchor when the table has one)."""
+        from mnas_keras.search import latency_build
+
+        if not self.drift_corrected:
+            self.last_timing = latency_build.time_models(tflites, self.settings, log=log, **options)
+            return dict(self.last_timing.latencies)
+        if self._anchor_tflite is None:
+            self._anchor_tflite = latency_build.convert_network(self.settings["anchor"], self.settings)
+        timing = self.last_timing = latency_build.time_models(tflites, self.settings, anchor=self._anchor_tflite,
+                                                              log=log, **options)
+        self.last_anchor_ms = statistics.median(timing.anchor_ms)
+        if not self.settings.get("anchor_ms"):
+            self.settings["anchor_ms"] = self.last_anchor_ms
+        return {name: ratio * self.settings["anchor_ms"] for name, ratio in timing.relative.items()}
+
     def measure_parts(self, keys: Iterable[str], log=None, **options) -> dict[str, float]:
-        """Measures the given part keys that the table lacks and adds them (see
-        :func:`mnas_keras.search.latency_build.measure_parts`)."""
-        from mnas_keras.search.latency_build import measure_parts
+        """Converts and times the given part keys that the table lacks, adds them and
+        returns ``{key: ms}``."""
+        from mnas_keras.search.latency_build import convert_parts
 
         todo = [k for k in dict.fromkeys(keys) if k not in self._parts]
         if not todo:
             return {}
         start = time.perf_counter()
-        values = measure_parts(todo, self.settings, log=log, **options)
+        values = self.time_tflites(convert_parts(todo, self.settings, log=log), log=log, **options)
         self.build_seconds += time.perf_counter() - start
         self.update_parts(values)
         return values
@@ -489,13 +585,21 @@ class LatencyTable:
         keys = [k for blocks in blocks_list for k in self.missing(blocks)]
         return self.measure_parts(keys, log=log, **options)
 
+    def measure_networks(self, blocks_list: Sequence[Sequence[str]], log=None, **options) -> list[float]:
+        """Converts and times whole networks as the search builds them; ms in the table's
+        units, in order (nothing is added to the table)."""
+        from mnas_keras.search.latency_build import convert_network
+
+        tflites = {f"net{i}": convert_network(list(b), self.settings) for i, b in enumerate(blocks_list)}
+        options.setdefault("group", 16)
+        times = self.time_tflites(tflites, log=log, **options)
+        return [times[f"net{i}"] for i in range(len(blocks_list))]
+
     def calibrate(self, blocks_list: Sequence[Sequence[str]], log=None, **options) -> dict:
         """Measures whole networks (and their missing parts), caches them and refits."""
-        from mnas_keras.search.latency_build import measure_networks
-
         self.measure_missing(blocks_list, log=log, **options)
         start = time.perf_counter()
-        values = measure_networks(blocks_list, self.settings, log=log, **options)
+        values = self.measure_networks(blocks_list, log=log, **options)
         self.build_seconds += time.perf_counter() - start
         for blocks, value in zip(blocks_list, values):
             self.add_measurement(blocks, value, source="calibration", refit=False)
@@ -505,3 +609,19 @@ class LatencyTable:
         s = self.settings
         return (f"LatencyTable({len(self._parts)} parts, {len(self.measured)} measured networks, "
                 f"{s['input_size']}px {s['objective']}, {s['num_threads']} thread(s), {s.get('delegate')})")
+
+
+@contextlib.contextmanager
+def _locked(path: str):
+    """An exclusive advisory lock on ``path`` (a no-op where ``fcntl`` is missing)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: saves stay atomic, merging is best effort
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -51,7 +51,7 @@ def write_table(records: Sequence[dict], json_path: str, csv_path: str, extra: d
     """Writes records as JSON (with ``extra`` top-level fields) and CSV (:data:`CSV_FIELDS`)."""
     os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
     keep = ("arch_id", "key", "blocks", "reward", "accuracy", "latency_ms", "step", "params", "madds",
-            "int8_latency_ms")
+            "int8_latency_ms", "latency_source", "predicted_latency_ms")
     with open(json_path, "w") as f:
         json.dump({**(extra or {}), "models": [{k: r[k] for k in keep if k in r} for r in records]},
                   f, indent=2, sort_keys=True)

@@ -8,9 +8,9 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def _cli(*args):
+def _cli(*args, timeout=120):
     return subprocess.run([sys.executable, "-m", "mnas_keras.search.cli", *args], cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": ROOT}, capture_output=True, text=True, timeout=120)
+                          env={**os.environ, "PYTHONPATH": ROOT}, capture_output=True, text=True, timeout=timeout)
 
 
 def test_synthetic_search_prints_front_and_resumes(tmp_path):
@@ -41,3 +41,42 @@ def test_errors_name_the_problem(tmp_path):
     assert bad.returncode != 0 and "controller" in bad.stderr
     described = _cli("--describe_space")
     assert described.returncode == 0 and "nominal size 2.808e+18" in described.stdout
+
+
+def test_latency_table_modes(tmp_path):
+    """--latency_mode: the table is built and calibrated once next to the run, samples are
+    predicted, the front measured; a second search reuses the table."""
+    space = {"name": "tiny", "stem_filters": 8, "stages": [
+        {"reference": "r1_k3_s11_e1_i8_o8_dsconv", "fixed": True},
+        {"reference": "r2_k3_s22_e6_i8_o16", "op": ["dsconv", "mbconv_e6"], "filters": [0.5, 2.0], "layers": [-1, 2]}]}
+    (tmp_path / "space.json").write_text(json.dumps(space))
+    common = [f"--space={tmp_path / 'space.json'}", "--latency_size=32", "--image_size=32", "--epochs=1",
+              "--train_subset=64", "--val_subset=32", "--controller=random", "--runs=10", "--warmup=2",
+              "--target_ms=0.05", "--noexport", "--notensorboard"]
+    first = _cli(*common, "--latency_mode=predicted_then_measured", "--num_samples=3", f"--run_dir={tmp_path / 'a'}",
+                 timeout=400)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "calibrating the latency table" in first.stdout
+    table_path = tmp_path / "latency_table_32px_1t.json"
+    table = json.loads(table_path.read_text())
+    assert table["fit"]["models"] >= 5 and table["settings"]["anchor_ms"] > 0
+    events = [json.loads(line) for line in open(tmp_path / "a" / "journal.jsonl")]
+    samples = [e for e in events if e.get("event") == "result" and not e.get("cached")]
+    assert samples
+    for e in samples:  # predicted, or the table's cached measurement of a calibration network
+        assert e["latency_source"] == "table" or (e["latency_source"] == "measured" and e["key"] in table["measured"])
+    measured = [e for e in events if e.get("event") == "measured"]
+    front = json.loads((tmp_path / "a" / "pareto.json").read_text())["models"]
+    calibration = {k for k, v in table["measured"].items() if v["source"] == "calibration"}
+    assert all(r["latency_source"] == "measured" for r in front)
+    assert {r["key"] for r in front} <= {e["key"] for e in measured} | calibration
+    for e in measured:  # front networks measured at the end are cached in the table
+        assert table["measured"][e["key"]]["latency_ms"] == e["latency_ms"] and e["predicted_latency_ms"] > 0
+    second = _cli(*common, "--latency_mode=predicted", "--num_samples=2", f"--run_dir={tmp_path / 'b'}", timeout=400)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "calibrating" not in second.stdout
+    events = [json.loads(line) for line in open(tmp_path / "b" / "journal.jsonl")]
+    assert all(e["latency_source"] in ("table", "measured") for e in events if e.get("event") == "result")
+    assert not [e for e in events if e.get("event") == "measured"]
+    bad = _cli(*common, "--latency_mode=predicted", "--latency_objective=int8", f"--run_dir={tmp_path / 'c'}")
+    assert bad.returncode == 2 and "--latency_mode=predicted predicts fp32 latency only" in bad.stderr

@@ -255,3 +255,55 @@ def test_table_command(tmp_path):
     bad = subprocess.run(command[:3] + [f"--table={tmp_path / 'broken.json'}"], capture_output=True, text=True,
                          timeout=120)
     assert bad.returncode == 2 and "broken.json" in bad.stderr
+
+
+def test_drift_correction_units(table):
+    """Timings are the ratio to the anchor timed in the same group, times the table's
+    ``anchor_ms`` (fixed when the table was first measured)."""
+    assert table.drift_corrected and table.settings["anchor_ms"] > 0
+    key = "block:32x32:r1_k3_s11_e1_i8_o8_dsconv"
+    part = latency_build.convert_parts([key], table.settings)[key]
+    t = LatencyTable.from_dict(table.to_dict())
+    first = t.settings["anchor_ms"]
+    values = t.time_tflites({"a": part, "b": part}, runs=10, warmup=2, group=1)
+    timing = t.last_timing
+    assert len(timing.anchor_ms) == 2 and t.settings["anchor_ms"] == first
+    for name, anchor in zip("ab", timing.anchor_ms):
+        assert timing.relative[name] == pytest.approx(timing.latencies[name] / anchor)
+        assert values[name] == pytest.approx(timing.relative[name] * first)
+    assert 0.3 < values["a"] / table.part_latencies[key] < 3.0
+
+
+def test_concurrent_saves_keep_every_addition(tmp_path):
+    """Two processes holding their own copy of one table file both keep adding parts: the
+    merge under the file lock loses none of them."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "shared.json"
+    code = (
+        "import sys, time\n"
+        "from mnas_keras.search.latency_table import LatencyTable\n"
+        "path, worker = sys.argv[1], int(sys.argv[2])\n"
+        "table = LatencyTable({'input_size': 32, 'stem_filters': 8, 'anchor_ms': 1.0})\n"
+        "for i in range(30):\n"
+        "    table.update_parts({f'head:{worker + 1}x{i + 1}x8': 0.1 * (worker + 1)})\n"
+        "    table.add_measurement([f'r1_k{3 + 2 * worker}_s11_e1_i8_o{8 * (i + 1)}'], 1.0 + worker, refit=False)\n"
+        "    table.save(path)\n"
+        "    time.sleep(0.002)\n")
+    workers = [subprocess.Popen([sys.executable, "-c", code, str(path), str(w)]) for w in range(2)]
+    assert [w.wait(timeout=60) for w in workers] == [0, 0]
+    saved = LatencyTable.load(str(path), check=False)
+    assert len(saved) == 60 and len(saved.measured) == 60
+    assert {k for k in saved.part_latencies} == {f"head:{w + 1}x{i + 1}x8" for w in range(2) for i in range(30)}
+
+
+def test_merge_rescales_to_the_file_anchor():
+    a = LatencyTable({"input_size": 32, "anchor": ["r1_k3_s11_e1_i8_o8"], "anchor_ms": 2.0},
+                     parts={"head:1x1x8": 1.0})
+    b = LatencyTable({"input_size": 32, "anchor": ["r1_k3_s11_e1_i8_o8"], "anchor_ms": 4.0},
+                     parts={"head:2x2x8": 3.0})
+    assert a.merge(b) == 1
+    assert a.settings["anchor_ms"] == 4.0 and a.part_latencies == {"head:1x1x8": 2.0, "head:2x2x8": 3.0}
+    with pytest.raises(LatencyTableError, match="input_size"):
+        a.merge(LatencyTable({"input_size": 64, "anchor": ["r1_k3_s11_e1_i8_o8"]}))
