@@ -154,11 +154,15 @@ class RayExecutor(Executor):
         self._worker_class = None
         self._evaluator_ref = None
         self.replaced_workers = 0
+        #: ``host:port`` of the dashboard of a Ray instance started here (``None``: none).
+        self.dashboard_url: str | None = None
 
     def describe(self) -> str:
         text = f"Ray ({self.max_in_flight or 'auto'} workers"
         if self.latency_resource:
             text += f", latency on resource {self.latency_resource}"
+        if self.dashboard_url:
+            text += f", dashboard http://{self.dashboard_url}"
         return text + ")"
 
     # ------------------------------------------------------------------ start
@@ -176,12 +180,14 @@ class RayExecutor(Executor):
                 options["address"] = self.address
             options.update(self.init_options)
             try:
-                ray.init(**options)
+                context = ray.init(**options)
             except Exception as err:  # noqa: BLE001 - Ray raises bare Exceptions here too
                 hint = " (the dashboard needs pip install 'ray[default]')" if "dashboard" in str(err) else ""
                 raise SearchConfigError(f"cannot start or reach Ray at {self.address or 'a local instance'}: "
                                         f"{_reason(err)}{hint}") from None
             self._owns_ray = True
+            url = getattr(context, "dashboard_url", None)
+            self.dashboard_url = url or None
         try:
             self._start_workers(ray, evaluator)
         except BaseException:

@@ -248,3 +248,56 @@ def test_proxy_evaluator_trains_on_a_worker_and_measures_on_the_device_node(ray_
     assert 0 <= record["accuracy"] <= 1 and record["latency_ms"] > 0 and record["tflite_bytes"] > 0
     assert record["latency_worker"]["resources"] == {"latency_device": 1.0}
     assert record["latency_worker"]["pid"] != record["worker"]["pid"]
+
+
+DASHBOARD_PROBE = textwrap.dedent("""
+    import json, socket, time, urllib.error, urllib.request
+    from mnas_keras.search.ray_executor import RayExecutor
+    from mnas_keras.search.space import mnasnet_space
+    from mnas_keras.search.synthetic import SyntheticEvaluator
+
+    def reachable(host, port):
+        try:
+            socket.create_connection((host, port), timeout=5).close()
+            return True
+        except OSError:
+            return False
+
+    executor = RayExecutor(max_in_flight=1, num_cpus=1, dashboard=True)
+    executor.start(SyntheticEvaluator(mnasnet_space()))
+    try:
+        host, port = executor.dashboard_url.rsplit(":", 1)
+        status = None
+        for _ in range(60):  # the dashboard answers (401: Ray's token authentication) once up
+            try:
+                status = urllib.request.urlopen(f"http://{executor.dashboard_url}/api/version", timeout=5).status
+                break
+            except urllib.error.HTTPError as err:
+                status = err.code
+                break
+            except OSError:
+                time.sleep(1)
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        probe.connect(("10.255.255.255", 1))  # no packet is sent: picks this machine's outward address
+        address = probe.getsockname()[0]
+        control = socket.socket()
+        control.bind(("0.0.0.0", 0))
+        control.listen()
+        print(json.dumps({"host": host, "status": status, "address": address,
+                          "dashboard_on_address": reachable(address, int(port)),
+                          "control_on_address": reachable(address, control.getsockname()[1])}))
+    finally:
+        executor.close()
+""")
+
+
+def test_dashboard_listens_on_loopback_only(tmp_path):
+    """``dashboard=True`` (``--ray_dashboard``) on a Ray instance started here: the dashboard
+    answers on 127.0.0.1 and not on the machine's other address (a socket bound to all
+    interfaces is reachable there, so the probe can tell)."""
+    done = subprocess.run([sys.executable, "-c", DASHBOARD_PROBE], cwd=str(tmp_path), capture_output=True, text=True,
+                          timeout=180, env={**os.environ, "PYTHONPATH": ROOT})
+    assert done.returncode == 0, done.stderr[-3000:]
+    facts = json.loads(done.stdout.strip().splitlines()[-1])
+    assert facts["host"] == "127.0.0.1" and facts["status"] is not None, facts
+    assert facts["control_on_address"] and not facts["dashboard_on_address"], facts
