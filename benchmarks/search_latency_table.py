@@ -54,7 +54,7 @@ def phase_convert(args):
     from mnas_keras.search import latency_build
 
     space, calibration, holdout = networks(args)
-    table = LatencyTable.create(args.size)
+    table = LatencyTable.create(args.size, objective=args.objective)
     if args.parts == "space":
         keys = space_parts(space, args.size)
     else:
@@ -97,7 +97,7 @@ def phase_time(args):
 
     space, calibration, holdout = networks(args)
     stats = json.load(open(os.path.join(args.work_dir, "convert.json")))
-    table = LatencyTable.create(args.size, runs=args.runs, warmup=args.warmup,
+    table = LatencyTable.create(args.size, runs=args.runs, warmup=args.warmup, objective=args.objective,
                                 anchor=None if args.no_anchor else "mnasnet_a1")
     parts_dir, nets_dir = os.path.join(args.work_dir, "parts"), os.path.join(args.work_dir, "nets")
     keys = [k for k in (space_parts(space, args.size) if args.parts == "space" else
@@ -142,7 +142,7 @@ def phase_time(args):
     }
     report = write_report(pred, meas, args.work_dir, extra=extra, labels=["|".join(b) for b in holdout],
                           title=f"LatencyTable vs LiteRT, {len(holdout)} held-out MnasNet-space networks, "
-                                f"{args.size}px, 1 thread, fp32")
+                                f"{args.size}px, 1 thread, {args.objective}")
     print(report)
 
 
@@ -218,7 +218,7 @@ def phase_validate(args):
     out = os.path.join(args.work_dir, f"validate_{args.holdout_seed}")
     print(write_report(pred, meas, out, extra=extra, labels=["|".join(b) for b in holdout],
                        title=f"LatencyTable (per-kind scales) vs LiteRT, {len(holdout)} fresh held-out networks "
-                             f"(seed {args.holdout_seed}), {args.size}px, 1 thread, fp32"))
+                             f"(seed {args.holdout_seed}), {args.size}px, 1 thread, {table.settings['objective']}"))
 
 
 def phase_noise(args):
@@ -247,6 +247,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--phase", choices=["convert", "time", "validate", "noise", "evals"], required=True)
     parser.add_argument("--no_anchor", action="store_true", help="build the table without drift correction")
+    parser.add_argument("--objective", choices=["fp32", "int8"], default="fp32")
     parser.add_argument("--holdout_seed", type=int, default=7)
     parser.add_argument("--convert_only", action="store_true")
     parser.add_argument("--work_dir", default="runs/bench_latency_table")

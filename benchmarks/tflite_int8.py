@@ -35,6 +35,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
+from mnas_keras.tflite.latency import randomize_batch_norm  # noqa: E402
+
 OURS = {
     "MobileNetV3Large": "mobilenet_v3_large",
     "MobileNetV3Small": "mobilenet_v3_small",
@@ -42,22 +44,6 @@ OURS = {
     "MnasNetB1": "mnasnet_b1",
 }
 PEERS = ["MobileNetV3Large", "MobileNetV3Small", "MobileNetV2"]
-
-
-def randomize_batchnorm(model, seed=0):
-    import keras
-
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            n = layer.gamma.shape[0] if layer.gamma is not None else layer.moving_mean.shape[0]
-            values = {
-                "gamma": rng.uniform(0.5, 1.5, n), "beta": rng.normal(0, 0.2, n),
-                "moving_mean": rng.normal(0, 0.2, n), "moving_variance": rng.uniform(0.5, 1.5, n),
-            }
-            for w in layer.weights:
-                w.assign(values[w.name].astype("float32"))
-    return model
 
 
 def partitions(tflite) -> int:
@@ -134,7 +120,7 @@ def main():
     for label, name in OURS.items():
         model = mnas_keras.create_model(name, input_shape=(224, 224, 3), weights=weights)
         if weights is None:
-            randomize_batchnorm(model)
+            randomize_batch_norm(model)
         tflites[f"ours:{label}|fp32"] = convert(model)
         tflites[f"ours:{label}|int8"] = convert(model, "int8", representative_data=data)
         notes[f"ours:{label}"] = conversion_info(tflites[f"ours:{label}|int8"])["hard_swish"]
@@ -147,7 +133,7 @@ def main():
     for label in PEERS:
         model = getattr(keras.applications, label)(input_shape=(224, 224, 3), weights=weights)
         if weights is None:
-            randomize_batchnorm(model)
+            randomize_batch_norm(model)
         prep = getattr(keras.applications, {"MobileNetV2": "mobilenet_v2"}.get(label, "mobilenet_v3"))
         calib = prep.preprocess_input(data.copy())
         tflites[f"keras:{label}|fp32"] = stock_convert(model, None, calib)

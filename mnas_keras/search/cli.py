@@ -71,7 +71,7 @@ def _define_flags() -> None:
                   "'measured': convert and time every sample; 'predicted': a latency lookup table; "
                   "'predicted_then_measured': the table, then the final Pareto front measured.")
     d.DEFINE_string("latency_table", None, "Latency table JSON for the table modes (built on demand if missing; "
-                    "default <run_dir's parent>/latency_table_<size>px_<threads>t.json).")
+                    "default <run_dir's parent>/latency_table_<size>px_<threads>t[_int8].json).")
     d.DEFINE_float("timeout_s", 600.0, "A sample whose training takes longer fails (reason 'timeout').")
     d.DEFINE_bool("tensorboard", True, "Write TensorBoard scalars to <run_dir>/tensorboard.")
     d.DEFINE_bool("export", True, "Export the top-k / Pareto models at the end.")
@@ -119,13 +119,15 @@ def build_search(values=None):
         if getattr(f, "latency_mode", "measured") != "measured":
             from mnas_keras.search.latency_modes import default_table_path, prepare_table
 
-            if f.latency_objective != "fp32" or f.int8:
-                raise SearchConfigError(f"--latency_mode={f.latency_mode} predicts fp32 latency only; "
-                                        "use --latency_mode=measured with --latency_objective=int8 or --int8")
+            if f.int8:
+                raise SearchConfigError(f"--latency_mode={f.latency_mode} predicts one latency (--latency_objective); "
+                                        "--int8 (measure fp32 and int8) needs --latency_mode=measured")
 
-            path = f.latency_table or default_table_path(f.run_dir, f.latency_size, f.num_threads)
+            path = f.latency_table or default_table_path(f.run_dir, f.latency_size, f.num_threads,
+                                                         f.latency_objective)
             table = prepare_table(path, space, input_size=f.latency_size, num_threads=f.num_threads,
-                                  stem_filters=space.stem_filters, classes=10, runs=f.runs, warmup=f.warmup,
+                                  stem_filters=space.stem_filters, classes=10, objective=f.latency_objective,
+                                  runs=f.runs, warmup=f.warmup,
                                   seed=f.seed, log=_log)
         evaluator = ProxyEvaluator(
             image_size=f.image_size, epochs=f.epochs, batch_size=f.batch_size, learning_rate=f.learning_rate,

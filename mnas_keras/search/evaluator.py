@@ -167,9 +167,11 @@ class ProxyEvaluator:
             return mode, None
         if table is None or not hasattr(table, "predict"):
             raise SearchConfigError(f"latency_mode={mode!r} needs latency_table (a LatencyTable)")
-        if self.int8 or self.latency_objective != "fp32":
-            raise SearchConfigError(f"latency_mode={mode!r} supports the fp32 objective only (no int8)")
+        if self.int8:
+            raise SearchConfigError(f"latency_mode={mode!r} predicts one latency (the table's objective); "
+                                    "int8=True (measure fp32 and int8) needs latency_mode='measured'")
         wrong = {k: (table.settings.get(k), v) for k, v in (("input_size", self.latency_input_size),
+                 ("objective", self.latency_objective),
                  ("num_threads", self.num_threads), ("stem_filters", self.stem_filters)) if table.settings.get(k) != v}
         if wrong:
             raise SearchConfigError(f"the latency table was built for other settings (table, evaluator): {wrong}")

@@ -32,6 +32,9 @@ MAX_PARTS_PER_MODEL = 64
 MAX_PARAMS_PER_MODEL = 12_000_000
 #: Parts timed together in one isolated worker.
 MAX_PARTS_PER_BENCHMARK = 96
+#: Calibration samples of int8 conversions (latency does not depend on the ranges' precision).
+INT8_CALIBRATION_SAMPLES = 4
+INT8_ATTEMPTS = 4
 
 
 def _settings(settings: Mapping) -> dict:
@@ -79,6 +82,40 @@ def _build_part(index: int, key: str, s: Mapping):
     return x, y
 
 
+def _quantize(model, inputs: Sequence, settings: Mapping, seed: int, int8_io: bool, label: str = "") -> bytes | None:
+    """Converts for the table's objective: fp32, or int8 with trained-looking BN statistics
+    and random calibration data (images for the stem, N(0, 1) features for the rest). Parts
+    use int8 input/output (inside a network they pass int8 tensors on); whole networks take
+    float images like the search's int8 models.
+
+    XNNPACK (LiteRT 2.3) fails to prepare some int8 models whose random weights give a
+    tensor an extreme quantization range (a squeeze-excite branch that is nearly constant);
+    such a conversion is redone with other random statistics, up to
+    ``INT8_ATTEMPTS`` times."""
+    import numpy as np
+
+    from mnas_keras.search.latency_table import LatencyTableError
+    from mnas_keras.tflite import TFLiteError, convert, load_interpreter, randomize_batch_norm
+
+    if settings["objective"] != "int8":
+        return None
+    for attempt in range(INT8_ATTEMPTS):
+        randomize_batch_norm(model, seed + 7919 * attempt)
+        rng = np.random.default_rng(seed + 7919 * attempt)
+        batches = [[(rng.uniform(0, 255, (1, *shape)) if image else rng.normal(0, 1, (1, *shape))).astype("float32")
+                    for shape, image in inputs] for _ in range(INT8_CALIBRATION_SAMPLES)]
+        tflite = convert(model, "int8_io" if int8_io else "int8", representative_data=lambda: batches,
+                         calibration_steps=INT8_CALIBRATION_SAMPLES,
+                         **({} if int8_io else {"input_shape": inputs[0][0]}))
+        try:
+            load_interpreter(tflite, num_threads=1, use_xnnpack=settings["delegate"] == "xnnpack")
+            return tflite
+        except TFLiteError:
+            continue
+    raise LatencyTableError(f"LiteRT could not prepare the int8 model of {label or 'a latency table part'} "
+                            f"in {INT8_ATTEMPTS} attempts with different random statistics")
+
+
 def _chunks(keys: Sequence[str], s: Mapping) -> list[list[str]]:
     chunks, current, params = [], [], 0
     for key in keys:
@@ -94,7 +131,8 @@ def _chunks(keys: Sequence[str], s: Mapping) -> list[list[str]]:
 
 
 def convert_parts(keys: Sequence[str], settings: Mapping, log: Callable | None = None) -> dict[str, bytes]:
-    """``{part key: standalone fp32 .tflite bytes}`` for the given part keys."""
+    """``{part key: standalone .tflite bytes}`` for the given part keys (fp32, or int8 with
+    int8 input and output when ``settings["objective"]`` is ``"int8"``)."""
     import keras
 
     from mnas_keras.search.latency_slice import split_branches
@@ -109,7 +147,8 @@ def convert_parts(keys: Sequence[str], settings: Mapping, log: Callable | None =
         keras.utils.set_random_seed(number)
         tensors = [_build_part(i, key, s) for i, key in enumerate(chunk)]
         model = keras.Model([t[0] for t in tensors], [t[1] for t in tensors], name="latency_parts")
-        flatbuffer = convert(model)
+        inputs = [(parse_part(key)["input_shape"], key.startswith("stem:")) for key in chunk]
+        flatbuffer = _quantize(model, inputs, s, number, int8_io=True, label=f"parts {chunk[:2]}...") or convert(model)
         del model
         keras.backend.clear_session(free_memory=True)
         for key, part in zip(chunk, split_branches(flatbuffer)):
@@ -120,7 +159,8 @@ def convert_parts(keys: Sequence[str], settings: Mapping, log: Callable | None =
 
 
 def convert_network(blocks: Sequence[str], settings: Mapping) -> bytes:
-    """The fp32 ``.tflite`` of a whole network as the search's evaluator builds it."""
+    """The ``.tflite`` of a whole network as the search's evaluator builds it (fp32, or int8
+    with float input and output for the ``"int8"`` objective)."""
     import keras
 
     from mnas_keras.models import MnasNet
@@ -133,7 +173,8 @@ def convert_network(blocks: Sequence[str], settings: Mapping) -> bytes:
                     include_preprocessing=s["include_preprocessing"])
     size = s["input_size"]
     try:
-        return convert(model, input_shape=(size, size, 3))
+        return (_quantize(model, [((size, size, 3), True)], s, 0, int8_io=False, label="|".join(blocks))
+                or convert(model, input_shape=(size, size, 3)))
     finally:
         del model
         keras.backend.clear_session(free_memory=True)

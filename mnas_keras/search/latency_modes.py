@@ -38,16 +38,17 @@ def check_mode(mode: str) -> str:
     return mode
 
 
-def default_table_path(run_dir: str, input_size: int, num_threads: int) -> str:
+def default_table_path(run_dir: str, input_size: int, num_threads: int, objective: str = "fp32") -> str:
     """Where a search keeps its table by default: next to the run directory, shared by the
     searches of the same folder and settings."""
     parent = os.path.dirname(os.path.normpath(run_dir)) or "."
-    return os.path.join(parent, f"latency_table_{input_size}px_{num_threads}t.json")
+    suffix = "" if objective == "fp32" else f"_{objective}"
+    return os.path.join(parent, f"latency_table_{input_size}px_{num_threads}t{suffix}.json")
 
 
 def prepare_table(path: str, space=None, *, input_size: int = 224, num_threads: int = 1, stem_filters: int = 32,
-                  classes: int = 10, calibration: int = 4, seed: int = 0, runs: int = 50, warmup: int = 10,
-                  log: Callable | None = None, **settings) -> LatencyTable:
+                  classes: int = 10, objective: str = "fp32", calibration: int = 4, seed: int = 0, runs: int = 50,
+                  warmup: int = 10, log: Callable | None = None, **settings) -> LatencyTable:
     """Loads the table at ``path`` or creates it, and makes sure its correction is fitted.
 
     A new (or under-calibrated) table is calibrated on the space's reference network and
@@ -55,11 +56,11 @@ def prepare_table(path: str, space=None, *, input_size: int = 224, num_threads: 
     of later networks are measured on demand.
     """
     expected = {"input_size": input_size, "num_threads": num_threads, "stem_filters": stem_filters,
-                "classes": classes, "objective": "fp32"}
+                "classes": classes, "objective": objective}
     if os.path.exists(path):
         table = LatencyTable.load(path, expected=expected)
     else:
-        table = LatencyTable.create(input_size, num_threads, stem_filters=stem_filters, classes=classes,
+        table = LatencyTable.create(input_size, num_threads, objective, stem_filters=stem_filters, classes=classes,
                                     runs=runs, warmup=warmup, **settings)
         table.path = path
     if space is not None and table.fit.get("models", 0) < 2:
@@ -84,7 +85,7 @@ class TableLatency:
         self.save = save
 
     def estimate(self, blocks: Sequence[str]) -> dict:
-        """``{"latency_ms", "fp32_latency_ms", "predicted_latency_ms", "latency_source"}``."""
+        """``{"latency_ms", "<objective>_latency_ms", "predicted_latency_ms", "latency_source", ...}``."""
         start = time.perf_counter()
         try:
             predicted = self.table.predict(blocks)
@@ -95,7 +96,8 @@ class TableLatency:
                 self.table.save()
             predicted = self.table.predict(blocks)
         value, source = self.table.latency(blocks)
-        return {"latency_ms": value, "fp32_latency_ms": value, "predicted_latency_ms": predicted,
+        objective = self.table.settings.get("objective", "fp32")
+        return {"latency_ms": value, f"{objective}_latency_ms": value, "predicted_latency_ms": predicted,
                 "latency_source": source, "table_parts_measured": measured_parts,
                 "latency_seconds": time.perf_counter() - start}
 
@@ -105,22 +107,23 @@ def measure_front(records: list[dict], journal, table: LatencyTable | None, meas
     """Replaces predicted latencies on the Pareto front by measured ones (in place).
 
     Applies ``measured`` events already in the journal first (a resumed run), then measures
-    the front's predicted members with ``measure(blocks) -> ms`` (with a drift-corrected
-    table: :meth:`LatencyTable.measure_networks`, so measurements and predictions share
-    units) and repeats on the new front until it is all measured. Each measurement is
+    the front's predicted members with ``measure(blocks) -> ms`` (with a table:
+    :meth:`LatencyTable.measure_networks`, so measurements and predictions share units and
+    objective) and repeats on the new front until it is all measured. Each measurement is
     journaled, rescored and added to the table.
     """
     from mnas_keras.search.report import pareto_front
 
     by_key = {r["key"]: r for r in records}
-    if table is not None and table.drift_corrected:
+    objective = "fp32" if table is None else table.settings.get("objective", "fp32")
+    if table is not None:
         def measure(blocks):
             return table.measure_networks([blocks])[0]
 
     def apply(record, value, predicted):
         record["predicted_latency_ms"] = predicted
         record["latency_ms"] = value
-        record["fp32_latency_ms"] = value
+        record[f"{objective}_latency_ms"] = value
         record["latency_source"] = "measured"
         record["reward"] = rescore(record)
 

@@ -109,6 +109,7 @@ def _define_flags():
     flags.DEFINE_integer("num_threads", 1, "LiteRT threads.")
     flags.DEFINE_integer("stem_filters", None, "Stem filters (default: the space's).")
     flags.DEFINE_integer("classes", 10, "Classifier classes of the measured networks.")
+    flags.DEFINE_enum("objective", "fp32", ["fp32", "int8"], "Latency of a new table: float32 or full-integer int8.")
     flags.DEFINE_bool("all_parts", False, "Measure every part the space can produce (thousands for mnasnet).")
     flags.DEFINE_integer("calibration", 12, "Networks measured whole to fit the correction.")
     flags.DEFINE_integer("holdout", 0, "Held-out networks for the accuracy report (0: no report).")
@@ -135,13 +136,14 @@ def main(argv) -> int:
         space = get_space(f.space)
         stem = f.stem_filters or space.stem_filters
         if os.path.exists(f.table):
-            table = LatencyTable.load(f.table, expected={"input_size": f.latency_size, "num_threads": f.num_threads})
+            table = LatencyTable.load(f.table, expected={"input_size": f.latency_size, "num_threads": f.num_threads,
+                                                         "objective": f.objective})
         else:
             from mnas_keras.codec import ARCHITECTURES
 
             anchor = (None if f.anchor.lower() == "none" else f.anchor if f.anchor in ARCHITECTURES
                       else f.anchor.split(","))
-            table = LatencyTable.create(f.latency_size, f.num_threads, stem_filters=stem, classes=f.classes,
+            table = LatencyTable.create(f.latency_size, f.num_threads, f.objective, stem_filters=stem, classes=f.classes,
                                         runs=f.runs, warmup=f.warmup, anchor=anchor)
             table.path = f.table
         rng = random.Random(f.seed)
@@ -165,7 +167,8 @@ def main(argv) -> int:
                 extra["machine speed vs the table's (anchor ms then / now)"] = \
                     f"{table.settings['anchor_ms'] / table.last_anchor_ms:.3f}"
             print(write_report(predicted, measured, folder, extra=extra, labels=["|".join(b) for b in holdout],
-                               title=f"{len(holdout)} held-out networks, {f.latency_size}px"))
+                               title=f"{len(holdout)} held-out networks, {f.latency_size}px, "
+                                     f"{table.settings['objective']}"))
             print(f"report: {folder}")
     except SearchError as err:
         print(f"latency table: error: {err}", file=sys.stderr)

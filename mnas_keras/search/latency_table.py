@@ -27,6 +27,11 @@ latency is stored as its ratio to the anchor in the same group times the anchor'
 when the table was first measured (``anchor_ms``). Parts measured an hour apart, and whole
 networks measured later with :meth:`LatencyTable.measure_networks`, are in the same units.
 
+A table predicts one objective (setting ``objective``): ``"fp32"``, or ``"int8"`` (full
+integer; parts with int8 input/output, whole networks with float input like the search's
+int8 models; weights get trained-looking random BN statistics and biases, since untrained
+ones give XNNPACK degenerate int8 ranges, see :func:`mnas_keras.tflite.randomize_batch_norm`).
+
 The table is saved as JSON with the settings it was measured under (LiteRT version, threads,
 delegate, machine, input size, objective, model head); loading it under other settings warns
 with :class:`LatencyTableWarning`.
@@ -102,6 +107,9 @@ class MissingPartsError(LatencyTableError):
 class LatencyTableWarning(UserWarning):
     """A latency table is used under settings other than those it was measured under."""
 
+
+#: What a table can predict: float32 or full-integer int8 LiteRT latency.
+OBJECTIVES = ("fp32", "int8")
 
 #: Part kinds with their own fitted scale.
 KINDS = ("conv", "dsconv", "mbconv", "other")
@@ -526,8 +534,8 @@ class LatencyTable:
         ``anchor``: the network timed beside every group for drift correction, as block
         strings or an architecture name (``None``: no correction).
         """
-        if objective != "fp32":
-            raise SearchConfigError(f"latency tables support objective 'fp32' only; received {objective!r}")
+        if objective not in OBJECTIVES:
+            raise SearchConfigError(f"latency table objective must be one of {OBJECTIVES}; received {objective!r}")
         unknown = set(settings) - set(DEFAULT_SETTINGS)
         if unknown:
             raise SearchConfigError(f"unknown latency table setting(s) {sorted(unknown)}; expected {sorted(DEFAULT_SETTINGS)}")

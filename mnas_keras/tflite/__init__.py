@@ -24,6 +24,7 @@ _LAZY = {
     "BenchmarkResult": "mnas_keras.tflite.latency",
     "load_interpreter": "mnas_keras.tflite.latency",
     "delegation": "mnas_keras.tflite.latency",
+    "randomize_batch_norm": "mnas_keras.tflite.latency",
     "DelegationReport": "mnas_keras.tflite.latency",
     "compare": "mnas_keras.tflite.verify",
     "ParityReport": "mnas_keras.tflite.verify",

@@ -234,6 +234,39 @@ def delegation(tflite, num_threads: int = 1, input_shape=None) -> DelegationRepo
     return DelegationReport(partitions=len(delegates), undelegated=counts, operators=len(ops))
 
 
+def randomize_batch_norm(model, seed: int = 0, biases: bool = True):
+    """Gives every BatchNormalization layer random, trained-looking statistics (in place).
+
+    A freshly initialised network (gamma 1, beta 0, mean 0, variance 1) carries such small
+    activations that the int8 quantization scales of residual ADDs fall outside what
+    XNNPACK accepts, and it leaves those ADDs to slower kernels: int8 latency measured on
+    untrained weights is then wrong. Measure int8 on trained weights, or after this
+    (gamma and variance uniform in [0.5, 1.5], beta and mean ~ N(0, 0.2)). With ``biases``,
+    convolutions and dense layers that have a bias (squeeze-excite, classifiers) get one in
+    [0.1, 1]: with zero biases a narrow squeeze-excite ReLU can be dead on every input, and
+    its zero-range int8 tensor makes XNNPACK fail to prepare the model.
+
+    Example:
+        >>> import keras
+        >>> model = keras.Sequential([keras.Input((4, 4, 2)), keras.layers.BatchNormalization()])
+        >>> float(randomize_batch_norm(model).layers[0].moving_variance.numpy().min()) >= 0.5
+        True
+    """
+    import keras
+
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if biases and isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)) and layer.use_bias:
+            layer.bias.assign(rng.uniform(0.1, 1.0, tuple(layer.bias.shape)).astype("float32"))
+        if isinstance(layer, keras.layers.BatchNormalization):
+            n = int(layer.moving_mean.shape[0])
+            values = {"gamma": rng.uniform(0.5, 1.5, n), "beta": rng.normal(0, 0.2, n),
+                      "moving_mean": rng.normal(0, 0.2, n), "moving_variance": rng.uniform(0.5, 1.5, n)}
+            for weight in layer.weights:
+                weight.assign(values[weight.name].astype("float32"))
+    return model
+
+
 def random_inputs(interpreter, seed: int = 0) -> list[np.ndarray]:
     """Random inputs of the right shape and dtype (uniform in [0, 1) or the integer range)."""
     rng = np.random.default_rng(seed)

@@ -78,5 +78,5 @@ def test_latency_table_modes(tmp_path):
     events = [json.loads(line) for line in open(tmp_path / "b" / "journal.jsonl")]
     assert all(e["latency_source"] in ("table", "measured") for e in events if e.get("event") == "result")
     assert not [e for e in events if e.get("event") == "measured"]
-    bad = _cli(*common, "--latency_mode=predicted", "--latency_objective=int8", f"--run_dir={tmp_path / 'c'}")
-    assert bad.returncode == 2 and "--latency_mode=predicted predicts fp32 latency only" in bad.stderr
+    bad = _cli(*common, "--latency_mode=predicted", "--int8", f"--run_dir={tmp_path / 'c'}")
+    assert bad.returncode == 2 and "--int8 (measure fp32 and int8) needs --latency_mode=measured" in bad.stderr

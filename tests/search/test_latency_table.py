@@ -307,3 +307,30 @@ def test_merge_rescales_to_the_file_anchor():
     assert a.settings["anchor_ms"] == 4.0 and a.part_latencies == {"head:1x1x8": 2.0, "head:2x2x8": 3.0}
     with pytest.raises(LatencyTableError, match="input_size"):
         a.merge(LatencyTable({"input_size": 64, "anchor": ["r1_k3_s11_e1_i8_o8"]}))
+
+
+def test_int8_table(tmp_path):
+    """An int8 table: parts are full-integer models with int8 input/output, whole networks
+    int8 with float input; predictions follow the measured int8 latency of held-out networks."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from mnas_keras.tflite import list_operators
+
+    space = tiny_space()
+    t = LatencyTable.create(SIZE, objective="int8", stem_filters=8, runs=20, warmup=3,
+                            anchor=space.reference_blocks())
+    networks = [space.decode(d) for d in ([0, 1, 0, 1], [1, 0, 1, 0], [1, 1, 1, 1], [0, 0, 0, 0], [1, 1, 0, 1])]
+    t.calibrate(networks[:3])
+    key = t.parts(networks[0])[1]
+    part = latency_build.convert_parts([key], t.settings)[key]
+    assert Interpreter(model_content=part).get_input_details()[0]["dtype"] == np.int8
+    whole = latency_build.convert_network(networks[3], t.settings)
+    assert {"QUANTIZE", "DEQUANTIZE"} <= set(list_operators(whole))
+    t.measure_missing(networks[3:])
+    measured = t.measure_networks(networks[3:])
+    for blocks, value in zip(networks[3:], measured):
+        assert 0.5 < t.predict(blocks) / value < 2.0, (t.predict(blocks), value)
+    out = TableLatency(t, "predicted").estimate(networks[4])
+    assert out["int8_latency_ms"] == out["latency_ms"] and "fp32_latency_ms" not in out
+    with pytest.raises(SearchConfigError, match="objective"):
+        LatencyTable.create(SIZE, objective="int4")
