@@ -38,6 +38,15 @@ def _name(key: str) -> str:
     return hashlib.sha1(key.encode()).hexdigest()[:20] + ".tflite"
 
 
+def predict_microseconds(table, networks, repeats: int = 100) -> float:
+    """Mean time of one ``table.predict`` over ``networks``, in microseconds."""
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        for blocks in networks:
+            table.predict(blocks)
+    return (time.perf_counter() - t0) / (repeats * len(networks)) * 1e6
+
+
 def networks(args):
     space = mnasnet_space()
     rng = random.Random(args.seed)
@@ -122,11 +131,7 @@ def phase_time(args):
     table.save(os.path.join(args.work_dir, "table.json"))
     pred = [table.predict(b) for b in holdout]
     meas = [measured[f"n{i + len(calibration)}"] for i in range(len(holdout))]
-    t0 = time.perf_counter()
-    for _ in range(100):
-        for b in holdout:
-            table.predict(b)
-    predict_us = (time.perf_counter() - t0) / (100 * len(holdout)) * 1e6
+    predict_us = predict_microseconds(table, holdout)
     extra = {
         "parts measured": len(keys), "parts in the space": stats["space_parts"],
         "part conversion s (all measured parts)": round(stats["parts_seconds"] * len(keys) / max(1, stats["parts"]), 1),
@@ -204,11 +209,7 @@ def phase_validate(args):
     measured = table.time_tflites(nets, group=16)
     pred = [table.predict(b) for b in holdout]
     meas = [measured[f"n{i}"] for i in range(len(holdout))]
-    t0 = time.perf_counter()
-    for _ in range(100):
-        for b in holdout:
-            table.predict(b)
-    predict_us = (time.perf_counter() - t0) / (100 * len(holdout)) * 1e6
+    predict_us = predict_microseconds(table, holdout)
     extra = {"machine speed vs the table's (anchor ms then / now)":
              round(table.settings["anchor_ms"] / table.last_anchor_ms, 3) if table.drift_corrected else "n/a",
              "fit": {"intercept_ms": round(table.fit["intercept_ms"], 4),
