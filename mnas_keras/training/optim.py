@@ -83,10 +83,7 @@ class WarmupExponentialDecay(keras.optimizers.schedules.LearningRateSchedule):
         if self.staircase:
             periods = ops.floor(periods)
         decayed = self.peak_learning_rate * ops.power(self.decay_rate, periods)
-        if self.warmup_steps <= 0:
-            return decayed
-        warmup = self.peak_learning_rate * step / float(self.warmup_steps)
-        return ops.where(step < self.warmup_steps, warmup, decayed)
+        return _with_warmup(step, decayed, self.peak_learning_rate, self.warmup_steps)
 
     def get_config(self):
         return {
@@ -96,6 +93,13 @@ class WarmupExponentialDecay(keras.optimizers.schedules.LearningRateSchedule):
             "decay_rate": self.decay_rate,
             "staircase": self.staircase,
         }
+
+
+def _with_warmup(step, decayed, peak: float, warmup_steps: int):
+    """``decayed``, preceded by a linear ramp from 0 to ``peak`` over ``warmup_steps``."""
+    if warmup_steps <= 0:
+        return decayed
+    return ops.where(step < warmup_steps, peak * step / float(warmup_steps), decayed)
 
 
 @keras.saving.register_keras_serializable(package="mnas_keras")
@@ -115,10 +119,7 @@ class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
         step = ops.cast(step, "float32")
         progress = ops.clip((step - self.warmup_steps) / (self.total_steps - self.warmup_steps), 0, 1)
         decayed = 0.5 * self.peak_learning_rate * (1.0 + ops.cos(math.pi * progress))
-        if self.warmup_steps <= 0:
-            return decayed
-        warmup = self.peak_learning_rate * step / float(self.warmup_steps)
-        return ops.where(step < self.warmup_steps, warmup, decayed)
+        return _with_warmup(step, decayed, self.peak_learning_rate, self.warmup_steps)
 
     def get_config(self):
         return {
