@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from mnas_keras.codec import Architecture, get_architecture, minimalistic
+from mnas_keras.codec import reduced_tail as halve_tail
 from mnas_keras.models import MnasNet
 
 
@@ -42,13 +43,21 @@ def build_application(
     classifier_activation="softmax",
     include_preprocessing=True,
     minimalistic_variant=False,
+    reduced_tail: bool = False,
     name=None,
     **kwargs,
 ) -> MnasNet:
-    """Builds the application model of ``arch`` with keras.applications-style arguments."""
+    """Builds the application model of ``arch`` with keras.applications-style arguments.
+
+    ``reduced_tail=True`` halves the last stride-2 stage's output and every later stage
+    (``mnas_keras.codec.reduced_tail``; the MobileNetV3 paper's setting for detection and
+    segmentation backbones).
+    """
     if isinstance(arch, str):
         arch = get_architecture(arch)
     blocks = minimalistic(arch.blocks) if minimalistic_variant else arch.blocks
+    if reduced_tail:
+        blocks = halve_tail(blocks)
     activation = "relu" if minimalistic_variant else arch.activation
     options = dict(
         stem_filters=arch.stem_filters,

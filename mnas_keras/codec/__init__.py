@@ -1,6 +1,6 @@
 """Block-string codec, architecture table and scaling rules. Imports no TensorFlow."""
 
-from mnas_keras.codec.architectures import ARCHITECTURES, Architecture, get_architecture, minimalistic
+from mnas_keras.codec.architectures import ARCHITECTURES, Architecture, get_architecture, minimalistic, reduced_tail
 from mnas_keras.codec.blocks import BlockSpec, decode, encode
 from mnas_keras.codec.errors import BlockStringError
 from mnas_keras.codec.scaling import make_divisible, round_filters, round_repeats
@@ -15,6 +15,7 @@ __all__ = [
     "get_architecture",
     "make_divisible",
     "minimalistic",
+    "reduced_tail",
     "round_filters",
     "round_repeats",
 ]

@@ -90,6 +90,46 @@ def minimalistic(blocks) -> tuple:
     return tuple(out)
 
 
+def reduced_tail(blocks, divisor: int = 2) -> tuple:
+    """Halves the network's tail for dense prediction (MobileNetV3 paper, sections 6.3-6.4).
+
+    The last stride-2 stage keeps its input width but its output filters are divided by
+    ``divisor``; every later stage has its input and output filters divided too. Expansion
+    ratios are kept, so the expanded widths shrink by the same factor (MobileNetV3-Large:
+    the last three blocks go from 160 to 80 filters and from 960 to 480 expanded, as
+    torchvision's ``reduced_tail=True``). A MobileNetV3 head follows (6 x 80 = 480).
+
+    Raises:
+        BlockStringError: no stride-2 stage, or a width not divisible by ``divisor``.
+
+    Example:
+        >>> reduced_tail(["r2_k3_s22_e6_i16_o24", "r3_k5_s22_e6_i112_o160_se0.25", "r1_k3_s11_e6_i160_o320"])
+        ('r2_k3_s22_e6_i16_o24', 'r3_k5_s22_e6_i112_o80_se0.25', 'r1_k3_s11_e6_i80_o160')
+    """
+    specs = decode(blocks)
+    strided = [i for i, spec in enumerate(specs) if max(spec.strides) > 1]
+    if not strided:
+        raise BlockStringError("reduced_tail needs a stride-2 stage; the blocks have none")
+    if int(divisor) < 1:
+        raise BlockStringError(f"reduced_tail divisor must be >= 1; received {divisor!r}")
+    last = strided[-1]
+
+    def cut(filters: int, where: str) -> int:
+        if filters % divisor:
+            raise BlockStringError(
+                f"reduced_tail: {where} filters {filters} are not divisible by {divisor}"
+            )
+        return filters // divisor
+
+    out = [spec.to_string() for spec in specs[:last]]
+    for i, spec in enumerate(specs[last:], start=last):
+        changes = {"output_filters": cut(spec.output_filters, spec.to_string())}
+        if i > last:
+            changes["input_filters"] = cut(spec.input_filters, spec.to_string())
+        out.append(spec.replace(**changes).to_string())
+    return tuple(out)
+
+
 _MNASNET = dict(stem_filters=32, activation="relu", head="mnasnet", head_filters=1280)
 _V3SE = "se0.25_{act}_hsig_sexp"
 
