@@ -19,12 +19,19 @@ from mnas_keras.codec import (
     get_architecture,
 )
 
+from mnas_keras import _serialization
+
 __version__ = "0.1.0"
+
+# Keras finds "mnas_keras>..." classes in any .keras file once this package is imported,
+# without importing Keras or TensorFlow here (see mnas_keras._serialization).
+_serialization.install()
 
 _LAZY = {
     "MnasNet": "mnas_keras.models.backbone",
     "create_model": "mnas_keras.applications.registry",
     "list_models": "mnas_keras.applications.registry",
+    "load_model": "mnas_keras._serialization",
     "profile": "mnas_keras.models.profiler",
     "Profile": "mnas_keras.models.profiler",
     "layers": "mnas_keras.layers",

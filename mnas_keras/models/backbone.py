@@ -57,6 +57,13 @@ class MnasNet(keras.Model):
         preprocessing: ``"imagenet_mean_std"`` or ``"scale_-1_1"``.
         output_stride: 32, or 16 to dilate the last stride-2 stage instead of striding it.
         name: model name.
+        dtype: a dtype policy name (``"mixed_float16"``, ...) every layer is built with;
+            default: Keras' global policy.
+        trainable: the model's ``trainable`` flag.
+        layer_overrides: ``{layer name: {"trainable": bool, "dtype": policy}}``, the layers
+            whose flag or policy differs from the model's. ``get_config`` writes this (and
+            ``dtype``, ``trainable``), so a ``.keras`` round trip keeps frozen layers and
+            mixed precision, as keras.applications models' files do.
 
     Example:
         >>> model = MnasNet(["r1_k3_s11_e1_i32_o16", "r2_k3_s22_e6_i16_o24_se0.25"],
@@ -92,8 +99,32 @@ class MnasNet(keras.Model):
         preprocessing: str = "imagenet_mean_std",
         output_stride: int = 32,
         name: str = "mnasnet",
+        dtype=None,
+        trainable: bool = True,
+        layer_overrides: dict | None = None,
         **kwargs,
     ):
+        if dtype is None:
+            self._build_mnasnet(blocks, input_shape, input_tensor, alpha, stem_filters, scale_stem, activation, head,
+                                head_filters, head_expansion, include_top, pooling, classes, classifier_activation,
+                                dropout_rate, drop_connect_rate, bn_momentum, bn_epsilon, include_preprocessing,
+                                preprocessing, output_stride, name, kwargs)
+        else:
+            previous = keras.config.dtype_policy()
+            keras.config.set_dtype_policy(dtype)
+            try:
+                self._build_mnasnet(blocks, input_shape, input_tensor, alpha, stem_filters, scale_stem, activation,
+                                    head, head_filters, head_expansion, include_top, pooling, classes,
+                                    classifier_activation, dropout_rate, drop_connect_rate, bn_momentum, bn_epsilon,
+                                    include_preprocessing, preprocessing, output_stride, name, kwargs)
+            finally:
+                keras.config.set_dtype_policy(previous)
+        _apply_layer_state(self, trainable, layer_overrides or {})
+
+    def _build_mnasnet(self, blocks, input_shape, input_tensor, alpha, stem_filters, scale_stem, activation, head,
+                       head_filters, head_expansion, include_top, pooling, classes, classifier_activation,
+                       dropout_rate, drop_connect_rate, bn_momentum, bn_epsilon, include_preprocessing,
+                       preprocessing, output_stride, name, kwargs):
         specs = decode(blocks)
         _check(alpha > 0, f"Expected alpha > 0. Received: alpha={alpha}")
         _check(activation in _ACTIVATIONS, f"Expected activation in {_ACTIVATIONS}. Received: activation={activation!r}")
@@ -188,11 +219,49 @@ class MnasNet(keras.Model):
         return keras.Model(self.inputs, outputs, name=f"{self.name}_features")
 
     def get_config(self):
-        return dict(self._mnas_config)
+        config = dict(self._mnas_config)
+        policy = _policy_name(self.dtype_policy)
+        if policy != "float32":
+            config["dtype"] = policy
+        if not self.trainable:
+            config["trainable"] = False
+        overrides = {}
+        for layer in self.layers:
+            if isinstance(layer, keras.layers.InputLayer):
+                continue
+            entry = {}
+            if layer.trainable != self.trainable:
+                entry["trainable"] = bool(layer.trainable)
+            if _policy_name(layer.dtype_policy) != policy:
+                entry["dtype"] = _policy_name(layer.dtype_policy)
+            if entry:
+                overrides[layer.name] = entry
+        if overrides:
+            config["layer_overrides"] = overrides
+        return config
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
         return cls(**config)
+
+
+def _policy_name(policy) -> str:
+    return getattr(policy, "name", str(policy))
+
+
+def _apply_layer_state(model, trainable: bool, overrides: dict) -> None:
+    """Sets the model's ``trainable`` flag, then each overridden layer's flag and policy."""
+    unknown = sorted(set(overrides) - {layer.name for layer in model.layers})
+    if unknown:
+        raise ValueError(f"layer_overrides names unknown layer(s) {unknown} of {model.name!r}")
+    if not trainable:
+        model.trainable = False
+    for name, entry in overrides.items():
+        layer = model.get_layer(name)
+        if "dtype" in entry:
+            layer.dtype_policy = entry["dtype"]
+        if "trainable" in entry:
+            layer.trainable = bool(entry["trainable"])
 
 
 def _is_input(tensor) -> bool:

@@ -80,14 +80,12 @@ def load_keras_model(model):
                 f"model file {path!r} is not a Keras 3 '.keras' file; expected a path ending "
                 "in '.keras' or a keras.Model"
             )
-        if not os.path.isfile(path):
-            raise TFLiteConversionError(f"model file {path!r} does not exist")
+        from mnas_keras._serialization import InvalidKerasFileError, load_model
+
         try:
-            return keras.saving.load_model(path, safe_mode=True, compile=False)
-        except Exception as err:
-            raise TFLiteConversionError(
-                f"could not load Keras model {path!r}: {type(err).__name__}: {err}"
-            ) from None
+            return load_model(path)  # registers mnas_keras classes; names bad archives
+        except InvalidKerasFileError as err:
+            raise TFLiteConversionError(str(err)) from None
     raise TFLiteConversionError(
         f"expected a keras.Model or a path to a '.keras' file, received {type(model).__name__}"
     )

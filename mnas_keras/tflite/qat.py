@@ -254,14 +254,14 @@ def _run_job(request: dict) -> None:
     """Runs one QAT or pruning job described by ``request`` (needs legacy tf.keras)."""
     answer: dict
     try:
-        import keras
+        import keras  # noqa: F401  (Keras 3 before tf_keras)
         import tf_keras
 
-        import mnas_keras.models  # noqa: F401  (registers MnasNet for loading)
+        from mnas_keras._serialization import load_model
         from mnas_keras.tflite import _legacy
         from mnas_keras.tflite.conversion import convert, save
 
-        model = keras.saving.load_model(request["model"], safe_mode=True, compile=False)
+        model = load_model(request["model"])  # any class this package registers
         with np.load(request["data"]) as data:
             x, y = data["x"], data["y"]
         tf_keras.utils.set_random_seed(request["seed"])
