@@ -9,8 +9,11 @@ from mnas_keras.codec import reduced_tail as halve_tail
 from mnas_keras.models import MnasNet
 
 
-def check_common(weights, include_top, classes, input_shape, pooling):
-    """Argument checks shared by all applications, phrased as keras.applications does."""
+def check_common(weights, include_top, classes, input_shape, pooling, input_tensor=None):
+    """Argument checks shared by all applications, phrased as keras.applications does.
+
+    Any channel count builds with ``weights=None``; pretrained weights need 3 channels.
+    """
     if not (weights in {"imagenet", None} or (isinstance(weights, (str, os.PathLike)) and os.path.exists(weights))):
         raise ValueError(
             "The `weights` argument should be either `None` (random initialization), "
@@ -24,6 +27,24 @@ def check_common(weights, include_top, classes, input_shape, pooling):
         )
     if pooling not in (None, "avg", "max"):
         raise ValueError(f"Expected pooling in (None, 'avg', 'max'). Received: pooling={pooling!r}")
+    if input_shape is not None and input_tensor is not None:
+        tensor_shape = tuple(input_tensor.shape[1:])
+        if len(tuple(input_shape)) != len(tensor_shape) or any(
+            a is not None and b is not None and a != b for a, b in zip(tuple(input_shape), tensor_shape)
+        ):
+            raise ValueError(
+                "input_shape must match input_tensor's shape. Received "
+                f"input_shape={tuple(input_shape)}, input_tensor.shape={tuple(input_tensor.shape)}"
+            )
+    shape = tuple(input_tensor.shape[1:]) if input_tensor is not None else input_shape
+    if shape is not None and len(tuple(shape)) != 3:
+        raise ValueError(f"Expected input_shape (height, width, channels). Received: input_shape={shape}")
+    channels = tuple(shape)[-1] if shape is not None else 3
+    if weights == "imagenet" and channels != 3:
+        raise ValueError(
+            "ImageNet weights (weights='imagenet') need 3 input channels. Received "
+            f"input_shape={tuple(shape)}; pass weights=None to build a {channels}-channel model."
+        )
     if input_shape is not None:
         rows, cols = tuple(input_shape)[:2]
         if rows and cols and (rows < 32 or cols < 32):

@@ -20,7 +20,9 @@ _DOC = """Instantiates the {title} architecture (MnasNet, arXiv 1807.11626).
     ``model.save_weights``).
 
     Args:
-        input_shape: optional ``(height, width, 3)``; default ``(None, None, 3)``.
+        input_shape: optional ``(height, width, channels)``; default ``(None, None, 3)``.
+            Any channel count builds with ``weights=None`` (``include_preprocessing`` then
+            uses the average ImageNet mean and std on every channel).
         alpha: width multiplier (tensorflow/tpu rounding; the 1280-filter head is not scaled).
         include_top: whether to include the classifier.
         weights: ``None`` or the path to a weights file.
@@ -49,7 +51,7 @@ def _mnasnet(arch, title, input_shape, alpha, include_top, weights, input_tensor
             "converted by assigning its variables to model.weights in order, then saved with "
             "model.save_weights('x.weights.h5'))."
         )
-    check_common(weights, include_top, classes, input_shape, pooling)
+    check_common(weights, include_top, classes, input_shape, pooling, input_tensor)
     model = build_application(
         arch,
         input_shape=input_shape,

@@ -37,7 +37,9 @@ _DOC = """Instantiates the {title} architecture (MobileNetV3, arXiv 1905.02244).
     the block strings of ``mnas_keras.ARCHITECTURES["{arch}"]``.
 
     Args:
-        input_shape: optional ``(height, width, 3)``, at least 32x32; default ``(None, None, 3)``.
+        input_shape: optional ``(height, width, channels)``, at least 32x32; default
+            ``(None, None, 3)``. Any channel count builds with ``weights=None``;
+            ``weights="imagenet"`` needs 3 (``ValueError`` otherwise).
         alpha: width multiplier of the blocks (and of the last point conv when > 1).
         minimalistic: kernels 3, no squeeze-excite, ReLU everywhere.
         include_top: whether to include the classifier.
@@ -99,7 +101,7 @@ def fetch_imagenet_weights(model_type, alpha, minimalistic, include_top) -> str:
 def _mobilenet_v3(model_type, title, input_shape, alpha, minimalistic, include_top, weights,
                   input_tensor, classes, pooling, dropout_rate, classifier_activation,
                   include_preprocessing, name, **kwargs):
-    check_common(weights, include_top, classes, input_shape, pooling)
+    check_common(weights, include_top, classes, input_shape, pooling, input_tensor)
     if weights == "imagenet":
         weights_file(model_type, alpha, minimalistic, include_top)  # validates early
     model = build_application(

@@ -21,15 +21,29 @@ def _check(condition: bool, message: str) -> None:
         raise ValueError(message)
 
 
-def preprocessing_layer(kind: str):
-    """The layer ``include_preprocessing`` puts in front of the model."""
+def preprocessing_layer(kind: str, channels: int | None = 3):
+    """The layer ``include_preprocessing`` puts in front of the model.
+
+    ``"scale_-1_1"`` maps [0, 255] to [-1, 1] for any channel count. ``"imagenet_mean_std"``
+    subtracts the ImageNet RGB mean and divides by its std (torchvision's values times 255)
+    for 3 channels; for any other channel count (grayscale, RGB plus depth, ...) every
+    channel uses the average of the three means and of the three stds (114.5 and 57.6 on
+    the [0, 255] scale).
+
+    Example:
+        >>> import numpy as np
+        >>> layer = preprocessing_layer("imagenet_mean_std", channels=1)
+        >>> round(float(np.asarray(layer(np.full((1, 1, 1, 1), 255.0)))[0, 0, 0, 0]), 4)
+        2.4381
+    """
     if kind == "scale_-1_1":
         return keras.layers.Rescaling(scale=1.0 / 127.5, offset=-1.0, name="rescaling")
-    return keras.layers.Normalization(
-        mean=list(IMAGENET_MEAN),
-        variance=[s * s for s in IMAGENET_STD],
-        name="normalization",
-    )
+    if channels in (3, None):
+        mean, std = list(IMAGENET_MEAN), list(IMAGENET_STD)
+    else:
+        mean = [sum(IMAGENET_MEAN) / 3] * channels
+        std = [sum(IMAGENET_STD) / 3] * channels
+    return keras.layers.Normalization(mean=mean, variance=[s * s for s in std], name="normalization")
 
 
 @register
@@ -41,8 +55,9 @@ class MnasNet(keras.Model):
 
     Args:
         blocks: block strings (or ``BlockSpec`` s), one per stage.
-        input_shape: ``(height, width, 3)``; ``None`` spatial sizes allowed. Default
-            ``(None, None, 3)``.
+        input_shape: ``(height, width, channels)``; ``None`` spatial sizes allowed, any
+            channel count (see ``preprocessing_layer`` for the normalization of non-RGB
+            inputs). Default ``(None, None, 3)``.
         input_tensor: optional Keras tensor to build on.
         alpha: width multiplier (tensorflow/tpu rounding to multiples of 8; 1.0 = none).
         stem_filters: stem conv filters; ``scale_stem`` says whether ``alpha`` scales them.
@@ -138,8 +153,15 @@ class MnasNet(keras.Model):
             not include_top or (isinstance(classes, int) and classes > 0),
             f"Expected a positive integer number of classes with include_top=True. Received: classes={classes!r}",
         )
+        graph_input = None
         if input_tensor is not None:
-            inputs = input_tensor if _is_input(input_tensor) else keras.Input(tensor=input_tensor)
+            if getattr(input_tensor, "_keras_history", None) is not None:
+                # As keras.applications: build on the tensor; the model's inputs are its sources.
+                graph_input = input_tensor
+                inputs = keras.utils.get_source_inputs(input_tensor)
+                inputs = inputs[0] if len(inputs) == 1 else inputs
+            else:
+                inputs = keras.Input(tensor=input_tensor)
             input_shape = tuple(input_tensor.shape[1:])
         else:
             input_shape = tuple(input_shape) if input_shape is not None else (None, None, 3)
@@ -148,9 +170,9 @@ class MnasNet(keras.Model):
                 f"Expected input_shape (height, width, channels). Received: input_shape={input_shape}",
             )
             inputs = keras.Input(shape=input_shape, name="image")
-        x = inputs
+        x = inputs if graph_input is None else graph_input
         if include_preprocessing:
-            x = preprocessing_layer(preprocessing)(x)
+            x = preprocessing_layer(preprocessing, input_shape[-1])(x)
         options = BuildOptions(
             alpha=float(alpha),
             stem_filters=int(stem_filters),
@@ -262,8 +284,3 @@ def _apply_layer_state(model, trainable: bool, overrides: dict) -> None:
             layer.dtype_policy = entry["dtype"]
         if "trainable" in entry:
             layer.trainable = bool(entry["trainable"])
-
-
-def _is_input(tensor) -> bool:
-    history = getattr(tensor, "_keras_history", None)
-    return history is not None and isinstance(history[0], keras.layers.InputLayer)
