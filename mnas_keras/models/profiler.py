@@ -104,10 +104,21 @@ def profile(model, input_shape=None) -> Profile:
     """Counts parameters and multiply-adds of ``model``.
 
     Args:
-        model: a functional Keras model (any ``mnas_keras`` model).
+        model: a functional Keras model (any ``mnas_keras`` model); nested functional or
+            Sequential models (a backbone inside a new model) are counted layer by layer.
         input_shape: ``(H, W, C)`` to count at; default the model's own, or 224x224 for a
             ``mnas_keras.MnasNet`` with unknown spatial size.
     """
+    from mnas_keras.models.graph import flatten_model, is_nested
+
+    if is_nested(model):
+        if input_shape is not None or None in tuple(model.input_shape[1:]):
+            raise ValueError(
+                f"profile() of a model that nests other models ({model.name}) counts at the model's own "
+                f"fixed input size; its input shape is {tuple(model.input_shape[1:])} and input_shape="
+                f"{input_shape}. Build the outer model with a fixed size, or profile the backbone."
+            )
+        model = flatten_model(model)
     sized = _fixed_size(model, input_shape)
     rows = []
     for layer in sized.layers:

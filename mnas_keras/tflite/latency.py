@@ -254,8 +254,10 @@ def randomize_batch_norm(model, seed: int = 0, biases: bool = True):
     """
     import keras
 
+    from mnas_keras.models.graph import leaf_layers
+
     rng = np.random.default_rng(seed)
-    for layer in model.layers:
+    for layer in leaf_layers(model):  # nested models included
         if biases and isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)) and layer.use_bias:
             layer.bias.assign(rng.uniform(0.1, 1.0, tuple(layer.bias.shape)).astype("float32"))
         if isinstance(layer, keras.layers.BatchNormalization):

@@ -83,6 +83,13 @@ def _submit(method, model, x, y, options, timeout):
 
     if not isinstance(model, keras.Model):
         raise QATError(f"expected a Keras 3 mnas_keras.MnasNet model, received {type(model).__name__}")
+    nested = [layer.name for layer in model.layers if isinstance(layer, keras.Model)]
+    if nested:
+        raise QATError(
+            f"model {model.name!r} nests model(s) {nested}; the QAT/pruning bridge rebuilds one "
+            "mnas_keras.MnasNet from its block strings: pass the MnasNet itself (e.g. with "
+            "include_top=True and your classes) instead of a model wrapping it"
+        )
     if "blocks" not in model.get_config():
         raise QATError(
             f"model {model.name!r} is not a mnas_keras.MnasNet (its config has no 'blocks'); the "

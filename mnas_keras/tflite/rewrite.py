@@ -36,6 +36,8 @@ from typing import Any
 
 import keras
 
+from mnas_keras.models.graph import NestedModelError, flatten_model, leaf_layers
+
 _HARD_SWISH_FUNCTIONS = tuple(
     f for f in (getattr(keras.activations, n, None) for n in ("hard_swish", "hard_silu")) if f is not None
 )
@@ -69,8 +71,8 @@ def is_hard_swish(layer) -> bool:
 
 
 def count_hard_swish(model) -> int:
-    """The number of hard-swish activation layers in ``model``."""
-    return sum(1 for layer in model.layers if is_hard_swish(layer))
+    """The number of hard-swish activation layers in ``model``, nested models included."""
+    return sum(1 for layer in leaf_layers(model) if is_hard_swish(layer))
 
 
 def _scaled_hard_swish(x):
@@ -152,7 +154,9 @@ def rewrite_hard_swish(model, mode: str = "fold") -> tuple[Any, dict]:
     """A copy of ``model`` whose hard-swish layers convert to int8-friendly operators.
 
     Args:
-        model: a functional or Sequential Keras model (others are returned unchanged).
+        model: a functional or Sequential Keras model (others are returned unchanged);
+            nested functional/Sequential models (a backbone inside a new model) are
+            inlined first (``mnas_keras.models.graph.flatten_model``).
         mode: ``"fold"`` (fold the ``1/6`` into the consuming kernels where possible, the
             explicit form elsewhere) or ``"explicit"`` (the explicit form everywhere).
 
@@ -164,6 +168,12 @@ def rewrite_hard_swish(model, mode: str = "fold") -> tuple[Any, dict]:
     """
     if mode not in ("fold", "explicit"):
         raise ValueError(f"hard-swish rewrite mode {mode!r}: expected 'fold' or 'explicit'")
+    if any(is_hard_swish(layer) for layer in leaf_layers(model)):
+        try:
+            model = flatten_model(model)
+        except NestedModelError as err:
+            return model, {"mode": "native", "layers": count_hard_swish(model), "folded": 0, "explicit": 0,
+                           "reason": str(err)}
     names = [layer.name for layer in model.layers if is_hard_swish(layer)]
     graph = _graph(model)
     if not names or graph is None:

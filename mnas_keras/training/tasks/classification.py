@@ -74,6 +74,8 @@ def build_classifier(config: ModelConfig, *, image_size: int, num_classes: int) 
 def outputs_are_probabilities(model: keras.Model) -> bool:
     """Whether the model ends in a softmax (then the loss is not ``from_logits``)."""
     last = model.layers[-1]
+    while isinstance(last, keras.Model) and last.layers:  # a nested model as the last layer
+        last = last.layers[-1]
     activation = getattr(last, "activation", None)
     if isinstance(last, keras.layers.Softmax):
         return True
