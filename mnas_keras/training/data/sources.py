@@ -31,6 +31,41 @@ from mnas_keras.training.config import DataConfig
 from mnas_keras.training.errors import DataError, DatasetNotPreparedError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+# First bytes of each format (JPEG SOI marker, PNG signature, GIF87a/89a, Windows bitmap).
+_MAGIC = {".jpg": (b"\xff\xd8\xff",), ".jpeg": (b"\xff\xd8\xff",), ".png": (b"\x89PNG\r\n\x1a\n",),
+          ".gif": (b"GIF87a", b"GIF89a"), ".bmp": (b"BM",)}
+
+
+def _visible(names):
+    """Names not starting with a dot (``.ipynb_checkpoints``, ``.DS_Store``, ``._x.jpg``)."""
+    return [n for n in names if not n.startswith(".")]
+
+
+def check_image_header(path: str) -> None:
+    """Raises ``DataError`` naming ``path`` if it cannot be opened (e.g. a broken symlink),
+    is empty, or does not start with its extension's signature (a cheap check of the first
+    bytes; the whole image is decoded later).
+
+    Example:
+        >>> check_image_header("/nonexistent/a.png")
+        Traceback (most recent call last):
+        ...
+        mnas_keras.training.errors.DataError: image file '/nonexistent/a.png' cannot be read: No such file or directory
+    """
+    extension = os.path.splitext(path)[1].lower()
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError as err:
+        raise DataError(f"image file {path!r} cannot be read: {err.strerror}") from None
+    if not head:
+        raise DataError(f"image file {path!r} is empty")
+    signatures = _MAGIC.get(extension, ())
+    if signatures and not any(head.startswith(s) for s in signatures):
+        raise DataError(
+            f"image file {path!r} is not a valid {extension[1:].upper()} image (its first bytes "
+            f"{head[:4]!r} are not the format's signature); remove or replace it"
+        )
 
 
 def shard_for(dataset: tf.data.Dataset, input_context) -> tf.data.Dataset:
@@ -115,14 +150,23 @@ def _decode_file(path, label):
 class FolderSource(ImageSource):
     """Images in ``root/<split>/<class name>/<file>``; classes are the train split's folders.
 
+    Folders starting with a dot (``.ipynb_checkpoints/``) are ignored, as Keras'
+    ``image_dataset_from_directory`` does, and so are files starting with one (``.DS_Store``,
+    macOS' ``._x.jpg`` AppleDouble files, which are not images). The structure is checked when the source is built,
+    so bad data fails before any training: a class folder with no images, a class folder in
+    another split that the class split lacks, or an image file that cannot be opened (a
+    broken symlink) or does not start with its format's signature raises ``DataError``
+    naming the folder or file.
+
     Args:
         root: the folder holding one sub-folder per split.
         class_split: the split whose sub-folders define the (sorted) class names.
+        check_headers: read the first bytes of every image (set False to skip on huge sets).
     """
 
     name = "folder"
 
-    def __init__(self, root: str, class_split: str = "train"):
+    def __init__(self, root: str, class_split: str = "train", check_headers: bool = True):
         if not root or not os.path.isdir(root):
             raise DataError(
                 f"image folder {root!r} does not exist; expected a directory with one "
@@ -135,16 +179,19 @@ class FolderSource(ImageSource):
             raise DataError(f"image folder {root!r} has no split sub-folders (e.g. train/)")
         base = class_split if class_split in available else available[0]
         self.class_names = sorted(
-            d for d in os.listdir(os.path.join(root, base))
+            d for d in _visible(os.listdir(os.path.join(root, base)))
             if os.path.isdir(os.path.join(root, base, d))
         )
         if not self.class_names:
             raise DataError(f"{os.path.join(root, base)!r} has no class sub-folders")
         self.num_classes = len(self.class_names)
+        self.check_headers = check_headers
         self._files: dict[str, tuple[list, list]] = {}
+        for split in available:  # the whole structure, before any training
+            self.files(split)
 
     def splits(self) -> tuple:
-        return tuple(sorted(d for d in os.listdir(self.root) if os.path.isdir(os.path.join(self.root, d))))
+        return tuple(sorted(d for d in _visible(os.listdir(self.root)) if os.path.isdir(os.path.join(self.root, d))))
 
     def files(self, split: str) -> tuple[list, list]:
         """``(paths, labels)`` of ``split`` in a fixed (sorted) order."""
@@ -152,7 +199,7 @@ class FolderSource(ImageSource):
         if split not in self._files:
             paths, labels = [], []
             split_dir = os.path.join(self.root, split)
-            for folder in sorted(os.listdir(split_dir)):
+            for folder in sorted(_visible(os.listdir(split_dir))):
                 if not os.path.isdir(os.path.join(split_dir, folder)):
                     continue
                 if folder not in self.class_names:
@@ -161,10 +208,20 @@ class FolderSource(ImageSource):
                         f"train split; expected one of {self.class_names}"
                     )
                 label = self.class_names.index(folder)
-                for name in sorted(os.listdir(os.path.join(split_dir, folder))):
+                found = 0
+                for name in sorted(_visible(os.listdir(os.path.join(split_dir, folder)))):
                     if name.lower().endswith(IMAGE_EXTENSIONS):
-                        paths.append(os.path.join(split_dir, folder, name))
+                        path = os.path.join(split_dir, folder, name)
+                        if self.check_headers:
+                            check_image_header(path)
+                        paths.append(path)
                         labels.append(label)
+                        found += 1
+                if not found:
+                    raise DataError(
+                        f"class folder {os.path.join(split_dir, folder)!r} holds no images "
+                        f"({', '.join(IMAGE_EXTENSIONS)}); remove it or add images"
+                    )
             if not paths:
                 raise DataError(f"{split_dir!r} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
             self._files[split] = (paths, labels)
