@@ -80,12 +80,55 @@ class TrainState:
             ) from None
 
 
-def check_run_config(model_dir: str, config: ExperimentConfig, has_checkpoint: bool) -> None:
-    """Refuses to resume a run in ``model_dir`` whose stored config trains another model.
+# Keys that say where or how a run executes, not what it trains: they may change on resume.
+FREE_KEYS = frozenset({
+    "data.data_dir", "data.manual_dir", "data.download", "data.cache", "model.init_weights",
+    "trainer.progress", "trainer.export", "trainer.eval_batch_size", "trainer.eval_every_epochs",
+    "trainer.eval_steps", "trainer.steps_per_loop", "trainer.checkpoint_every_steps",
+    "trainer.max_checkpoints", "trainer.jit_compile",
+})
+FREE_SECTIONS = ("runtime",)
+
+
+def _allowed(key: str, allow_changes) -> bool:
+    section = key.split(".", 1)[0]
+    return key in FREE_KEYS or section in FREE_SECTIONS or key in allow_changes or section in allow_changes
+
+
+def config_changes(stored: dict, current: dict) -> list[str]:
+    """``"section.key: old -> new"`` for every key whose value differs between two config dicts.
+
+    A key present on one side only (a field added or removed by a package upgrade) is not a
+    change.
+
+    Example:
+        >>> config_changes({"trainer": {"epochs": 3, "seed": 0}}, {"trainer": {"epochs": 5, "seed": 0}})
+        ['trainer.epochs: 3 -> 5']
+    """
+    diffs = []
+    for section in sorted(set(stored) | set(current)):
+        old, new = stored.get(section), current.get(section)
+        if not isinstance(old, dict) or not isinstance(new, dict):
+            if old is not None and new is not None and old != new:
+                diffs.append(f"{section}: {old!r} -> {new!r}")
+            continue
+        for key in sorted(set(old) & set(new)):
+            if old[key] != new[key]:
+                diffs.append(f"{section}.{key}: {old[key]!r} -> {new[key]!r}")
+    return diffs
+
+
+def check_run_config(model_dir: str, config: ExperimentConfig, has_checkpoint: bool, allow_changes=()) -> None:
+    """Refuses to resume a run in ``model_dir`` whose stored ``config.json`` differs from ``config``.
+
+    Keys that only say where or how the run executes (``FREE_KEYS``, ``runtime.*``) may
+    change; any other change (batch size, learning rate, seed, epochs, ...) must be listed in
+    ``allow_changes`` (dotted keys such as ``"trainer.epochs"``, or whole sections such as
+    ``"schedule"``; ``mnas-train --allow_changes``).
 
     Raises:
-        CheckpointError: the stored ``config.json`` is unreadable, or its ``model``/``task``
-            section or image size differs from ``config`` while checkpoints exist.
+        CheckpointError: the stored ``config.json`` is unreadable, or differs in keys not
+            allowed while checkpoints exist; the message names each key, old and new value.
     """
     path = os.path.join(model_dir, CONFIG_FILE)
     if not has_checkpoint or not tf.io.gfile.exists(path):
@@ -93,24 +136,33 @@ def check_run_config(model_dir: str, config: ExperimentConfig, has_checkpoint: b
     try:
         with tf.io.gfile.GFile(path) as f:
             stored = json.load(f)
-    except (json.JSONDecodeError, OSError) as err:
+        if not isinstance(stored, dict):
+            raise ValueError("expected a JSON object")
+    except (json.JSONDecodeError, ValueError, OSError) as err:
         raise CheckpointError(f"{path!r} is not readable JSON ({err}); cannot check the checkpoints") from None
-    current = to_dict(config)
-    for section, keys in (("model", None), ("task", None), ("data", ("image_size",))):
-        old, new = stored.get(section, {}), current[section]
-        names = keys or sorted(set(old) | set(new))
-        diffs = [f"{section}.{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in names if old.get(k) != new.get(k)]
-        if diffs:
-            raise CheckpointError(
-                f"model_dir {model_dir!r} holds checkpoints of a different run "
-                f"({'; '.join(diffs)}); use a fresh model_dir or the original settings"
-            )
+    allow = {str(a).strip() for a in allow_changes if str(a).strip()}
+    diffs = [d for d in config_changes(stored, to_dict(config)) if not _allowed(d.split(":", 1)[0], allow)]
+    if diffs:
+        keys = ",".join(d.split(":", 1)[0] for d in diffs)
+        raise CheckpointError(
+            f"model_dir {model_dir!r} holds checkpoints of a different run "
+            f"({'; '.join(diffs)}); use a fresh model_dir or the original settings, or accept the "
+            f"change with --allow_changes={keys}"
+        )
 
 
 def write_run_config(model_dir: str, config: ExperimentConfig) -> str:
-    """Writes the effective config as ``config.json``; returns its path."""
+    """Writes the effective config as ``config.json`` atomically (a temporary file renamed over
+    the old one, so a kill mid-write leaves the previous file whole); returns its path."""
     tf.io.gfile.makedirs(model_dir)
     path = os.path.join(model_dir, CONFIG_FILE)
-    with tf.io.gfile.GFile(path, "w") as f:
-        f.write(json.dumps(to_dict(config), indent=2, sort_keys=True))
+    temporary = f"{path}.tmp-{os.getpid()}"
+    try:
+        with tf.io.gfile.GFile(temporary, "w") as f:
+            f.write(json.dumps(to_dict(config), indent=2, sort_keys=True))
+        tf.io.gfile.rename(temporary, path, overwrite=True)
+    except BaseException:
+        if tf.io.gfile.exists(temporary):
+            tf.io.gfile.remove(temporary)
+        raise
     return path

@@ -90,6 +90,9 @@ class Trainer:
             ``config.task.name``).
         strategy: a ``tf.distribute.Strategy`` (default: ``config.runtime``'s).
         stream: where the progress line goes (default stdout).
+        allow_changes: config keys (``"trainer.epochs"``) or sections (``"schedule"``) that
+            may differ from the stored ``config.json`` when resuming; any other change raises
+            ``CheckpointError`` naming the keys (see ``checkpoints.check_run_config``).
     """
 
     def __init__(
@@ -100,11 +103,16 @@ class Trainer:
         task: Task | None = None,
         strategy=None,
         stream=None,
+        allow_changes=(),
     ):
         if not model_dir:
             raise ConfigError("model_dir must be given: checkpoints and results are written there")
         self.config = config
         self.model_dir = str(model_dir)
+        self.allow_changes = tuple(allow_changes)
+        # A changed run definition is refused before any model is built.
+        check_run_config(self.model_dir, config, tf.train.latest_checkpoint(self.model_dir) is not None,
+                         self.allow_changes)
         runtime = config.runtime
         self.strategy = strategy or create_strategy(runtime.strategy, devices=runtime.devices, tpu=runtime.tpu)
         self.task = task or build_task(config)
@@ -177,7 +185,7 @@ class Trainer:
             self.state.checkpoint, write_dir, max_to_keep=tcfg.max_checkpoints, checkpoint_name="ckpt"
         )
         latest = tf.train.latest_checkpoint(self.model_dir)
-        check_run_config(self.model_dir, cfg, latest is not None)
+        check_run_config(self.model_dir, cfg, latest is not None, self.allow_changes)
         self.preemption_handler = None
         if is_multi_worker(strategy):
             # Made before the strict restore: it adds its own counter to the checkpoint.

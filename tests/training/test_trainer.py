@@ -92,7 +92,7 @@ def test_resume_with_other_steps_per_loop_gives_the_uninterrupted_weights(refere
     d = str(tmp_path / "resumed")
     Trainer(tiny_config("trainer.train_steps=4", "trainer.steps_per_loop=1"), d, stream=io.StringIO()).train()
     stream = io.StringIO()
-    trainer = Trainer(tiny_config("trainer.steps_per_loop=3"), d, stream=stream)
+    trainer = Trainer(tiny_config("trainer.steps_per_loop=3"), d, stream=stream, allow_changes=["trainer.train_steps"])
     trainer.train()
     assert "resumed from" in stream.getvalue() and "ckpt-4" in stream.getvalue()
     for got, want in zip(_weights(trainer), reference["weights"]):
@@ -107,7 +107,7 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(refer
     d = _copy(reference, tmp_path)
     config = tiny_config("trainer.train_steps=15", "schedule.base_learning_rate=1e30", "schedule.warmup_epochs=0")
     with pytest.raises(NonFiniteLossError) as info:
-        Trainer(config, d, stream=io.StringIO()).train()
+        Trainer(config, d, stream=io.StringIO(), allow_changes=["trainer.train_steps", "schedule"]).train()
     message = str(info.value)
     assert "training loss is nan" in message.lower() and "steps 11-15" in message
     assert "ckpt-10" in message and "kept" in message
