@@ -7,9 +7,13 @@ Example (shell):
 
 from __future__ import annotations
 
+import math
+import sys
+
 from absl import app, flags
 
-from mnas_keras.codec import decode, get_architecture
+from mnas_keras import _cli
+from mnas_keras.codec import BlockStringError, decode, get_architecture
 
 _BLOCKS = flags.DEFINE_list(
     "blocks",
@@ -17,19 +21,32 @@ _BLOCKS = flags.DEFINE_list(
     "Block strings, comma-separated (default: MnasNet-small's).",
 )
 _ALPHA = flags.DEFINE_float("alpha", 0.5, "Width multiplier.")
-_SIZE = flags.DEFINE_integer("size", 32, "Input size (digits upsampled to size x size).")
-_EPOCHS = flags.DEFINE_integer("epochs", 5, "Fine-tuning epochs.")
-_STEM = flags.DEFINE_integer("stem_filters", 8, "Stem filters.")
+_SIZE = flags.DEFINE_integer("size", 32, "Input size (digits upsampled to size x size).", lower_bound=8)
+_EPOCHS = flags.DEFINE_integer("epochs", 5, "Fine-tuning epochs.", lower_bound=1)
+_STEM = flags.DEFINE_integer("stem_filters", 8, "Stem filters.", lower_bound=1)
+
+
+def check_flags():
+    """Validates the flags before any TensorFlow work; raises ``_cli.UsageError`` naming the flag."""
+    alpha = _ALPHA.value
+    if not (math.isfinite(alpha) and alpha > 0):
+        raise _cli.UsageError(f"--alpha={alpha!r}: expected a finite width multiplier > 0")
+    try:
+        return decode(_BLOCKS.value)
+    except BlockStringError as err:
+        raise _cli.UsageError(f"--blocks: {err}") from None
 
 
 def main(argv):
-    del argv
+    if len(argv) > 1:
+        raise _cli.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    specs = check_flags()
+    _cli.import_tensorflow(sys.argv)
     import keras
 
     from mnas_keras.datasets import load_digits
     from mnas_keras.models import MnasNet, profile
 
-    specs = decode(_BLOCKS.value)
     print("Decoded block strings:")
     for spec in specs:
         print(f"  {spec.to_string():40s} repeats={spec.repeats} kernel={spec.kernel} "
@@ -48,7 +65,9 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    """Console script ``mnas-demo``: bad flags exit 2 with one ``mnas-demo: error:`` line."""
+    _cli.quiet_logs(sys.argv)
+    app.run(lambda argv: _cli.guard("mnas-demo", main, argv), flags_parser=_cli.flags_parser("mnas-demo"))
 
 
 if __name__ == "__main__":

@@ -92,7 +92,9 @@ def _calibration(spec: str | None, size: int, quantization):
         try:
             n = int(count or 100)
         except ValueError:
-            raise app.UsageError(f"--calibration={spec!r}: expected {kind}:<number of samples>") from None
+            n = 0
+        if n < 1:
+            raise app.UsageError(f"--calibration={spec!r}: expected {kind}:<number of samples >= 1>")
         if kind == "random":
             return np.random.default_rng(0).uniform(0, 255, (n, size, size, 3)).astype("float32")
         from mnas_keras.datasets import load_digits
@@ -101,8 +103,34 @@ def _calibration(spec: str | None, size: int, quantization):
     if spec.endswith(".npy"):
         if not os.path.isfile(spec):
             raise app.UsageError(f"--calibration file {spec!r} does not exist")
-        return np.load(spec, allow_pickle=False)
+        return _calibration_file(spec)
     raise app.UsageError(f"--calibration={spec!r}; expected 'random:N', 'digits:N' or a .npy file")
+
+
+def _calibration_file(path: str):
+    """The images of a ``.npy`` calibration file: numeric, ``(N, H, W, C)``, N >= 1, finite."""
+    import numpy as np
+
+    try:
+        data = np.load(path, allow_pickle=False)
+    except ValueError as err:
+        if "pickle" in str(err):
+            raise app.UsageError(
+                f"--calibration file {path!r} holds pickled Python objects, which are not loaded; "
+                "expected a numeric array of images (N, H, W, C) saved with numpy.save"
+            ) from None
+        raise app.UsageError(f"--calibration file {path!r} is not a valid .npy array: {err}") from None
+    except (OSError, EOFError) as err:
+        raise app.UsageError(f"--calibration file {path!r} cannot be read: {err}") from None
+    if not isinstance(data, np.ndarray) or data.dtype.kind not in "uif" or data.ndim != 4 or len(data) < 1:
+        raise app.UsageError(
+            f"--calibration file {path!r} holds an array of shape {getattr(data, 'shape', None)} and dtype "
+            f"{getattr(data, 'dtype', None)}; expected numeric images (N, H, W, C) with N >= 1"
+        )
+    data = data.astype("float32")
+    if not np.isfinite(data).all():
+        raise app.UsageError(f"--calibration file {path!r} holds NaN or infinite values")
+    return data
 
 
 def _load(name: str, size: int, classes: int):
@@ -157,10 +185,10 @@ def _convert(fv) -> int:
     if len(fv.quantization) != 1:
         raise app.UsageError("convert takes exactly one --quantization")
     (quantization,) = _quantizations(fv.quantization)
-    model, shape = _load(fv.model, fv.input_size, fv.classes)
-    if isinstance(model, str):
+    if fv.model.endswith(".tflite"):
         raise app.UsageError(f"{fv.model!r} is already a .tflite file")
-    data = _calibration(fv.calibration, fv.input_size, quantization)
+    data = _calibration(fv.calibration, fv.input_size, quantization)  # checked before any model is built
+    model, shape = _load(fv.model, fv.input_size, fv.classes)
     stem = os.path.splitext(os.path.basename(fv.model))[0].replace(":", "_")
     output = fv.output or f"{stem}{'_' + quantization if quantization else ''}.tflite"
     start = time.perf_counter()
@@ -281,10 +309,13 @@ def main(argv) -> int:
     command = rest[1] if len(rest) > 1 else None
     if command not in COMMANDS or len(rest) > 2:
         raise app.UsageError(f"expected one command of {COMMANDS}; received {rest[1:]}")
+    from mnas_keras import _cli
+
+    _cli.import_tensorflow(sys.argv)  # argv here has lost --verbosity to absl
     try:
         return {"convert": _convert, "ops": _ops, "benchmark": _benchmark}[command](fv)
     except TFLiteError as err:
-        print(f"mnas-tflite {command}: error: {err}", file=sys.stderr)
+        print(f"mnas-tflite {command}: error: {_cli.one_line(err)}", file=sys.stderr)
         return 2
 
 
@@ -292,17 +323,23 @@ def _parse_absl_flags(argv):
     if any(arg in ("-h", "--help", "--helpshort", "--helpfull", "help") for arg in argv[1:]):
         print(usage())
         sys.exit(0)
-    rest = flags.FLAGS(argv, known_only=True)
-    if not any(arg.startswith(("--verbosity", "-v")) for arg in argv[1:]):
-        from absl import logging
+    from mnas_keras import _cli
 
-        logging.set_verbosity(logging.WARNING)  # the converter logs at INFO through absl
+    try:
+        rest = flags.FLAGS(argv, known_only=True)
+    except flags.Error as err:
+        _cli.fail("mnas-tflite", err)
+    _cli.quiet_logs(argv)  # the converter logs at INFO through absl
     return rest
 
 
 def run() -> None:
-    """Console script ``mnas-tflite``."""
-    app.run(main, flags_parser=_parse_absl_flags)
+    """Console script ``mnas-tflite``: bad flags, values and files exit 2 with one
+    ``mnas-tflite: error:`` line; TensorFlow's start-up noise only with ``--verbosity``."""
+    from mnas_keras import _cli
+
+    _cli.quiet_logs(sys.argv)
+    app.run(lambda argv: _cli.guard("mnas-tflite", main, argv), flags_parser=_parse_absl_flags)
 
 
 if __name__ == "__main__":

@@ -87,7 +87,15 @@ def build_config(
         "trainer.deterministic": deterministic,
     }
     config = override(config, {k: v for k, v in shortcuts.items() if v is not None})
-    return override(config, list(overrides or []))
+    config = override(config, list(overrides or []))
+    if config.model.blocks:  # checked here (no TensorFlow), not when the model is built
+        from mnas_keras.codec import BlockStringError, decode
+
+        try:
+            decode(list(config.model.blocks))
+        except BlockStringError as err:
+            raise ConfigError(f"--blocks (model.blocks): {err}") from None
+    return config
 
 
 def _define_flags():
@@ -120,6 +128,8 @@ def _define_flags():
     flags.DEFINE_boolean("deterministic", None, "Enable TensorFlow op determinism.")
     flags.DEFINE_multi_string("overrides", [], "Dotted config overrides, e.g. --overrides=trainer.epochs=3 (repeatable).")
     flags.DEFINE_boolean("print_config", False, "Print the effective config as JSON and exit.")
+    flags.DEFINE_list("allow_changes", [], "Config keys (trainer.epochs) or sections (schedule) that may differ "
+                      "from the run's config.json when resuming; other changes are refused.")
     return flags.FLAGS
 
 
@@ -146,13 +156,17 @@ def main(argv) -> int:
             return 0
         if not FLAGS.model_dir:
             raise ConfigError("--model_dir is required (checkpoints and results go there)")
+        from mnas_keras import _cli
+
+        _cli.check_writable_dir(FLAGS.model_dir, "--model_dir")
+        _cli.import_tensorflow(sys.argv)
         if FLAGS.logical_cpus:
             from mnas_keras.training.strategy import configure_logical_cpus
 
             configure_logical_cpus(FLAGS.logical_cpus)
         from mnas_keras.training.trainer import Trainer
 
-        trainer = Trainer(config, FLAGS.model_dir)
+        trainer = Trainer(config, FLAGS.model_dir, allow_changes=FLAGS.allow_changes)
         if FLAGS.mode == "train":
             result = trainer.train()
             summary = {k: result[k] for k in ("step", "eval", "images_per_second")}
@@ -163,7 +177,9 @@ def main(argv) -> int:
         print(json.dumps(summary, sort_keys=True))
         return 0
     except (ConfigError, DataError, CheckpointError) as err:
-        sys.stderr.write(f"mnas-train: error: {err}\n")
+        from mnas_keras._cli import one_line
+
+        sys.stderr.write(f"mnas-train: error: {one_line(err)}\n")
         return 2
     except NonFiniteLossError as err:
         sys.stderr.write(f"mnas-train: stopped: {err}\n")
@@ -171,11 +187,16 @@ def main(argv) -> int:
 
 
 def run(argv=None) -> None:
-    """Console-script entry point (``mnas-train``)."""
+    """Console-script entry point (``mnas-train``): bad flags, values and files exit 2 with
+    one ``mnas-train: error:`` line; TensorFlow's start-up noise only with ``--verbosity``."""
     from absl import app
 
+    from mnas_keras import _cli
+
+    _cli.quiet_logs(sys.argv if argv is None else argv)
     _define_flags()
-    app.run(main, argv=argv)
+    app.run(lambda args: _cli.guard("mnas-train", main, args), argv=argv,
+            flags_parser=_cli.flags_parser("mnas-train"))
 
 
 if __name__ == "__main__":

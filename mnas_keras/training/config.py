@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import typing
 from typing import Any, Iterable, Mapping
 
@@ -42,7 +43,7 @@ def _check_choice(owner: str, field: str, value: Any, choices: tuple) -> None:
 def _check_positive(owner: str, field: str, value: Any, allow_none: bool = False) -> None:
     if value is None and allow_none:
         return
-    if value is None or value <= 0:
+    if value is None or not value > 0 or (isinstance(value, float) and not math.isfinite(value)):
         raise ConfigError(f"{owner}.{field} must be > 0; received {value!r}")
 
 
@@ -427,14 +428,19 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
                 pass
         raise ConfigError(f"{key} expects an integer; received {value!r}")
     if hint is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
+            number = float(value)
+        elif isinstance(value, str):
             try:
-                return float(value.strip())
+                number = float(value.strip())
             except ValueError:
                 pass
-        raise ConfigError(f"{key} expects a number; received {value!r}")
+        if number is None:
+            raise ConfigError(f"{key} expects a number; received {value!r}")
+        if not math.isfinite(number):
+            raise ConfigError(f"{key} expects a finite number; received {value!r}")
+        return number
     if hint is str:
         if isinstance(value, str):
             return value

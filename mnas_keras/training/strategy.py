@@ -56,9 +56,16 @@ def create_strategy(name: str = "default", *, devices: str | None = None, tpu: s
         return tf.distribute.MirroredStrategy(devices=device_list)
     if name == "multi_worker_mirrored":
         return tf.distribute.MultiWorkerMirroredStrategy()
-    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "")
-    tf.config.experimental_connect_to_cluster(resolver)
-    tf.tpu.experimental.initialize_tpu_system(resolver)
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "")
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+    except (ValueError, RuntimeError, tf.errors.OpError) as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300].rstrip(".")
+        raise ConfigError(
+            f"strategy 'tpu' found no TPU (tpu={tpu!r}): {first}. Expected a TPU VM or --tpu=<name or "
+            "grpc address>; use --strategy=default or mirrored without one"
+        ) from None
     return tf.distribute.TPUStrategy(resolver)
 
 
