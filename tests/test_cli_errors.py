@@ -92,6 +92,7 @@ TFLITE = [
     (["convert", "--model={d}/missing.keras"], "missing.keras' does not exist"),
     (["convert", "--model=no_such_net"], "Unknown model 'no_such_net'"),
     (["ops", "--model={d}/garbage.tflite"], "garbage.tflite"),
+    (["convert", "--model=mobilenet_v3_small", "--output=/proc/none/m.tflite"], "--output folder '/proc/none'"),
 ]
 
 

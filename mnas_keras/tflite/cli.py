@@ -187,6 +187,10 @@ def _convert(fv) -> int:
     (quantization,) = _quantizations(fv.quantization)
     if fv.model.endswith(".tflite"):
         raise app.UsageError(f"{fv.model!r} is already a .tflite file")
+    if fv.output:
+        from mnas_keras._cli import check_writable_dir
+
+        check_writable_dir(os.path.dirname(os.path.abspath(fv.output)), "--output folder")
     data = _calibration(fv.calibration, fv.input_size, quantization)  # checked before any model is built
     model, shape = _load(fv.model, fv.input_size, fv.classes)
     stem = os.path.splitext(os.path.basename(fv.model))[0].replace(":", "_")

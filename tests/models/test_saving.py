@@ -106,6 +106,18 @@ def test_mixed_float16_survives_like_keras_applications(tmp_path):
     assert ours_loaded(x).dtype == theirs_loaded(x).dtype
 
 
+def test_nested_frozen_backbone_survives(tmp_path):
+    # The README's transfer-learning model: only the new head stays trainable after a reload.
+    backbone = MobileNetV3Small(input_shape=(32, 32, 3), include_top=False, pooling="avg", weights=None)
+    backbone.trainable = False
+    inputs = keras.Input((32, 32, 3))
+    model = keras.Model(inputs, keras.layers.Dense(5, name="head")(backbone(inputs, training=False)))
+    loaded = _round_trip(model, tmp_path / "transfer.keras")
+    assert [v.path for v in loaded.trainable_weights] == ["head/kernel", "head/bias"]
+    x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(model(x)), atol=1e-5)
+
+
 @pytest.mark.parametrize("kind", ["truncated", "garbage", "no_config"])
 def test_bad_archive_named(kind, tmp_path):
     good = tmp_path / "good.keras"
