@@ -193,6 +193,10 @@ class MnasNet(keras.Model):
         )
         outputs, endpoints = build_graph(x, specs, options)
         super().__init__(inputs=inputs, outputs=outputs, name=name, **kwargs)
+        history = getattr(graph_input, "_keras_history", None)
+        self._upstream_layer = None
+        if graph_input is not None and not isinstance(history[0], keras.layers.InputLayer):
+            self._upstream_layer = history[0].name
         self.blocks = encode(specs)
         self.endpoints = endpoints
         self._mnas_config = {
@@ -241,6 +245,13 @@ class MnasNet(keras.Model):
         return keras.Model(self.inputs, outputs, name=f"{self.name}_features")
 
     def get_config(self):
+        if getattr(self, "_upstream_layer", None):
+            raise ValueError(
+                f"{self.name!r} was built on input_tensor from layer {self._upstream_layer!r} (not a keras.Input); "
+                "its config holds block strings only and would drop the layers before it. To save, build "
+                "it with input_shape and call it on the tensor instead (backbone = MnasNet(...); "
+                "y = backbone(tensor))"
+            )
         config = dict(self._mnas_config)
         policy = _policy_name(self.dtype_policy)
         if policy != "float32":

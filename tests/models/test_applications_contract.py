@@ -55,6 +55,9 @@ def test_input_tensor_from_another_layer():
     ours.set_weights(theirs.get_weights())
     x = _images((32, 32, 3))
     np.testing.assert_allclose(np.asarray(ours(x)), np.asarray(theirs(x)), rtol=1e-4, atol=1e-5)
+    # Its declarative config cannot hold the layers before the backbone: a clear error on save.
+    with pytest.raises(ValueError, match="built on input_tensor from layer 'user_scale'"):
+        ours.get_config()
 
 
 @pytest.mark.parametrize(
