@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Sequence
 
 import keras
@@ -119,21 +120,11 @@ class MnasNet(keras.Model):
         layer_overrides: dict | None = None,
         **kwargs,
     ):
-        if dtype is None:
+        with _global_dtype_policy(dtype):
             self._build_mnasnet(blocks, input_shape, input_tensor, alpha, stem_filters, scale_stem, activation, head,
                                 head_filters, head_expansion, include_top, pooling, classes, classifier_activation,
                                 dropout_rate, drop_connect_rate, bn_momentum, bn_epsilon, include_preprocessing,
                                 preprocessing, output_stride, name, kwargs)
-        else:
-            previous = keras.config.dtype_policy()
-            keras.config.set_dtype_policy(dtype)
-            try:
-                self._build_mnasnet(blocks, input_shape, input_tensor, alpha, stem_filters, scale_stem, activation,
-                                    head, head_filters, head_expansion, include_top, pooling, classes,
-                                    classifier_activation, dropout_rate, drop_connect_rate, bn_momentum, bn_epsilon,
-                                    include_preprocessing, preprocessing, output_stride, name, kwargs)
-            finally:
-                keras.config.set_dtype_policy(previous)
         _apply_layer_state(self, trainable, layer_overrides or {})
 
     def _build_mnasnet(self, blocks, input_shape, input_tensor, alpha, stem_filters, scale_stem, activation, head,
@@ -276,6 +267,20 @@ class MnasNet(keras.Model):
     @classmethod
     def from_config(cls, config, custom_objects=None):
         return cls(**config)
+
+
+@contextlib.contextmanager
+def _global_dtype_policy(dtype):
+    """Keras' global dtype policy set to ``dtype`` (when given) while building."""
+    if dtype is None:
+        yield
+        return
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(dtype)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def _policy_name(policy) -> str:
