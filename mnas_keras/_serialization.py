@@ -72,7 +72,10 @@ def import_registering_modules() -> None:
         return
     _state["imported"] = True
     for name in registering_modules():
-        importlib.import_module(name)
+        try:
+            importlib.import_module(name)
+        except ImportError:  # an optional dependency of an unrelated module: Keras reports the class
+            continue
 
 
 def _patch(module) -> None:
