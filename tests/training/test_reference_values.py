@@ -1,0 +1,99 @@
+"""Training against independent right values: hand-computed losses and weight decay, the
+variable list of a nested model, strict checkpoint restores and resumed fine-tuning."""
+
+import io
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mnas_keras.training import CheckpointError, ClassificationTask, Trainer, get_recipe
+from mnas_keras.training.checkpoints import TrainState
+from mnas_keras.training.optim import decay_variables, l2_weight_decay
+
+BLOCKS = "r1_k3_s22_e1_i16_o16_se0.25"
+
+
+def test_label_smoothed_cross_entropy_by_hand():
+    task = ClassificationTask(get_recipe("digits", ["task.num_classes=4", "task.label_smoothing=0.1"]))
+    logits = np.log(np.array([[1.0, 2.0, 3.0, 4.0], [4.0, 3.0, 2.0, 1.0]], "float32"))  # softmax 0.1..0.4
+    loss = task.per_example_loss(tf.constant([3, 3]), tf.constant(logits)).numpy()
+    # Smoothed target: 0.9 * one_hot + 0.1 / 4 = (0.025, 0.025, 0.025, 0.925).
+    first = -(0.025 * (math.log(0.1) + math.log(0.2) + math.log(0.3)) + 0.925 * math.log(0.4))
+    second = -(0.025 * (math.log(0.4) + math.log(0.3) + math.log(0.2)) + 0.925 * math.log(0.1))
+    np.testing.assert_allclose(loss, [first, second], rtol=1e-5)
+    plain = ClassificationTask(get_recipe("digits", ["task.num_classes=4", "task.label_smoothing=0"]))
+    np.testing.assert_allclose(plain.per_example_loss(tf.constant([3]), tf.constant(logits[:1])).numpy(),
+                               [-math.log(0.4)], rtol=1e-5)
+
+
+def _inner():
+    inputs = keras.Input((4, 4, 2))
+    x = keras.layers.Conv2D(3, 3, padding="same", name="conv")(inputs)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, x, name="inner")
+
+
+def test_decay_variables_of_a_nested_model_skip_its_batch_norm():
+    inputs = keras.Input((4, 4, 2))
+    x = _inner()(inputs)
+    x = keras.layers.BatchNormalization(name="outer_bn")(x)
+    outputs = keras.layers.Dense(2, name="fc")(x)
+    model = keras.Model(inputs, outputs, name="outer")
+    paths = sorted(v.path for v in decay_variables(model))
+    assert paths == ["conv/bias", "conv/kernel", "fc/bias", "fc/kernel"]
+
+
+def test_l2_weight_decay_by_hand_and_against_tf_nn_l2_loss():
+    a = keras.Variable(np.array([[1.0, -2.0], [0.5, 0.0]], "float32"))
+    b = keras.Variable(np.array([3.0], "float32"))
+    # TF1: rate * sum(l2_loss(w)) = rate * sum(w**2) / 2 = 0.1 * (1 + 4 + 0.25 + 9) / 2.
+    assert float(l2_weight_decay([a, b], 0.1)) == pytest.approx(0.7125, rel=1e-6)
+    tf1 = 0.1 * (tf.nn.l2_loss(a.value) + tf.nn.l2_loss(b.value))
+    assert float(l2_weight_decay([a, b], 0.1)) == pytest.approx(float(tf1), rel=1e-6)
+    assert float(l2_weight_decay([a, b], 0.0)) == 0.0
+
+
+def _saved_state(tmp_path, layers):
+    model = keras.Sequential([keras.Input((3,))] + layers)
+    manager = tf.train.CheckpointManager(TrainState(model).checkpoint, str(tmp_path), max_to_keep=1)
+    return manager.save(checkpoint_number=0)
+
+
+def test_restoring_another_architecture_raises(tmp_path):
+    deeper = _saved_state(tmp_path / "deeper", [keras.layers.Dense(2), keras.layers.Dense(5)])
+    shallow = TrainState(keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]))
+    with pytest.raises(CheckpointError, match="does not match the model being trained"):
+        shallow.restore(deeper)  # a partial restore: the shallow model's variables all exist
+    narrower = _saved_state(tmp_path / "narrow", [keras.layers.Dense(2)])
+    wider = TrainState(keras.Sequential([keras.Input((3,)), keras.layers.Dense(2), keras.layers.Dense(5)]))
+    with pytest.raises(CheckpointError, match="does not match the model being trained"):
+        wider.restore(narrower)  # the new model's last layer would keep random weights
+    same = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    TrainState(same).restore(narrower)
+
+
+def test_resumed_fine_tuning_ends_with_the_checkpoint_weights(tmp_path):
+    options = [f"model.blocks={BLOCKS}", "trainer.train_steps=2", "trainer.steps_per_loop=2",
+               "trainer.eval_steps=1", "trainer.global_batch_size=16", "trainer.export=false",
+               "trainer.progress=false", "optimizer.ema_decay=0.5", "schedule.warmup_epochs=0"]
+    pretrained = Trainer(get_recipe("digits", options), str(tmp_path / "pre"), stream=io.StringIO())
+    pretrained._build()
+    source = str(tmp_path / "pretrained.weights.h5")
+    pretrained.model.save_weights(source)
+    config = get_recipe("digits", options + [f"model.init_weights={source}"])
+    first = Trainer(config, str(tmp_path / "fine"), stream=io.StringIO())
+    first.train()
+    trained = [np.asarray(v.numpy()) for v in first.model.weights]
+    initial = [np.asarray(v.numpy()) for v in pretrained.model.weights]
+    assert any(not np.array_equal(a, b) for a, b in zip(trained, initial))
+    resumed = Trainer(config, str(tmp_path / "fine"), stream=io.StringIO())
+    resumed._build()
+    assert resumed.restored_from.endswith("ckpt-2")
+    for got, want in zip(resumed.model.weights, trained):
+        np.testing.assert_array_equal(np.asarray(got.numpy()), want)
+    for got, want in zip(resumed.ema.averages, first.ema.averages):
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
