@@ -65,3 +65,12 @@ def test_drop_connect_rates_follow_efficientnet():
     m = MnasNet(TINY, input_shape=(32, 32, 3), classes=10, drop_connect_rate=0.5)
     rates = {layer.name: layer.rate for layer in m.layers if isinstance(layer, DropConnect)}
     assert rates == pytest.approx({"stage2_block2_drop": 0.5 * 2 / 5, "stage3_block2_drop": 0.5 * 4 / 5})
+
+
+def test_expansion_endpoints_are_the_activated_expansion_outputs():
+    # SSDLite / LR-ASPP (MobileNetV3 paper) read the expansion layer's output after its
+    # activation, in front of each stride-2 depthwise convolution.
+    m = MnasNet(TINY, input_shape=(32, 32, 3), include_top=False)
+    assert {k: v for k, v in m.endpoints.items() if k.startswith("expansion")} == {
+        "expansion_2": "stage2_block1_expand_act", "expansion_4": "stage3_block1_expand_act"}
+    assert m.endpoints["stride_2"] == "stage1_block1_project_bn"
