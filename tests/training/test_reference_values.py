@@ -97,3 +97,24 @@ def test_resumed_fine_tuning_ends_with_the_checkpoint_weights(tmp_path):
         np.testing.assert_array_equal(np.asarray(got.numpy()), want)
     for got, want in zip(resumed.ema.averages, first.ema.averages):
         np.testing.assert_array_equal(got.numpy(), want.numpy())
+
+
+def test_pipeline_normalization_published_values():
+    from mnas_keras.training.data.preprocessing import normalize
+
+    image = tf.constant([[[123.675, 116.28, 103.53], [255.0, 255.0, 255.0], [0.0, 127.5, 255.0]]])
+    imagenet = normalize(image, "imagenet_mean_std").numpy()[0]
+    np.testing.assert_allclose(imagenet[0], [0.0, 0.0, 0.0], atol=1e-5)
+    np.testing.assert_allclose(imagenet[1], [131.325 / 58.395, 138.72 / 57.12, 151.47 / 57.375], rtol=1e-5)
+    np.testing.assert_allclose(normalize(image, "scale_-1_1").numpy()[0, 2], [-1.0, 0.0, 1.0], atol=1e-6)
+    np.testing.assert_array_equal(normalize(image, "none").numpy(), image.numpy())
+
+
+def test_center_crop_is_tensorflow_tpu_s_window():
+    from mnas_keras.training.data.preprocessing import center_crop
+
+    # tensorflow/tpu: crop = int(size / (size + padding) * min(h, w)) = int(0.5 * 42) = 21,
+    # top = (42 - 21 + 1) // 2 = 11, left = (61 - 21 + 1) // 2 = 20; a same-size resize is exact.
+    image = np.random.default_rng(0).integers(0, 256, (42, 61, 3)).astype(np.uint8)
+    crop = center_crop(tf.constant(image), 21, crop_padding=21).numpy()
+    np.testing.assert_allclose(crop, image[11:32, 20:41].astype(np.float32), atol=1e-3)
