@@ -157,6 +157,16 @@ def run_pytest(copy: str, tests, timeout: float) -> tuple[str, float, str]:
     return "error", seconds, tail
 
 
+def _covering(tests) -> list:
+    """``tests`` without node ids and files inside a listed file or folder (run once each)."""
+    tests = sorted(set(tests))
+
+    def inside(test, other):
+        return test != other and (test.startswith(other + "::") or test.startswith(other.rstrip("/") + "/"))
+
+    return [t for t in tests if not any(inside(t, other) for other in tests)]
+
+
 def apply(copy: str, m: Mutation) -> str:
     """Applies ``m`` inside ``copy``; returns the original text to restore."""
     path = os.path.join(copy, m.file)
@@ -235,7 +245,7 @@ def main(argv=None) -> int:
         shutil.copytree(args.root, copy, ignore=IGNORE)
         if not args.no_baseline:
             for package in sorted({m.package for m in mutations}):
-                tests = sorted({t for m in mutations if m.package == package and m.key not in done for t in m.tests})
+                tests = _covering({t for m in mutations if m.package == package and m.key not in done for t in m.tests})
                 if not tests:
                     continue
                 outcome, seconds, tail = run_pytest(copy, tests, args.timeout * 3)

@@ -81,3 +81,8 @@ def test_failing_baseline_stops(mutation_check, tmp_path, capsys):
     (root / "checks" / "test_calc.py").write_text("def test_broken():\n    assert False\n")
     assert mutation_check.main(["--root", str(root)]) == 2
     assert "the unmutated tests of 'toy' do not pass" in capsys.readouterr().err
+
+
+def test_baseline_runs_each_test_once(mutation_check):
+    tests = ["tests/a.py", "tests/a.py::test_x", "tests/b.py::test_y", "pkg", "pkg/m.py", "tests/ab.py"]
+    assert mutation_check._covering(tests) == ["pkg", "tests/a.py", "tests/ab.py", "tests/b.py::test_y"]
