@@ -74,3 +74,11 @@ def test_expansion_endpoints_are_the_activated_expansion_outputs():
     assert {k: v for k, v in m.endpoints.items() if k.startswith("expansion")} == {
         "expansion_2": "stage2_block1_expand_act", "expansion_4": "stage3_block1_expand_act"}
     assert m.endpoints["stride_2"] == "stage1_block1_project_bn"
+
+
+def test_dropout_defaults_and_override():
+    # tensorflow/tpu MnasNet: dropout_rate=0.2 before the classifier; an argument overrides it.
+    a1 = mnas_keras.create_model("mnasnet_a1", input_shape=(32, 32, 3), classes=10)
+    assert a1.get_layer("dropout").rate == 0.2
+    tuned = mnas_keras.create_model("mnasnet_a1", input_shape=(32, 32, 3), classes=10, dropout_rate=0.5)
+    assert tuned.get_layer("dropout").rate == 0.5
