@@ -171,3 +171,9 @@ def test_keras_file_and_path(tiny_model, tmp_path):
         convert(str(tmp_path / "model.h5"))
     with pytest.raises(TFLiteConversionError, match="expected a keras.Model"):
         convert(42)
+
+
+def test_list_operators_matches_litert_s_own_listing(mnv3_small_tflite):
+    from collections import Counter
+
+    assert list_operators(mnv3_small_tflite) == dict(Counter(name for name, _, _ in _operators(mnv3_small_tflite)))
