@@ -149,7 +149,9 @@ def run_pytest(copy: str, tests, timeout: float) -> tuple[str, float, str]:
     except subprocess.TimeoutExpired:
         return "timeout", time.perf_counter() - start, ""
     seconds = time.perf_counter() - start
-    tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-3:])
+    lines = (proc.stdout + proc.stderr).strip().splitlines()
+    first_error = [line for line in lines if line.startswith("E ")][:1]  # what killed it
+    tail = "\n".join(first_error + lines[-3:])
     if proc.returncode == 0:
         return "survived", seconds, tail
     if proc.returncode in (1, 2):
