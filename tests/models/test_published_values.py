@@ -82,3 +82,12 @@ def test_dropout_defaults_and_override():
     assert a1.get_layer("dropout").rate == 0.2
     tuned = mnas_keras.create_model("mnasnet_a1", input_shape=(32, 32, 3), classes=10, dropout_rate=0.5)
     assert tuned.get_layer("dropout").rate == 0.5
+
+
+@pytest.mark.parametrize("pooling, reduce", [("max", np.max), ("avg", np.mean)])
+def test_pooling_reduces_the_feature_map_as_keras_applications(pooling, reduce):
+    m = MnasNet(TINY[:2], input_shape=(32, 32, 3), include_top=False, pooling=pooling)
+    probe = keras.Model(m.input, [m.get_layer("head_act").output, m.output])
+    x = np.random.default_rng(0).uniform(0, 1, (2, 32, 32, 3)).astype("float32")
+    features, pooled = (np.asarray(t) for t in probe(x))
+    np.testing.assert_allclose(pooled, reduce(features, axis=(1, 2)), rtol=1e-5, atol=1e-6)

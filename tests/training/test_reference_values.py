@@ -118,3 +118,16 @@ def test_center_crop_is_tensorflow_tpu_s_window():
     image = np.random.default_rng(0).integers(0, 256, (42, 61, 3)).astype(np.uint8)
     crop = center_crop(tf.constant(image), 21, crop_padding=21).numpy()
     np.testing.assert_allclose(crop, image[11:32, 20:41].astype(np.float32), atol=1e-3)
+
+
+def test_resuming_with_another_image_size_or_model_is_refused(tmp_path):
+    from mnas_keras.training.checkpoints import check_run_config, write_run_config
+
+    stored = get_recipe("digits", ["data.image_size=32"])
+    write_run_config(str(tmp_path), stored)
+    check_run_config(str(tmp_path), get_recipe("digits", ["data.image_size=32", "trainer.epochs=3"]), True)
+    with pytest.raises(CheckpointError, match=r"data.image_size: 32 -> 64"):
+        check_run_config(str(tmp_path), get_recipe("digits", ["data.image_size=64"]), True)
+    with pytest.raises(CheckpointError, match=r"model.alpha: 0.5 -> 1.0"):
+        check_run_config(str(tmp_path), get_recipe("digits", ["model.alpha=1.0"]), True)
+    check_run_config(str(tmp_path), get_recipe("digits", ["data.image_size=64"]), False)  # no checkpoint yet
