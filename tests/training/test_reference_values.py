@@ -131,3 +131,18 @@ def test_resuming_with_another_image_size_or_model_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match=r"model.alpha: 0.5 -> 1.0"):
         check_run_config(str(tmp_path), get_recipe("digits", ["model.alpha=1.0"]), True)
     check_run_config(str(tmp_path), get_recipe("digits", ["data.image_size=64"]), False)  # no checkpoint yet
+
+
+def test_classification_metrics_by_hand():
+    task = ClassificationTask(get_recipe("digits", ["task.num_classes=6", "task.top_k=2"]))
+    logits = tf.constant([[5.0, 4, 0, 0, 0, 0], [5, 4, 0, 0, 0, 0], [5, 4, 0, 0, 0, 0], [0, 0, 0, 0, 0, 1]])
+    labels = tf.constant([0, 1, 2, 5])  # top-1: rows 0 and 3; top-2: rows 0, 1 and 3
+    sums = {k: float(v) for k, v in task.metric_sums(labels, logits, None).items()}
+    assert sums == {"correct": 2.0, "count": 4.0, "top2_correct": 3.0}
+    weighted = task.metric_sums(labels, logits, tf.constant([1.0, 0.0, 1.0, 1.0]))
+    assert {k: float(v) for k, v in weighted.items()} == {"correct": 2.0, "count": 3.0, "top2_correct": 2.0}
+    # Sums over 2 steps of 20 examples: the loss is per step, the rates per example.
+    train = task.summarize({"loss": 6.0, "correct": 30.0, "count": 40.0, "top2_correct": 38.0}, num_steps=2, training=True)
+    assert train == {"loss": 3.0, "accuracy": 0.75, "top2_accuracy": 0.95}
+    evaluation = task.summarize({"loss_sum": 20.0, "correct": 30.0, "count": 40.0}, num_steps=2, training=False)
+    assert evaluation == {"loss": 0.5, "accuracy": 0.75, "examples": 40}
