@@ -93,6 +93,11 @@ def test_resumed_fine_tuning_ends_with_the_checkpoint_weights(tmp_path):
     resumed = Trainer(config, str(tmp_path / "fine"), stream=io.StringIO())
     resumed._build()
     assert resumed.restored_from.endswith("ckpt-2")
+    # The checkpoint's counters: 2 steps, epoch 2 // (1437 // 16 = 89 steps per epoch) = 0.
+    stored = dict(tf.train.list_variables(resumed.restored_from))
+    assert "step/.ATTRIBUTES/VARIABLE_VALUE" in stored and "epoch/.ATTRIBUTES/VARIABLE_VALUE" in stored
+    assert tf.train.load_variable(resumed.restored_from, "step/.ATTRIBUTES/VARIABLE_VALUE") == 2
+    assert tf.train.load_variable(resumed.restored_from, "epoch/.ATTRIBUTES/VARIABLE_VALUE") == 0
     for got, want in zip(resumed.model.weights, trained):
         np.testing.assert_array_equal(np.asarray(got.numpy()), want)
     for got, want in zip(resumed.ema.averages, first.ema.averages):
