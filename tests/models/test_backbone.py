@@ -90,10 +90,15 @@ def test_output_stride_16_on_an_application():
 
 def test_drop_connect_only_in_training():
     m = MnasNet(TINY, input_shape=(32, 32, 3), classes=10, drop_connect_rate=0.5)
-    drops = [layer for layer in m.layers if isinstance(layer, DropConnect)]
-    assert drops and drops[-1].rate > drops[0].rate  # scaled by block index
-    x = np.random.default_rng(0).uniform(0, 1, (4, 32, 32, 3)).astype("float32")
-    np.testing.assert_allclose(m(x, training=False), m(x, training=False))
+    drop = m.get_layer("stage3_block2_drop")
+    assert isinstance(drop, DropConnect) and drop.rate == pytest.approx(0.4)  # 0.5 * 4 / 5 blocks
+    probe = keras.Model(m.input, [drop.input, drop.output])
+    x = np.random.default_rng(0).uniform(0, 1, (16, 32, 32, 3)).astype("float32")
+    branch, dropped = (np.asarray(t) for t in probe(x, training=True))
+    scale = (dropped.reshape(16, -1) / branch.reshape(16, -1))[:, 0].astype("float64")
+    assert set(np.round(scale, 4).tolist()) <= {0.0, round(1 / 0.6, 4)}  # dropped, or kept / (1 - rate)
+    branch, same = (np.asarray(t) for t in probe(x, training=False))
+    np.testing.assert_array_equal(same, branch)
 
 
 def test_keras_file_round_trip(tmp_path):

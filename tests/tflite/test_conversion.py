@@ -43,26 +43,54 @@ def test_hard_swish_maps_to_native_op(mnv3_small, mnv3_small_tflite):
         assert chain_op not in ops
 
 
+def _operators(tflite):
+    """``[(op_name, input dtypes, output dtypes)]`` as LiteRT's interpreter reads the model
+    (no delegate, so every operator is listed as itself)."""
+    interpreter = load_interpreter(tflite, use_xnnpack=False)
+    tensors = {t["index"]: np.dtype(t["dtype"]).name for t in interpreter.get_tensor_details()}
+    return [
+        (op["op_name"], [tensors.get(i) for i in op["inputs"]], [tensors[i] for i in op["outputs"]])
+        for op in interpreter._get_ops_details()
+    ]
+
+
+_COMPUTE = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "MUL", "MEAN")
+
+
 def test_quantization_modes(tiny_model, images32):
     fp32 = convert(tiny_model, input_shape=(32, 32, 3))
     sizes = {None: len(fp32)}
+    # tiny_model's constants: conv 3x3 (+ the folded BN bias), conv 1x1 + bias, depthwise +
+    # bias, dense + bias: 8 tensors.
     for mode in ("float16", "dynamic", "int8", "int8_io"):
         data = images32 / 255.0 if mode.startswith("int8") else None
         fb = convert(tiny_model, mode, representative_data=data, input_shape=(32, 32, 3))
         sizes[mode] = len(fb)
+        ops = _operators(fb)
+        compute = [op for op in ops if op[0] in _COMPUTE]
         interpreter = load_interpreter(fb)
-        tensor_types = {np.dtype(t["dtype"]).name for t in interpreter.get_tensor_details()}
-        inp = np.dtype(interpreter.get_input_details()[0]["dtype"]).name
-        out = np.dtype(interpreter.get_output_details()[0]["dtype"]).name
-        if mode == "float16":
-            assert "float16" in tensor_types and inp == "float32"
-        if mode == "dynamic":
-            assert "int8" in tensor_types and inp == out == "float32"
-        if mode == "int8":
-            assert inp == out == "float32" and "int8" in tensor_types
-            assert "DEQUANTIZE" in list_operators(fb) or "QUANTIZE" in list_operators(fb)
+        inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+        if mode == "float16":  # float16 constants, dequantized once, float32 arithmetic
+            dequantize = [op for op in ops if op[0] == "DEQUANTIZE"]
+            assert [(i, o) for _, i, o in dequantize] == [(["float16"], ["float32"])] * 8
+            assert all(set(i) <= {"float32", "int32", None} for _, i, _ in compute)
+        if mode == "dynamic":  # int8 weights of the two large convolutions, float activations
+            convs = [i for name, i, _ in ops if name == "CONV_2D"]
+            assert convs == [["float32", "int8", "float32"]] * 2
+        if mode in ("int8", "int8_io"):  # integer arithmetic everywhere, int32 biases
+            # conv, hard-swish folded to ADD+MUL+MUL, mean, conv, gate MUL, excite MUL,
+            # depthwise, residual ADD, mean, dense.
+            assert len(compute) == 12 and all(o == ["int8"] for _, _, o in compute)
+            assert all(i[0] == "int8" for _, i, _ in compute)
+        if mode == "int8":  # float32 interface: QUANTIZE in, DEQUANTIZE out
+            assert (ops[0][0], ops[-1][0]) == ("QUANTIZE", "DEQUANTIZE")
+            assert np.dtype(inp["dtype"]).name == np.dtype(out["dtype"]).name == "float32"
         if mode == "int8_io":
-            assert inp == out == "int8"
+            assert np.dtype(inp["dtype"]).name == np.dtype(out["dtype"]).name == "int8"
+            assert "QUANTIZE" not in [op[0] for op in ops] and "DEQUANTIZE" not in [op[0] for op in ops]
+            # Calibration on [0, 1): int8 asymmetric scale (max - min) / 255, zero point -128.
+            scale, zero_point = inp["quantization"]
+            assert scale == pytest.approx(1 / 255, rel=1e-3) and zero_point == -128
         report = compare(tiny_model, fb, images32[:8] / 255.0)
         assert report.top1_agreement >= 0.75, (mode, report)
     assert sizes["float16"] < sizes[None]
@@ -143,3 +171,9 @@ def test_keras_file_and_path(tiny_model, tmp_path):
         convert(str(tmp_path / "model.h5"))
     with pytest.raises(TFLiteConversionError, match="expected a keras.Model"):
         convert(42)
+
+
+def test_list_operators_matches_litert_s_own_listing(mnv3_small_tflite):
+    from collections import Counter
+
+    assert list_operators(mnv3_small_tflite) == dict(Counter(name for name, _, _ in _operators(mnv3_small_tflite)))

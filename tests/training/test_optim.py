@@ -90,9 +90,11 @@ def _bn_model():
 
 def test_weight_decay_is_tf1_l2_loss_on_non_bn_weights():
     model = _bn_model()
-    names = sorted(v.name for v in decay_variables(model))
-    assert names == ["bias", "bias", "kernel", "kernel"]  # conv + dense, no gamma/beta
-    expected = 1e-5 * sum(float(tf.nn.l2_loss(v)) for v in decay_variables(model))
+    paths = sorted(v.path for v in decay_variables(model))
+    assert paths == ["conv/bias", "conv/kernel", "fc/bias", "fc/kernel"]  # conv + dense, no gamma/beta
+    # The expected value from the layers' own weights and TF1's tf.nn.l2_loss.
+    weights = [model.get_layer(n).weights for n in ("conv", "fc")]
+    expected = 1e-5 * sum(float(tf.nn.l2_loss(w.value)) for ws in weights for w in ws)
     assert float(l2_weight_decay(decay_variables(model), 1e-5)) == pytest.approx(expected, rel=1e-6)
 
 
