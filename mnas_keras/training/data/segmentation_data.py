@@ -148,7 +148,7 @@ def make_shapes(num: int, size: int = 64, seed: int = 0, max_shapes: int = 3):
         for _ in range(rng.integers(1, max_shapes + 1)):
             kind = int(rng.integers(1, 4))
             inside = _shape_mask(kind, size, rng)
-            image[inside] = _texture(rng, size, strength=20.0)[inside]
+            image[inside] = _texture(rng, size, strength=0.0)[inside]
             label[inside] = kind
         image += rng.normal(0, 12, image.shape)
         edge = np.zeros_like(label, bool)

@@ -277,10 +277,26 @@ class SegmentationTask(Task):
             panels.append(panel)
             paths.append(path)
         if summary_writer is not None and panels:
-            with summary_writer.as_default():
-                tf.summary.image("segmentation/overlays", np.stack(panels), step=step, max_outputs=count)
-            summary_writer.flush()
+            write_image_summary(summary_writer, "segmentation/overlays", panels, step)
         return paths
+
+
+def write_image_summary(writer, tag: str, images: list, step: int) -> None:
+    """Logs uint8 ``[H, W, 3]`` images as TensorBoard's image plugin stores them.
+
+    The tensor is ``[width, height, png_1, ..., png_k]`` (strings) with plugin ``images``;
+    written with ``tf.summary.write`` so that no ``tensorboard`` package is needed.
+    """
+    from tensorflow.core.framework import summary_pb2
+
+    metadata = summary_pb2.SummaryMetadata()
+    metadata.plugin_data.plugin_name = "images"
+    height, width = images[0].shape[:2]
+    encoded = [tf.io.encode_png(image) for image in images]
+    tensor = tf.stack([tf.constant(str(width)), tf.constant(str(height)), *encoded])
+    with writer.as_default(step=int(step)):
+        tf.summary.write(tag, tensor, metadata=metadata.SerializeToString())
+    writer.flush()
 
 
 def color_palette(num_classes: int) -> np.ndarray:
