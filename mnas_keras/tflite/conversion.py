@@ -72,6 +72,9 @@ def load_keras_model(model):
     file (safe mode on)."""
     import keras
 
+    import mnas_keras.heads  # noqa: F401 - registers the package's models for loading
+    import mnas_keras.models  # noqa: F401
+
     if isinstance(model, keras.Model):
         return model
     if callable(model) and hasattr(model, "inputs") and hasattr(model, "layers"):

@@ -103,3 +103,57 @@ def test_cli_task_flag_and_bad_dataset_error(tmp_path):
     assert proc.returncode == 2
     assert "mnas-train: error: unknown segmentation dataset 'digits'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+LEARN = [
+    "model.blocks=r1_k3_s11_e1_i16_o16,r2_k3_s22_e3_i16_o24,r2_k3_s22_e3_i24_o32,r2_k3_s22_e3_i32_o64",
+    "task.reduced_tail=false", "task.num_visuals=0", "trainer.train_steps=150",
+    "trainer.global_batch_size=16", "trainer.steps_per_loop=50", "trainer.progress=false",
+    "trainer.export=false", "schedule.base_learning_rate=0.01", "trainer.deterministic=true",
+]
+
+
+@pytest.fixture(scope="module")
+def learned(tmp_path_factory):
+    """150 steps (2,400 crops) of a 7-block ReLU backbone with LR-ASPP on generated shapes."""
+    trainer = Trainer(get_recipe("lraspp_shapes", LEARN), str(tmp_path_factory.mktemp("learn")))
+    untrained = trainer.evaluate()
+    result = trainer.train()
+    return {"trainer": trainer, "untrained": untrained, "trained": result["eval"]}
+
+
+def test_short_training_beats_untrained_and_every_constant_predictor(learned):
+    from mnas_keras.training.data.segmentation_data import ShapesSource
+
+    _, masks = ShapesSource().arrays("test")
+    labelled = masks[masks != 255]
+    # A constant prediction of class c has IoU_c = share of c and IoU 0 elsewhere; the best
+    # one (background) therefore scores max share / 4 (~0.2). An untrained model scores
+    # about 0.03 here. Beating the best constant predictor by 0.05 needs the model to find
+    # shapes; IoU > 0.1 on discs needs it to tell one shape class apart.
+    best_constant = max(np.mean(labelled == c) for c in range(4)) / 4
+    trained, untrained = learned["trained"], learned["untrained"]
+    assert trained["miou"] > best_constant + 0.05, (trained, best_constant)
+    assert trained["miou"] > untrained["miou"] + 0.15
+    assert trained["iou/disc"] > 0.1
+
+
+def test_int8_miou_within_one_point_of_float(learned):
+    from mnas_keras.tflite import convert, run_tflite
+    from mnas_keras.training.data.segmentation_data import ShapesSource
+    from mnas_keras.training.tasks.segmentation import confusion_sums, miou_from_sums
+
+    model = learned["trainer"].model
+    source = ShapesSource()
+    calibration = source.arrays("train")[0][:64].astype("float32")
+    images, masks = source.arrays("test")
+    images = images.astype("float32")
+    scores = {}
+    for name, quantization in (("float", None), ("int8", "int8")):
+        fb = convert(model, quantization, representative_data=calibration if quantization else None,
+                     input_shape=(64, 64, 3))
+        logits = run_tflite(fb, images, batch_size=50)[0]
+        sums = {k: float(v) for k, v in confusion_sums(masks, logits, 4).items()}
+        scores[name] = miou_from_sums(sums, 4)[0]
+    assert abs(scores["float"] - learned["trained"]["miou"]) < 1e-3  # LiteRT float = Keras
+    assert abs(scores["int8"] - scores["float"]) < 0.01, scores
