@@ -62,3 +62,21 @@ def test_int8_native_dilation_one_partition(name, output_stride, images):
     assert "SPACE_TO_BATCH_ND" not in ops and "BATCH_TO_SPACE_ND" not in ops
     report = delegation(fb, input_shape=(1, *SHAPE))
     assert report.partitions == 1 and report.undelegated == {}
+
+
+def test_mnas_tflite_cli_converts_a_saved_segmenter(tmp_path, capsys):
+    # A .keras segmenter (custom LRASPP and ResizeLike classes) loads in safe mode and
+    # converts through the command line; the flatbuffer reproduces the Keras logits.
+    from mnas_keras.tflite.cli import main
+    from mnas_keras.tflite import run_tflite
+
+    model = LRASPPMobileNetV3Small(num_classes=3, alpha=0.35, output_stride=8)
+    randomize_batch_norm(model, seed=2)
+    path, out = str(tmp_path / "seg.keras"), str(tmp_path / "seg.tflite")
+    model.save(path)
+    assert main(["mnas-tflite", "convert", f"--model={path}", "--input_size=64", f"--output={out}"]) == 0
+    fb = open(out, "rb").read()
+    assert "SPACE_TO_BATCH_ND" not in list_operators(fb)
+    x = np.random.default_rng(3).uniform(0, 255, (1, 64, 64, 3)).astype("float32")
+    expected = model(x).numpy()
+    np.testing.assert_allclose(run_tflite(fb, x)[0], expected, atol=1e-4 * np.abs(expected).max())
