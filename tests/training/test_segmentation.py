@@ -158,3 +158,17 @@ def test_eval_dataset_pads_with_ignore_and_zero_weights():
     weights = np.concatenate([w.numpy() for _, _, w in batches])
     assert weights.tolist() == [1, 1, 1, 1, 1, 0, 0, 0]
     assert np.all(batches[2][1].numpy()[1] == 255) and np.all(batches[3][1].numpy() == 255)
+
+
+def test_image_mask_size_mismatch_in_a_tf_data_source_is_named():
+    from mnas_keras.training.data.segmentation_data import SegmentationSource
+
+    class Mismatched(SegmentationSource):
+        num_classes = 2
+
+        def dataset(self, split, **kwargs):
+            return tf.data.Dataset.from_tensors({"image": tf.zeros([8, 8, 3], tf.uint8),
+                                                 "mask": tf.zeros([8, 6], tf.uint8)})
+
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"mask size \(x\) differs from its image size \(y\).*\[8 6\].*\[8 8\]"):
+        list(segmentation_eval_dataset(Mismatched(), "test", batch_size=1))

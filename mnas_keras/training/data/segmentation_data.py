@@ -391,9 +391,15 @@ def load_segmentation_source(config, num_classes: int | None = None) -> Segmenta
 # pipelines
 
 
-def _check_mask(mask, num_classes: int):
-    """An in-graph check that every mask value is a class id or the ignore label."""
+def _check_mask(mask, num_classes: int, image=None):
+    """In-graph checks: every mask value is a class id or the ignore label, and the mask
+    has the image's height and width."""
     mask = tf.cast(mask, tf.int32)
+    if image is not None:
+        tf.debugging.assert_equal(
+            tf.shape(mask)[:2], tf.shape(image)[:2],
+            message="mask size (x) differs from its image size (y); expected the same",
+        )
     ok = tf.reduce_all((mask < num_classes) | (mask == IGNORE_LABEL))
     bad = tf.reduce_max(tf.where((mask < num_classes) | (mask == IGNORE_LABEL), 0, mask))
     tf.debugging.Assert(
@@ -468,7 +474,7 @@ def segmentation_train_dataset(
     num_classes = source.num_classes
 
     def prepare(index, example):
-        mask = _check_mask(example["mask"], num_classes)
+        mask = _check_mask(example["mask"], num_classes, example["image"])
         example_seed = tf.stack([tf.constant(epoch_seed, tf.int64), index])
         return augment(example["image"], mask, example_seed, crop_size=crop_size,
                        min_scale=min_scale, max_scale=max_scale, flip=flip)
@@ -510,7 +516,9 @@ def segmentation_eval_dataset(
     num_classes = source.num_classes
 
     def prepare(example):
-        image, mask = resize_for_eval(example["image"], _check_mask(example["mask"], num_classes), eval_size)
+        image, mask = resize_for_eval(
+            example["image"], _check_mask(example["mask"], num_classes, example["image"]), eval_size
+        )
         return image, mask, tf.constant(1.0, tf.float32)
 
     ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
