@@ -155,3 +155,14 @@ def test_int8_miou_within_one_point_of_float(learned):
         scores[name] = miou_from_sums(sums, 4)[0]
     assert abs(scores["float"] - learned["trained"]["miou"]) < 1e-3  # LiteRT float = Keras
     assert abs(scores["int8"] - scores["float"]) < 0.01, scores
+
+
+def test_mixed_precision_segmentation_trains_with_float32_logits(tmp_path):
+    trainer = Trainer(get_recipe("lraspp_shapes", TINY + [
+        "trainer.mixed_precision=mixed_float16", "trainer.train_steps=2", "trainer.export=false",
+        "task.num_visuals=0"]), str(tmp_path))
+    result = trainer.train()
+    assert np.isfinite(result["train"]["loss"]) and np.isfinite(result["eval"]["loss"])
+    assert trainer.model.output.dtype == "float32"
+    assert all(v.dtype == "float32" for v in trainer.model.trainable_variables)
+    assert trainer.model.get_layer("lraspp_cbr_conv").compute_dtype == "float16"
