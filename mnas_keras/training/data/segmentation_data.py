@@ -263,11 +263,8 @@ class MaskFolderSource(SegmentationSource):
         """Reads every pair of ``split`` once and raises a ``DataError`` on the first bad one."""
         if split in self._checked:
             return
-        from PIL import Image
-
         for image_path, mask_path in self.pairs(split):
-            with Image.open(image_path) as im:
-                image_size = im.size
+            image_size = _image_size(image_path)
             mask = _read_png(mask_path)
             if mask.shape[::-1] != image_size:
                 raise DataError(
@@ -299,16 +296,24 @@ class MaskFolderSource(SegmentationSource):
         return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def _read_png(path: str) -> np.ndarray:
-    from PIL import Image
-
+def _image_size(path: str) -> tuple[int, int]:
+    """``(width, height)`` of an image file."""
     try:
-        with Image.open(path) as im:
-            if im.mode not in ("L", "P", "I", "I;16"):
-                raise DataError(f"mask {path!r} has mode {im.mode}; expected a single-channel PNG of class ids")
-            return np.asarray(im)
-    except OSError as err:
-        raise DataError(f"mask {path!r} cannot be read: {err}") from None
+        shape = tf.io.decode_image(tf.io.read_file(path), expand_animations=False).shape
+    except (tf.errors.OpError, ValueError) as err:
+        raise DataError(f"image {path!r} cannot be read: {str(err).splitlines()[0]}") from None
+    return int(shape[1]), int(shape[0])
+
+
+def _read_png(path: str) -> np.ndarray:
+    """A single-channel PNG mask as ``uint8 [H, W]``."""
+    try:
+        mask = tf.io.decode_png(tf.io.read_file(path)).numpy()
+    except (tf.errors.OpError, ValueError) as err:
+        raise DataError(f"mask {path!r} cannot be read as a PNG: {str(err).splitlines()[0]}") from None
+    if mask.shape[-1] != 1:
+        raise DataError(f"mask {path!r} has {mask.shape[-1]} channels; expected a single-channel PNG of class ids")
+    return mask[..., 0]
 
 
 # --------------------------------------------------------------------------------------
