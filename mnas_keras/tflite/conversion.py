@@ -405,6 +405,11 @@ def convert(
         from mnas_keras.tflite.dilation import native_dilated_convs
 
         model, dilated = native_dilated_convs(model)
+    pools = 0
+    if quantization in _INT8 and isinstance(model, _keras().Model):
+        from mnas_keras.tflite.dilation import average_pools_as_depthwise
+
+        model, pools = average_pools_as_depthwise(model)
     if hard_swish == "auto":
         hard_swish = "fold" if quantization in _INT8 else "native"
     rewrite = {"mode": "native"}
@@ -443,6 +448,8 @@ def convert(
     info = {"quantization": quantization, "hard_swish": rewrite}
     if dilated:
         info["dilation"] = {"mode": dilation, "layers": dilated}
+    if pools:
+        info["average_pools_as_depthwise"] = pools
     flatbuffer = add_metadata(flatbuffer, METADATA_NAME, json.dumps(info, sort_keys=True).encode())
     if path is not None:
         save(flatbuffer, path)

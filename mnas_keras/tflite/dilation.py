@@ -95,6 +95,24 @@ def count_dilated(model) -> int:
     return sum(1 for layer in model._flatten_layers(include_self=False) if _replacement(layer))
 
 
+def _clone(model, replace):
+    """A copy of ``model`` with ``replace(layer)`` (or a fresh copy) for every layer; the
+    weights are copied layer by layer (a replacement keeps its own initial weights)."""
+
+    def clone(layer):
+        new = replace(layer)
+        return new if new is not None else layer.__class__.from_config(layer.get_config())
+
+    copy = keras.models.clone_model(model, clone_function=clone, recursive=True)
+    originals = {layer.name: layer for layer in model._flatten_layers(include_self=False)}
+    for layer in copy._flatten_layers(include_self=False):
+        source = originals.get(layer.name)
+        if source is not None and source.weights and len(source.weights) == len(layer.weights) \
+                and not isinstance(layer, keras.Model):
+            layer.set_weights(source.get_weights())
+    return copy
+
+
 def native_dilated_convs(model):
     """A copy of ``model`` whose dilated convolutions convert to native dilated TFLite ops.
 
@@ -111,15 +129,50 @@ def native_dilated_convs(model):
     if not count:
         return model, 0
 
-    def clone(layer):
+    def replace(layer):
         cls = _replacement(layer)
-        if cls is None:
-            return layer.__class__.from_config(layer.get_config())
-        return cls.from_config(layer.get_config())
+        return None if cls is None else cls.from_config(layer.get_config())
 
     try:
-        copy = keras.models.clone_model(model, clone_function=clone, recursive=True)
+        return _clone(model, replace), count
     except Exception:  # noqa: BLE001 - subclassed models: converted as they are
         return model, 0
-    copy.set_weights(model.get_weights())
-    return copy, count
+
+
+class AverageAsDepthwise2D(keras.layers.DepthwiseConv2D):
+    """A "valid" ``AveragePooling2D`` written as a depthwise conv with constant ``1/(kh*kw)``
+    weights: the same function, but an operator XNNPACK runs in int8 (it runs int8
+    AVERAGE_POOL_2D on the slow built-in kernel)."""
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        kh, kw = self.kernel_size
+        self.kernel.assign(keras.ops.full(self.kernel.shape, 1.0 / (kh * kw)))
+
+
+def _average_replacement(layer):
+    if type(layer) is not keras.layers.AveragePooling2D or layer.padding != "valid":
+        return None
+    if getattr(layer, "data_format", "channels_last") != "channels_last":
+        return None
+    return AverageAsDepthwise2D(layer.pool_size, strides=layer.strides, padding="valid",
+                                use_bias=False, name=layer.name)
+
+
+def average_pools_as_depthwise(model):
+    """A copy of ``model`` whose "valid" average pools are constant depthwise convolutions.
+
+    Used by :func:`mnas_keras.tflite.convert` for the int8 modes: XNNPACK does not run int8
+    AVERAGE_POOL_2D, so the LR-ASPP gate's 49x49 pooling (the paper's setting) would split
+    the graph; an int8 DEPTHWISE_CONV_2D whose equal weights int8 holds exactly is taken.
+
+    Returns:
+        ``(model_or_copy, count)`` as :func:`native_dilated_convs`.
+    """
+    count = sum(1 for layer in model._flatten_layers(include_self=False) if _average_replacement(layer))
+    if not count:
+        return model, 0
+    try:
+        return _clone(model, _average_replacement), count
+    except Exception:  # noqa: BLE001 - subclassed models: converted as they are
+        return model, 0

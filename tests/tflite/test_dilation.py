@@ -80,3 +80,23 @@ def test_mnas_tflite_cli_converts_a_saved_segmenter(tmp_path, capsys):
     x = np.random.default_rng(3).uniform(0, 255, (1, 64, 64, 3)).astype("float32")
     expected = model(x).numpy()
     np.testing.assert_allclose(run_tflite(fb, x)[0], expected, atol=1e-4 * np.abs(expected).max())
+
+
+def test_int8_paper_pooling_runs_in_one_partition(images):
+    # XNNPACK runs int8 AVERAGE_POOL_2D on no kernel of its own; the gate's strided pooling
+    # is converted as a constant depthwise conv (same function) in the int8 modes.
+    from mnas_keras.tflite import conversion_info, run_tflite
+    from mnas_keras.tflite.dilation import average_pools_as_depthwise
+
+    model = LRASPPMobileNetV3Small(input_shape=(96, 128, 3), num_classes=3, alpha=0.35, pooling=(5, (2, 3)))
+    randomize_batch_norm(model, seed=4)
+    data = np.random.default_rng(5).uniform(0, 255, (4, 96, 128, 3)).astype("float32")
+    copy, count = average_pools_as_depthwise(model)
+    assert count == 1
+    np.testing.assert_allclose(copy(data).numpy(), model(data).numpy(), rtol=1e-5, atol=1e-5)
+    fb = convert(model, "int8", representative_data=data)
+    assert "AVERAGE_POOL_2D" not in list_operators(fb)
+    assert conversion_info(fb)["average_pools_as_depthwise"] == 1
+    report = delegation(fb, input_shape=(1, 96, 128, 3))
+    assert report.partitions == 1 and report.undelegated == {}
+    assert "AVERAGE_POOL_2D" in list_operators(convert(model))  # float keeps the fast pool
