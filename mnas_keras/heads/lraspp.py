@@ -332,6 +332,11 @@ _DOC = """LR-ASPP on {backbone} (MobileNetV3 paper section 6.4): logits at the i
 
     Raises:
         ValueError: bad arguments (see :class:`LRASPP`).
+
+    Example:
+        >>> model = {title}(input_shape=(64, 96, 3), num_classes=3)
+        >>> model.output_shape
+        (None, 64, 96, 3)
 """
 
 
@@ -342,7 +347,7 @@ def _make(constructor, title: str, backbone_title: str, extra: str, imagenet: st
         return _lraspp(constructor, title, input_shape, num_classes, reduced_tail, pooling,
                        filters, backbone_weights, output_stride, name, **kwargs)
 
-    build.__doc__ = _DOC.format(backbone=backbone_title, extra=extra, imagenet=imagenet)
+    build.__doc__ = _DOC.format(backbone=backbone_title, extra=extra, imagenet=imagenet, title=title)
     build.__name__ = build.__qualname__ = title
     return build
 
