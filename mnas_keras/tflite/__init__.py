@@ -17,6 +17,7 @@ _LAZY = {
     "QUANTIZATIONS": "mnas_keras.tflite.conversion",
     "HARD_SWISH_MODES": "mnas_keras.tflite.conversion",
     "rewrite_hard_swish": "mnas_keras.tflite.rewrite",
+    "native_dilated_convs": "mnas_keras.tflite.dilation",
     "conversion_info": "mnas_keras.tflite.flatbuffer",
     "read_metadata": "mnas_keras.tflite.flatbuffer",
     "benchmark": "mnas_keras.tflite.latency",

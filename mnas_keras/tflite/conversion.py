@@ -47,6 +47,9 @@ METHODS = ("trace", "keras")
 HARD_SWISH_MODES = ("auto", "native", "fold", "explicit")
 """``hard_swish`` choices of :func:`convert` (see its docstring)."""
 
+DILATION_MODES = ("native", "keras")
+"""``dilation`` choices of :func:`convert` (see its docstring)."""
+
 RepresentativeData = Union[Callable[[], Iterable[Any]], Any]
 
 _INT8 = ("int8", "int8_io")
@@ -68,6 +71,9 @@ def load_keras_model(model):
     """Returns ``model`` itself (Keras 3 or tf_keras), or the model loaded from a ``.keras``
     file (safe mode on)."""
     import keras
+
+    import mnas_keras.heads  # noqa: F401 - registers the package's models for loading
+    import mnas_keras.models  # noqa: F401
 
     if isinstance(model, keras.Model):
         return model
@@ -332,6 +338,7 @@ def convert(
     method: str = "trace",
     calibration_steps: int = 100,
     hard_swish: str = "auto",
+    dilation: str = "native",
 ) -> bytes:
     """Converts a Keras model to a TFLite flatbuffer that uses built-in operators only.
 
@@ -357,6 +364,12 @@ def convert(
             int8 model falls back to a slow kernel), ``"fold"`` (int8-friendly ADD+MUL with
             the ``1/6`` folded into the next layers' kernels) or ``"explicit"`` (ADD+MUL+MUL).
             The function is the same in every case; see :mod:`mnas_keras.tflite.rewrite`.
+        dilation: ``"native"`` (default) writes dilated ``Conv2D``/``DepthwiseConv2D``
+            layers as TFLite's native dilated ``CONV_2D``/``DEPTHWISE_CONV_2D`` at any
+            (also dynamic) input shape; ``"keras"`` converts them as TensorFlow writes them,
+            which leaves ``SPACE_TO_BATCH_ND``/``BATCH_TO_SPACE_ND`` pairs that XNNPACK
+            does not run whenever a dimension is dynamic (see
+            :mod:`mnas_keras.tflite.dilation`).
 
     Returns:
         The ``.tflite`` flatbuffer bytes. The choices made are stored in its metadata:
@@ -381,8 +394,20 @@ def convert(
         raise TFLiteConversionError(f"unknown method {method!r}; expected one of {METHODS}")
     if hard_swish not in HARD_SWISH_MODES:
         raise TFLiteConversionError(f"unknown hard_swish mode {hard_swish!r}; expected one of {HARD_SWISH_MODES}")
+    if dilation not in DILATION_MODES:
+        raise TFLiteConversionError(f"unknown dilation mode {dilation!r}; expected one of {DILATION_MODES}")
     model = load_keras_model(model)
     shapes = resolve_input_shapes(model, input_shape, batch_size)
+    dilated = 0
+    if dilation == "native" and isinstance(model, _keras().Model):
+        from mnas_keras.tflite.dilation import native_dilated_convs
+
+        model, dilated = native_dilated_convs(model)
+    pools = 0
+    if quantization in _INT8 and isinstance(model, _keras().Model):
+        from mnas_keras.tflite.dilation import average_pools_as_depthwise
+
+        model, pools = average_pools_as_depthwise(model)
     if hard_swish == "auto":
         hard_swish = "fold" if quantization in _INT8 else "native"
     rewrite = {"mode": "native"}
@@ -419,6 +444,10 @@ def convert(
     flatbuffer = bytes(flatbuffer)
     check_builtin_ops(flatbuffer)
     info = {"quantization": quantization, "hard_swish": rewrite}
+    if dilated:
+        info["dilation"] = {"mode": dilation, "layers": dilated}
+    if pools:
+        info["average_pools_as_depthwise"] = pools
     flatbuffer = add_metadata(flatbuffer, METADATA_NAME, json.dumps(info, sort_keys=True).encode())
     if path is not None:
         save(flatbuffer, path)

@@ -168,6 +168,65 @@ def register_task_config(name: str, config_class: type) -> None:
 
 
 @dataclasses.dataclass(frozen=True)
+class SegmentationConfig(TaskConfig):
+    """Semantic segmentation with an LR-ASPP head (``mnas_keras.heads.LRASPP``).
+
+    Mask value 255 is ignored (in neither loss nor metrics).
+
+    ``data.image_size`` is the training crop side; ``data.augmentation`` ``"none"`` turns
+    scaling and flipping off (crops remain).
+
+    Attributes:
+        num_classes: ``None`` takes the dataset's.
+        filters: LR-ASPP high-branch width (paper: 128).
+        pooling: the gate's average pooling as ``(kernel_h, kernel_w, stride_h, stride_w)``,
+            e.g. ``(49, 49, 16, 20)`` (paper, 1024x2048); empty = global pooling (torchvision).
+        output_stride: 16 (paper) or 8.
+        reduced_tail: halve the backbone's last stage (the paper's RF2).
+        min_scale, max_scale: random rescaling range of training images.
+        eval_size: 0 evaluates at full resolution; else the longer side is resized to it
+            and the image padded to a square (the padding is ignored).
+        num_visuals: overlay PNGs (image | ground truth | prediction) written after the
+            final evaluation (also to TensorBoard); 0 for none.
+    """
+
+    name: str = "segmentation"
+    num_classes: int | None = None
+    filters: int = 128
+    pooling: tuple = ()
+    output_stride: int = 16
+    reduced_tail: bool = True
+    min_scale: float = 0.5
+    max_scale: float = 2.0
+    eval_size: int = 0
+    num_visuals: int = 4
+
+    def __post_init__(self):
+        try:
+            object.__setattr__(self, "pooling", tuple(int(v) for v in self.pooling))
+        except (TypeError, ValueError):
+            raise ConfigError(f"task.pooling must be integers; received {self.pooling!r}") from None
+        _check_positive("task", "num_classes", self.num_classes, allow_none=True)
+        _check_positive("task", "filters", self.filters)
+        _check_choice("task", "output_stride", self.output_stride, (8, 16, 32))
+        if not 0 < self.min_scale <= self.max_scale:
+            raise ConfigError(
+                f"task.min_scale/max_scale must satisfy 0 < min <= max; received {self.min_scale!r}, "
+                f"{self.max_scale!r}"
+            )
+        if len(self.pooling) not in (0, 4) or min(self.pooling, default=1) < 1:
+            raise ConfigError(
+                "task.pooling must be empty (global pooling) or four positive integers "
+                f"kernel_h,kernel_w,stride_h,stride_w; received {list(self.pooling)}"
+            )
+        if self.eval_size < 0 or self.num_visuals < 0:
+            raise ConfigError("task.eval_size and task.num_visuals must be >= 0")
+
+
+register_task_config("segmentation", SegmentationConfig)
+
+
+@dataclasses.dataclass(frozen=True)
 class OptimizerConfig:
     """Optimizer, weight decay, gradient clipping and weight averaging.
 

@@ -440,6 +440,12 @@ class Trainer:
         self.summaries.write("eval", step, eval_logs)
         self.progress.message(f"final eval at step {step}: " + _format(eval_logs))
         result = self._write_metrics(step, train_logs, eval_logs, history, timed_images, timed_seconds, started)
+        if self.is_chief and hasattr(task, "write_visuals"):  # e.g. segmentation overlays
+            averaged = self.ema.swapped() if self.ema is not None else contextlib.nullcontext()
+            with averaged:
+                result["visuals"] = task.write_visuals(
+                    self.model, self.model_dir, step, self.summaries._writer("eval")
+                )
         if tcfg.export and self.is_chief:
             result["export"] = self.export()
         self.summaries.close()

@@ -13,13 +13,16 @@ from mnas_keras.training.tasks.classification import (
     build_classifier,
     outputs_are_probabilities,
 )
+from mnas_keras.training.tasks.segmentation import SegmentationTask, build_segmenter
 
 __all__ = [
     "TASKS",
     "ClassificationTask",
+    "SegmentationTask",
     "StepContext",
     "Task",
     "build_classifier",
+    "build_segmenter",
     "build_task",
     "outputs_are_probabilities",
     "prepare_gradients",
