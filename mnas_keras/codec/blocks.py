@@ -44,6 +44,9 @@ Example:
     'r1_k3_s11_e1_i32_o16_se0.25'
     >>> encode(decode(["r2_k3_s2_e72/16_i16_o24_hswish"]))
     ['r2_k3_s22_e4.5_i16_o24_hswish']
+    >>> uib = BlockSpec.from_string("r1_k0_s11_e4_i96_o96_p0_a3")  # ConvNeXt-like UIB
+    >>> uib.start_kernel, uib.kernel, uib.end_kernel, uib.to_string()
+    (3, 0, 0, 'r1_k0_s11_e4_i96_o96_a3')
 """
 
 from __future__ import annotations
@@ -151,6 +154,8 @@ class BlockSpec:
     """One stage of a network: a block repeated ``repeats`` times.
 
     Fields are validated on construction; a bad value raises ``BlockStringError``.
+    ``start_kernel`` / ``end_kernel`` (tokens ``a`` / ``p``, 0 = none) and ``kernel == 0``
+    describe a MobileNetV4 Universal Inverted Bottleneck (MBConv blocks only).
     ``expansion`` is stored exactly (a ``Fraction``); ints, floats and strings are accepted.
 
     Example:
