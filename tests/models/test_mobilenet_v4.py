@@ -18,6 +18,8 @@ import re
 import keras
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import mnas_keras
 from mnas_keras.applications import (
@@ -203,6 +205,55 @@ def test_end_dw_has_no_activation_and_residual_comes_last():
     assert names[-3:] == ["block_end_dw", "block_end_dw_bn", "block_add"]
 
 
+def _reference_uib(model, x, a, k, p, stride, residual):
+    """The UIB of MOBILENET_V4.md written with tf.nn ops on the model's weights."""
+    import tensorflow as tf
+
+    def bn(y, name):
+        layer = model.get_layer(name)
+        gamma, beta, mean, var = layer.get_weights()
+        return (y - mean) / np.sqrt(var + layer.epsilon) * gamma + beta
+
+    def dw(y, name, s):
+        kernel = model.get_layer(name).get_weights()[0]
+        return tf.nn.depthwise_conv2d(y, kernel, [1, s, s, 1], "SAME").numpy()
+
+    def pw(y, name):
+        return tf.nn.conv2d(y, model.get_layer(name).get_weights()[0], 1, "SAME").numpy()
+
+    y = x
+    if a:
+        y = bn(dw(y, "block_start_dw", 1 if k else stride), "block_start_dw_bn")
+    y = np.maximum(bn(pw(y, "block_expand"), "block_expand_bn"), 0)
+    if k:
+        y = np.maximum(bn(dw(y, "block_depthwise", stride), "block_depthwise_bn"), 0)
+    y = bn(pw(y, "block_project"), "block_project_bn")
+    if p:
+        y = bn(dw(y, "block_end_dw", 1 if (a or k) else stride), "block_end_dw_bn")
+    return y + x if residual else y
+
+
+@pytest.mark.parametrize(
+    "spec, kernels, stride, residual",
+    [
+        ("r1_k5_s22_e4_i16_o24_a3", (3, 5, 0), 2, False),
+        ("r1_k0_s11_e4_i16_o16_a5", (5, 0, 0), 1, True),
+        ("r1_k0_s22_e2_i16_o24_a3", (3, 0, 0), 2, False),
+        ("r1_k3_s11_e2_i16_o16_p5", (0, 3, 5), 1, True),
+        ("r1_k0_s11_e3_i16_o16", (0, 0, 0), 1, True),
+    ],
+)
+def test_uib_forward_matches_reference(spec, kernels, stride, residual):
+    model = _block(spec)
+    rng = np.random.default_rng(5)
+    for w in model.weights:
+        value = rng.uniform(0.5, 1.5, w.shape) if "variance" in w.path else rng.normal(0, 0.5, w.shape)
+        w.assign(value.astype("float32"))
+    x = rng.normal(size=(2, 16, 16, 16)).astype("float32")
+    expected = _reference_uib(model, x, *kernels, stride, residual)
+    np.testing.assert_allclose(np.asarray(model(x, training=False)), expected, rtol=1e-4, atol=1e-4)
+
+
 # --------------------------------------------------------------------------- grammar
 @pytest.mark.parametrize(
     "text, canonical, kernels",
@@ -218,6 +269,25 @@ def test_uib_tokens_round_trip(text, canonical, kernels):
     assert (spec.start_kernel, spec.kernel, spec.end_kernel) == kernels
     assert spec.to_string() == canonical
     assert BlockSpec.from_string(canonical) == spec
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(0, 7), st.integers(0, 7), st.integers(0, 7), st.integers(1, 2),
+    st.integers(1, 8), st.integers(1, 512), st.integers(1, 512),
+)
+def test_uib_round_trip_property(a, k, p, s, e, i, o):
+    valid = k or a or p
+    valid = valid if s > 1 else (k or a or p or e != 1)
+    text = f"r1_k{k}_s{s}{s}_e{e}_i{i}_o{o}" + (f"_a{a}" if a else "") + (f"_p{p}" if p else "")
+    if not valid:
+        with pytest.raises(BlockStringError, match="'k0'"):
+            BlockSpec.from_string(text)
+        return
+    spec = BlockSpec.from_string(text)
+    assert spec.to_string() == text
+    assert (spec.start_kernel, spec.kernel, spec.end_kernel) == (a, k, p)
+    assert BlockSpec.from_string(f"r1_k{k}_s{s}{s}_e{e}_i{i}_o{o}_a{a}_p{p}") == spec
 
 
 @pytest.mark.parametrize(
