@@ -329,3 +329,13 @@ def test_constructor_signature_and_weights_file(tmp_path):
 
 # TFLite: tests/tflite/test_verify.py converts every registered model (these three included)
 # with built-in ops only (convert() checks) and float parity < 1e-4.
+
+
+def test_int8_runs_in_one_xnnpack_partition():
+    from mnas_keras.tflite import convert
+    from mnas_keras.tflite.latency import delegation
+
+    model = MobileNetV4ConvSmall(input_shape=(64, 64, 3), classes=10, classifier_activation=None)
+    data = np.random.default_rng(2).uniform(0, 255, (4, 64, 64, 3)).astype("float32")
+    report = delegation(convert(model, "int8", data, batch_size=1))
+    assert (report.partitions, report.undelegated) == (1, {})
