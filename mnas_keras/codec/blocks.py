@@ -33,8 +33,11 @@ optional start and end depthwise convs (no activation after either): ExtraDW
 is allowed only in an MBConv block that still has a depthwise conv (``a`` or ``p``) or an
 expansion (``e`` != 1), and a strided block needs a depthwise conv to take the stride.
 Canonical encoding omits ``a0``/``p0``, so strings without them read as before.
-Not in the grammar (kept in the architecture table or for later): MobileNetV4's Mobile MQA
-attention blocks and layer scale (Hybrid models), which need a distinct block kind.
+Not in the grammar yet: MobileNetV4's Mobile MQA attention blocks and layer scale (Hybrid
+models). They need a distinct block kind, e.g. an ``mqa`` op flag with its own keys (heads
+``h4``, key/value dimension ``d64``, K/V downsampling stride ``v2``, its depthwise kernel
+``k3``; ``e1``, ``s11``, no SE, no ``a``/``p``) and a layer-scale flag for MBConv and ``mqa``
+blocks; ``h``/``d``/``v`` are free keys, so existing strings would stay unchanged.
 
 Example:
     >>> spec = BlockSpec.from_string("r1_k3_s11_e1_i32_o16_se0.25")
