@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from mnas_keras.applications import mnasnet, mobilenet_v3
+from mnas_keras.applications import mnasnet, mobilenet_v3, mobilenet_v4
 
 _CONSTRUCTORS = {
     "mnasnet_a1": (mnasnet.MnasNetA1, {}),
@@ -24,6 +24,9 @@ _CONSTRUCTORS = {
     "mobilenet_v3_small": (mobilenet_v3.MobileNetV3Small, {}),
     "mobilenet_v3_large_minimalistic": (mobilenet_v3.MobileNetV3Large, {"minimalistic": True}),
     "mobilenet_v3_small_minimalistic": (mobilenet_v3.MobileNetV3Small, {"minimalistic": True}),
+    "mobilenet_v4_conv_small": (mobilenet_v4.MobileNetV4ConvSmall, {}),
+    "mobilenet_v4_conv_medium": (mobilenet_v4.MobileNetV4ConvMedium, {}),
+    "mobilenet_v4_conv_large": (mobilenet_v4.MobileNetV4ConvLarge, {}),
 }
 _ALPHA_SUFFIX = re.compile(r"^(.*)_(\d{3})$")
 

@@ -16,7 +16,7 @@ import dataclasses
 from mnas_keras.codec.blocks import BlockSpec, decode
 from mnas_keras.codec.errors import BlockStringError
 
-HEADS = ("mnasnet", "mobilenetv3")
+HEADS = ("mnasnet", "mobilenetv3", "mobilenetv4")
 PREPROCESSING = ("imagenet_mean_std", "scale_-1_1")
 
 
@@ -32,7 +32,9 @@ class Architecture:
         activation: the model's activation (stem, head, blocks that name none).
         head: ``"mnasnet"`` (1x1 conv to ``head_filters``, BN, act, pool, dropout, dense) or
             ``"mobilenetv3"`` (1x1 conv to ``head_expansion`` x last filters, BN, act, pool,
-            1x1 conv to ``head_filters`` with bias and act, dropout, 1x1 conv classifier).
+            1x1 conv to ``head_filters`` with bias and act, dropout, 1x1 conv classifier) or
+            ``"mobilenetv4"`` (pool, 1x1 conv to ``head_filters`` without bias, BN, act,
+            dropout, dense; the 960-filter 1x1 conv before the pool is the last block).
         head_filters: 1280 for MnasNet (never scaled); MobileNetV3's last point width
             (scaled only when alpha > 1).
         head_expansion: MobileNetV3's pre-pool width as a multiple of the last stage's.
@@ -132,6 +134,10 @@ def reduced_tail(blocks, divisor: int = 2) -> tuple:
 
 _MNASNET = dict(stem_filters=32, activation="relu", head="mnasnet", head_filters=1280)
 _V3SE = "se0.25_{act}_hsig_sexp"
+_MOBILENET_V4 = dict(
+    stem_filters=32, activation="relu", head="mobilenetv4", head_filters=1280,
+    bn_momentum=0.9, bn_epsilon=1e-5,
+)
 
 ARCHITECTURES: dict[str, Architecture] = {
     a.name: a
@@ -242,6 +248,80 @@ ARCHITECTURES: dict[str, Architecture] = {
             head_filters=1024,
             bn_momentum=0.999,
             preprocessing="scale_-1_1",
+        ),
+        # MobileNetV4 Conv models (arXiv 2404.10518), transcribed from timm's
+        # ``_gen_mobilenet_v4`` (timm/models/mobilenetv3.py): timm 'cn' -> 'conv' e1 (no
+        # shortcut), 'er' -> 'conv' e>1 (FusedIB), 'uir_aX_kY' -> MBConv with 'aX' and 'kY';
+        # the last 960-filter 1x1 conv is timm's 'cn_r1_k1_s1_c960' stage. BN as PyTorch's.
+        Architecture(
+            "mobilenet_v4_conv_small",
+            (
+                "r1_k3_s22_e1_i32_o32_conv",
+                "r1_k1_s11_e1_i32_o32_conv_noskip",
+                "r1_k3_s22_e1_i32_o96_conv",
+                "r1_k1_s11_e1_i96_o64_conv",
+                "r1_k5_s22_e3_i64_o96_a5",
+                "r4_k3_s11_e2_i96_o96",
+                "r1_k0_s11_e4_i96_o96_a3",
+                "r1_k3_s22_e6_i96_o128_a3",
+                "r1_k5_s11_e4_i128_o128_a5",
+                "r1_k5_s11_e4_i128_o128",
+                "r1_k5_s11_e3_i128_o128",
+                "r2_k3_s11_e4_i128_o128",
+                "r1_k1_s11_e1_i128_o960_conv",
+            ),
+            **_MOBILENET_V4,
+            default_size=224,
+        ),
+        Architecture(
+            "mobilenet_v4_conv_medium",
+            (
+                "r1_k3_s22_e4_i32_o48_conv",
+                "r1_k5_s22_e4_i48_o80_a3",
+                "r1_k3_s11_e2_i80_o80_a3",
+                "r1_k5_s22_e6_i80_o160_a3",
+                "r2_k3_s11_e4_i160_o160_a3",
+                "r1_k5_s11_e4_i160_o160_a3",
+                "r1_k3_s11_e4_i160_o160_a3",
+                "r1_k0_s11_e4_i160_o160_a3",
+                "r1_k0_s11_e2_i160_o160",
+                "r1_k0_s11_e4_i160_o160_a3",
+                "r1_k5_s22_e6_i160_o256_a5",
+                "r1_k5_s11_e4_i256_o256_a5",
+                "r2_k5_s11_e4_i256_o256_a3",
+                "r1_k0_s11_e4_i256_o256",
+                "r1_k0_s11_e4_i256_o256_a3",
+                "r1_k5_s11_e2_i256_o256_a3",
+                "r1_k5_s11_e4_i256_o256_a5",
+                "r2_k0_s11_e4_i256_o256",
+                "r1_k0_s11_e2_i256_o256_a5",
+                "r1_k1_s11_e1_i256_o960_conv",
+            ),
+            **_MOBILENET_V4,
+            default_size=256,
+        ),
+        Architecture(
+            "mobilenet_v4_conv_large",
+            (
+                "r1_k3_s22_e4_i24_o48_conv",
+                "r1_k5_s22_e4_i48_o96_a3",
+                "r1_k3_s11_e4_i96_o96_a3",
+                "r1_k5_s22_e4_i96_o192_a3",
+                "r3_k3_s11_e4_i192_o192_a3",
+                "r1_k5_s11_e4_i192_o192_a3",
+                "r5_k3_s11_e4_i192_o192_a5",
+                "r1_k0_s11_e4_i192_o192_a3",
+                "r4_k5_s22_e4_i192_o512_a5",
+                "r1_k0_s11_e4_i512_o512_a5",
+                "r1_k3_s11_e4_i512_o512_a5",
+                "r2_k0_s11_e4_i512_o512_a5",
+                "r1_k3_s11_e4_i512_o512_a5",
+                "r1_k5_s11_e4_i512_o512_a5",
+                "r3_k0_s11_e4_i512_o512_a5",
+                "r1_k1_s11_e1_i512_o960_conv",
+            ),
+            **dict(_MOBILENET_V4, stem_filters=24),
+            default_size=384,
         ),
     ]
 }

@@ -21,7 +21,23 @@ token        meaning                                       default when absent
 ``relu``     block activation: relu, relu6, hswish, swish   the model's activation
 ``hsig``     SE gate is hard-sigmoid (needs se)             sigmoid
 ``sexp``     SE width from expanded filters, rounded to 8   from input filters
+``a3``       UIB start depthwise kernel (before expansion)  ``a0``: none
+``p3``       UIB end depthwise kernel (after projection)    ``p0``: none
+``k0``       UIB: no middle depthwise (see below)           (``k`` is required)
 =========== ============================================ ==========================
+
+The Universal Inverted Bottleneck (MobileNetV4, arXiv 2404.10518) is an MBConv block with
+optional start and end depthwise convs (no activation after either): ExtraDW
+``r1_k5_s22_e4_i48_o80_a3``, IB ``r1_k3_s11_e2_i96_o96``, ConvNeXt-like
+``r1_k0_s11_e4_i96_o96_a3``, FFN ``r1_k0_s11_e2_i160_o160``. ``k0`` (no middle depthwise)
+is allowed only in an MBConv block that still has a depthwise conv (``a`` or ``p``) or an
+expansion (``e`` != 1), and a strided block needs a depthwise conv to take the stride.
+Canonical encoding omits ``a0``/``p0``, so strings without them read as before.
+Not in the grammar yet: MobileNetV4's Mobile MQA attention blocks and layer scale (Hybrid
+models). They need a distinct block kind, e.g. an ``mqa`` op flag with its own keys (heads
+``h4``, key/value dimension ``d64``, K/V downsampling stride ``v2``, its depthwise kernel
+``k3``; ``e1``, ``s11``, no SE, no ``a``/``p``) and a layer-scale flag for MBConv and ``mqa``
+blocks; ``h``/``d``/``v`` are free keys, so existing strings would stay unchanged.
 
 Example:
     >>> spec = BlockSpec.from_string("r1_k3_s11_e1_i32_o16_se0.25")
@@ -31,6 +47,9 @@ Example:
     'r1_k3_s11_e1_i32_o16_se0.25'
     >>> encode(decode(["r2_k3_s2_e72/16_i16_o24_hswish"]))
     ['r2_k3_s22_e4.5_i16_o24_hswish']
+    >>> uib = BlockSpec.from_string("r1_k0_s11_e4_i96_o96_p0_a3")  # ConvNeXt-like UIB
+    >>> uib.start_kernel, uib.kernel, uib.end_kernel, uib.to_string()
+    (3, 0, 0, 'r1_k0_s11_e4_i96_o96_a3')
 """
 
 from __future__ import annotations
@@ -49,7 +68,7 @@ ACTIVATIONS = ("relu", "relu6", "hswish", "swish")
 SE_GATES = ("sigmoid", "hsig")
 SE_BASES = ("input", "expanded")
 
-_VALUED_KEYS = ("r", "k", "s", "e", "i", "o", "se")
+_VALUED_KEYS = ("r", "k", "s", "e", "i", "o", "se", "a", "p")
 _REQUIRED_KEYS = ("r", "k", "s", "e", "i", "o")
 _FLAG_GROUPS = {
     # flag -> (field, value)
@@ -138,6 +157,8 @@ class BlockSpec:
     """One stage of a network: a block repeated ``repeats`` times.
 
     Fields are validated on construction; a bad value raises ``BlockStringError``.
+    ``start_kernel`` / ``end_kernel`` (tokens ``a`` / ``p``, 0 = none) and ``kernel == 0``
+    describe a MobileNetV4 Universal Inverted Bottleneck (MBConv blocks only).
     ``expansion`` is stored exactly (a ``Fraction``); ints, floats and strings are accepted.
 
     Example:
@@ -158,12 +179,18 @@ class BlockSpec:
     activation: str | None = None
     se_gate: str = "sigmoid"
     se_base: str = "input"
+    start_kernel: int = 0
+    end_kernel: int = 0
 
     def __post_init__(self):
-        for name in ("repeats", "kernel", "input_filters", "output_filters"):
+        for name in ("repeats", "input_filters", "output_filters"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise BlockStringError(f"{name} must be a positive integer; received {value!r}")
+        for name in ("kernel", "start_kernel", "end_kernel"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise BlockStringError(f"{name} must be a non-negative integer; received {value!r}")
         strides = self.strides
         if isinstance(strides, int) and not isinstance(strides, bool):
             strides = (strides, strides)
@@ -201,6 +228,33 @@ class BlockSpec:
         if self.op == "dsconv" and self.expansion != 1:
             raise BlockStringError(
                 f"a 'dsconv' block has no expansion; expected e1, received e{_fraction_to_str(self.expansion)}"
+            )
+        self._check_uib()
+
+    def _check_uib(self) -> None:
+        """The Universal Inverted Bottleneck rules for ``a``/``p``/``k0`` (tokens named)."""
+        extra = [f"{key}{value}" for key, value in (("a", self.start_kernel), ("p", self.end_kernel)) if value]
+        if self.op != "mbconv":
+            if self.kernel == 0:
+                raise BlockStringError(
+                    f"token 'k0': only an MBConv (UIB) block may omit its kernel; a '{_FLAG_FOR['op'][self.op]}' "
+                    "block needs k > 0"
+                )
+            if extra:
+                raise BlockStringError(
+                    f"token '{extra[0]}': start/end depthwise kernels belong to MBConv (UIB) blocks, "
+                    f"not '{_FLAG_FOR['op'][self.op]}'"
+                )
+            return
+        if self.kernel == 0 and not extra and self.expansion == 1:
+            raise BlockStringError(
+                "token 'k0': a block without any depthwise conv needs an expansion (FFN, e.g. "
+                "'r1_k0_s11_e2_i160_o160') or a start/end depthwise ('a3'/'p3'); expected k > 0"
+            )
+        if self.kernel == 0 and not extra and max(self.strides) > 1:
+            raise BlockStringError(
+                f"token 'k0': a strided block (s{self.strides[0]}{self.strides[1]}) needs a depthwise conv "
+                "to take the stride; add 'a3'/'p3' or use k > 0"
             )
 
     def _check_choice(self, name: str, choices: Sequence[str]) -> None:
@@ -271,6 +325,16 @@ class BlockSpec:
                 raise BlockStringError(f"token '{key}{text}': '{key}' must be > 0")
             return number
 
+        def kernel_size(key: str) -> int:
+            if key not in values:
+                return 0
+            text = values[key]
+            if not _INT.match(text):
+                raise BlockStringError(
+                    f"token '{key}{text}': expected a kernel size (0 for none) after '{key}', like '{key}3'"
+                )
+            return int(text)
+
         s_text = values["s"]
         if not _INT.match(s_text) or len(s_text) not in (1, 2) or "0" in s_text:
             raise BlockStringError(
@@ -292,12 +356,14 @@ class BlockSpec:
         try:
             return cls(
                 repeats=positive_int("r"),
-                kernel=positive_int("k"),
+                kernel=kernel_size("k"),
                 strides=strides,
                 expansion=expansion,
                 input_filters=positive_int("i"),
                 output_filters=positive_int("o"),
                 se_ratio=se_ratio,
+                start_kernel=kernel_size("a"),
+                end_kernel=kernel_size("p"),
                 **fields,
             )
         except BlockStringError as err:
@@ -319,6 +385,10 @@ class BlockSpec:
             flag = _FLAG_FOR[field].get(getattr(self, field))
             if flag:
                 tokens.append(flag)
+        if self.start_kernel:
+            tokens.append(f"a{self.start_kernel}")
+        if self.end_kernel:
+            tokens.append(f"p{self.end_kernel}")
         return "_".join(tokens)
 
     def __str__(self) -> str:

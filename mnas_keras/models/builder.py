@@ -10,6 +10,11 @@ Block semantics follow tensorflow/tpu's MnasNet (and keras.applications' MobileN
 ``sexp``/``hsig``/fractional-expansion extensions):
 
 * expand 1x1 conv (skipped when ``e == 1``) -> depthwise kxk -> SE -> linear 1x1 project;
+* Universal Inverted Bottleneck (MobileNetV4): an optional start depthwise ``a`` before the
+  expansion and end depthwise ``p`` after the projection, each with BN and no activation;
+  ``k0`` drops the middle depthwise. The stride goes to the middle depthwise, else the start
+  one, else the end one (timm's ``UniversalInvertedResidual``); residual iff stride 1 and
+  ``i == o``;
 * the DECLARED (width-scaled) input filters ``i`` set the expansion width, the SE width of
   ``se_base="input"`` blocks and the identity-skip rule (``i == o`` and stride 1), as in
   tensorflow/tpu; the real tensor width is only the convolutions' input. This reproduces
@@ -183,6 +188,13 @@ class _GraphBuilder:
         return self.L.Add(name=prefix + "add")([shortcut, y])
 
     def _mbconv(self, x, spec, activation, strides, dilation, prefix):
+        # UIB (MobileNetV4): the stride goes to the middle depthwise, else the start one,
+        # else the end one; the start and end depthwise convs have no activation.
+        one = (1, 1)
+        if spec.start_kernel:
+            start_strides = strides if not spec.kernel else one
+            x = self.depthwise(x, spec.start_kernel, start_strides, dilation, prefix + "start_dw")
+            x = self.bn(x, prefix + "start_dw_bn")
         if spec.expansion != 1:
             expanded = expanded_width(spec.input_filters, spec.expansion)
             x = self.conv(x, expanded, 1, prefix + "expand")
@@ -192,13 +204,19 @@ class _GraphBuilder:
                 self.endpoints[f"expansion_{self.in_stride}"] = prefix + "expand_act"
         else:
             expanded = x.shape[-1]
-        x = self.depthwise(x, spec.kernel, strides, dilation, prefix + "depthwise")
-        x = self.bn(x, prefix + "depthwise_bn")
-        x = self.act(x, activation, prefix + "depthwise_act")
+        if spec.kernel:
+            x = self.depthwise(x, spec.kernel, strides, dilation, prefix + "depthwise")
+            x = self.bn(x, prefix + "depthwise_bn")
+            x = self.act(x, activation, prefix + "depthwise_act")
         if spec.has_se:
             x = self.squeeze_excite(x, spec, expanded, prefix)
         x = self.conv(x, spec.output_filters, 1, prefix + "project")
-        return self.bn(x, prefix + "project_bn")
+        x = self.bn(x, prefix + "project_bn")
+        if spec.end_kernel:
+            end_strides = strides if not (spec.kernel or spec.start_kernel) else one
+            x = self.depthwise(x, spec.end_kernel, end_strides, dilation, prefix + "end_dw")
+            x = self.bn(x, prefix + "end_dw_bn")
+        return x
 
     def _conv(self, x, spec, activation, strides, dilation, prefix):
         fused = spec.expansion != 1
@@ -270,6 +288,19 @@ class _GraphBuilder:
                     x = self.L.Dropout(o.dropout_rate, name=p + "dropout")(x)
                 x = self.L.Dense(o.classes, activation=o.classifier_activation, name=p + "predictions")(x)
                 return x
+        elif o.head == "mobilenetv4":
+            # The 960 conv is the last block (timm's 'cn_r1_k1_s1_c960'); after the pool a
+            # 1x1 conv without bias, BN and activation, then the classifier.
+            self.endpoints[f"stride_{self.stride}"] = _layer_name_of(x)
+            if o.include_top:
+                x = self.L.GlobalAveragePooling2D(keepdims=True, name=p + "avg_pool")(x)
+                x = self.conv(x, o.head_filters, 1, p + "head_point")
+                x = self.bn(x, p + "head_point_bn")
+                x = self.act(x, o.activation, p + "head_point_act")
+                x = self.L.Flatten(name=p + "flatten")(x)
+                if o.dropout_rate > 0:
+                    x = self.L.Dropout(o.dropout_rate, name=p + "dropout")(x)
+                return self.L.Dense(o.classes, activation=o.classifier_activation, name=p + "predictions")(x)
         else:  # mobilenetv3
             width = make_divisible(x.shape[-1] * o.head_expansion, 8)
             x = self.conv(x, width, 1, p + "head_conv")
