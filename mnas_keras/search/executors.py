@@ -8,7 +8,9 @@ evaluator through :func:`call_evaluator`, which turns an exception into a failed
 * :class:`InlineExecutor`: one evaluation at a time, in this process.
 * :class:`LocalPoolExecutor`: ``num_workers`` spawned processes, each holding its own copy
   of the evaluator; a worker that dies breaks the pool: the pool is rebuilt and the jobs
-  it held are retried (each counts an attempt), up to ``max_retries``.
+  it held are retried (each counts an attempt), up to ``max_retries``. A worker dies with
+  its parent (Linux's parent-death signal, :func:`_exit_with_parent`), so a driver killed
+  with SIGKILL leaves no worker behind.
 * :class:`~mnas_keras.search.ray_executor.RayExecutor`: Ray actors (``pip install
   mnas_keras[ray]``); Ray is imported only when it starts.
 
@@ -147,10 +149,35 @@ class InlineExecutor(Executor):
 
 # ------------------------------------------------------------------ process pool
 _WORKER_EVALUATOR = None
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
-def _pool_init(evaluator) -> None:
+def _exit_with_parent(parent_pid: int) -> None:
+    """Makes this process get SIGKILL when its parent dies (``prctl(PR_SET_PDEATHSIG)``,
+    Linux only; elsewhere nothing), and exits at once if the parent is already gone.
+
+    The kernel sends the signal when the *thread* that started this process ends: the
+    pool starts its workers from the thread that submits jobs (the search loop's), which
+    lives as long as the pool.
+    """
+    import ctypes
+    import os
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:
+        return
+    if os.getppid() != parent_pid:  # the parent died before prctl
+        os._exit(1)
+
+
+def _pool_init(evaluator, parent_pid: int | None = None) -> None:
     global _WORKER_EVALUATOR
+    if parent_pid is not None:
+        _exit_with_parent(parent_pid)
     _WORKER_EVALUATOR = evaluator
 
 
@@ -187,12 +214,13 @@ class LocalPoolExecutor(Executor):
     def _new_pool(self) -> None:
         import concurrent.futures
         import multiprocessing
+        import os
 
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
         self._pool = concurrent.futures.ProcessPoolExecutor(
             self.max_in_flight, mp_context=multiprocessing.get_context("spawn"),
-            initializer=_pool_init, initargs=(self._evaluator,))
+            initializer=_pool_init, initargs=(self._evaluator, os.getpid()))
         self._generation += 1
 
     def submit(self, job: Job) -> None:

@@ -4,6 +4,10 @@ with a killed worker, PPO with outstanding proposals."""
 import json
 import os
 import signal
+import subprocess
+import sys
+import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -16,6 +20,7 @@ from mnas_keras.search.runner import Search
 from mnas_keras.search.space import SearchSpace, mnasnet_space
 from mnas_keras.search.synthetic import SyntheticEvaluator
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SMALL_SPACE = {
     "name": "small",
     "stem_filters": 16,
@@ -151,6 +156,75 @@ def test_process_pool_retries_a_killed_worker(tmp_path):
     retried = [r for r in finished if r.get("attempts") == 2]  # step 0 (and step 1 if it shared the pool)
     assert retried and {r["step"] for r in retried} <= {0, 1}
     assert all(r["worker_errors"][0].startswith("BrokenProcessPool") for r in retried)
+
+
+POOL_DRIVER = textwrap.dedent("""
+    import sys
+    from mnas_keras.search.executors import LocalPoolExecutor
+    from mnas_keras.search.runner import Search
+    from mnas_keras.search.space import SearchSpace
+    from mnas_keras.search.synthetic import SyntheticEvaluator
+    if __name__ == "__main__":  # the workers are spawned: they import this file too
+        space = SearchSpace.from_dict({space!r})
+        Search(space, SyntheticEvaluator(space, delay_s=0.3), sys.argv[1], controller="random", num_samples=200,
+               target_ms=1.0, log=None, export=False, tensorboard=False, executor=LocalPoolExecutor(2)).run()
+""")
+
+
+def _descendants(pid):
+    """Process ids below ``pid`` (from /proc's parent ids)."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def _alive(pid):
+    """True while ``pid`` runs (a zombie no one reaps counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_pool_workers_die_with_a_killed_driver(tmp_path):
+    script = tmp_path / "driver.py"
+    script.write_text(POOL_DRIVER.format(space=SMALL_SPACE))
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, str(script), str(run_dir)], env={**os.environ, "PYTHONPATH": ROOT},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None:  # two evaluations done: the workers run
+            journal = run_dir / "journal.jsonl"
+            if journal.exists() and journal.read_text().count('"status": "ok"') >= 3:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "the driver ended before it could be killed"
+        children = _descendants(proc.pid)
+        assert len(children) >= 3  # two workers and the resource tracker
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        deadline = time.time() + 10
+        while time.time() < deadline and any(_alive(pid) for pid in children):
+            time.sleep(0.1)
+        survivors = [pid for pid in children if _alive(pid)]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    for pid in survivors:  # clean up before failing
+        os.kill(pid, signal.SIGKILL)
+    assert survivors == []
 
 
 def test_ppo_uses_each_proposals_own_sampling_policy():

@@ -10,11 +10,13 @@ import textwrap
 import time
 
 import pytest
-import ray
 
 from mnas_keras.search.errors import SearchConfigError
 from mnas_keras.search.journal import Journal
-from mnas_keras.search.ray_executor import RayExecutor
+from mnas_keras.search.ray_executor import RayExecutor, loopback_environment
+
+with loopback_environment():
+    import ray  # Ray reads RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER when first imported
 from mnas_keras.search.runner import Search
 from mnas_keras.search.space import SearchSpace, arch_key
 from mnas_keras.search.synthetic import SyntheticEvaluator, estimate_madds
@@ -31,9 +33,12 @@ SMALL_SPACE = {
 
 @pytest.fixture(scope="session")
 def ray_address():
-    """One local Ray instance for the module: 2 CPUs and one 'latency_device'."""
-    ray.init(num_cpus=2, resources={"latency_device": 1}, include_dashboard=False, configure_logging=False,
-             log_to_driver=False)
+    """One local Ray instance for the module: 2 CPUs and one 'latency_device', on loopback
+    only as the executor starts its own (test_ray_network.py audits that)."""
+    with loopback_environment():
+        ray.init(num_cpus=2, resources={"latency_device": 1}, include_dashboard=False, configure_logging=False,
+                 log_to_driver=False)
+    assert ray.util.get_node_ip_address() == "127.0.0.1"
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the test evaluators travel by value
     try:
         yield ray.get_runtime_context().gcs_address
