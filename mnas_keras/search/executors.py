@@ -2,7 +2,7 @@
 
 An executor takes evaluation jobs (:meth:`Executor.submit`) and hands back finished ones
 (:meth:`Executor.wait`), so the search can keep ``max_in_flight`` evaluations running and
-go on as each result arrives (:mod:`mnas_keras.search.parallel`). Every executor runs the
+go on as each result arrives (:mod:`mnas_keras.search.loop`). Every executor runs the
 evaluator through :func:`call_evaluator`, which turns an exception into a failed result.
 
 * :class:`InlineExecutor`: one evaluation at a time, in this process.

@@ -1,17 +1,19 @@
-"""The search loop: controller -> space -> evaluator -> reward, journaled and resumable.
+"""A search: configuration, validation, run directory and outputs around the search loop.
 
-:class:`Search` imports no TensorFlow; the evaluator does the heavy work. An evaluator is
+:class:`Search` holds what defines a run (checked on resume against ``config.json``), runs
+:class:`~mnas_keras.search.loop.SearchLoop` (controller -> space -> evaluator -> reward,
+journaled and resumable) on an executor (in process by default) and writes the outputs:
+the Pareto table and plot, the top-k and the export. It imports no TensorFlow; the
+evaluator does the heavy work. An evaluator is
 any object with ``evaluate(blocks, artifact_dir=None) -> dict`` returning ``status``
 (``"ok"`` or ``"failed"``), ``accuracy``, ``latency_ms`` and, for failures, ``reason``; it
 may also offer ``config()`` (stored in ``config.json``), ``saves_artifacts`` (True when it
 writes ``model.keras``/``model.tflite`` into ``artifact_dir``) and ``export(entries,
 folder)`` (models and a latency report for the exported architectures).
 
-Resuming: re-running the same search on the same directory loads the controller
-checkpoint and walks forward from it. A step whose result is already in the journal is not
-evaluated again: its journaled reward is told to the controller (which, being seeded and
-restored exactly, proposes the same architecture). A step that was being evaluated when the
-process died is evaluated again; a finished one never is.
+Resuming: re-running the same search on the same directory restores the controller from its
+checkpoint and the journal after it (:mod:`mnas_keras.search.loop`). A step that was being
+evaluated when the process died is evaluated again; a finished one never is.
 
 Example:
     >>> import tempfile
@@ -29,19 +31,26 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import shutil
 import time
 from typing import Any, Callable
 
-from mnas_keras.search.controllers import Controller, controller_from_state, make_controller
+from mnas_keras.search.controllers import Controller, make_controller
 from mnas_keras.search.errors import SearchConfigError
-from mnas_keras.search.executors import Executor, call_evaluator
+from mnas_keras.search.executors import Executor
 from mnas_keras.search.journal import RunDirectory, atomic_write_json
-from mnas_keras.search.report import format_front, pareto_front, plot_search, top_k, write_table
+from mnas_keras.search.report import (
+    distinct_records,
+    format_front,
+    kept_records,
+    pareto_front,
+    plot_search,
+    top_k,
+    write_table,
+)
 from mnas_keras.search.reward import Reward
-from mnas_keras.search.space import SearchSpace, arch_id, arch_key
+from mnas_keras.search.space import SearchSpace
 
 
 @dataclasses.dataclass
@@ -96,7 +105,7 @@ class Search:
         overwrite: delete an existing run in ``run_dir`` first.
         executor: None evaluates in this process, one sample at a time; an
             :class:`~mnas_keras.search.executors.Executor` (a process pool, Ray) keeps
-            several evaluations in flight (:mod:`mnas_keras.search.parallel`).
+            several evaluations in flight (:mod:`mnas_keras.search.loop`).
     """
 
     def __init__(self, space: SearchSpace, evaluator, run_dir: str, *, controller: str | Controller = "ppo",
@@ -124,15 +133,15 @@ class Search:
         if isinstance(controller, Controller):
             if controller.num_choices != space.num_choices:
                 raise SearchConfigError("the controller's decisions do not match the space's")
-            self._controller_name = controller.name
-            self._controller_options = controller.config()
-            self._controller_instance = controller
+            self.controller_name = controller.name
+            self.controller_options = controller.config()
+            self.controller_instance = controller
             seed = controller.seed
         else:
-            self._controller_name = controller
-            self._controller_options = dict(controller_options or {})
-            self._controller_instance = None
-            make_controller(controller, space.num_choices, seed=seed, **self._controller_options)  # validates
+            self.controller_name = controller
+            self.controller_options = dict(controller_options or {})
+            self.controller_instance = None
+            make_controller(controller, space.num_choices, seed=seed, **self.controller_options)  # validates
         self.seed = seed
         self.reward_kind, self.alpha, self.beta = reward, alpha, beta
         self.target_ms, self.target_scale = target_ms, float(target_scale)
@@ -153,8 +162,8 @@ class Search:
             "type": type(self.evaluator).__name__}
         return {
             "space": self.space.to_dict(),
-            "controller": self._controller_name,
-            "controller_options": self._controller_options,
+            "controller": self.controller_name,
+            "controller_options": self.controller_options,
             "seed": self.seed,
             "reward": {"kind": self.reward_kind, "target_ms": self.target_ms, "target_scale": self.target_scale,
                        "alpha": self.alpha, "beta": self.beta},
@@ -168,197 +177,32 @@ class Search:
             "checkpoint_every": self.checkpoint_every,
         }
 
-    def _make_controller(self) -> tuple[Controller, int]:
-        saved = self.run_dir.load_controller()
-        if saved is not None:
-            step, state = saved
-            return controller_from_state(state), step
-        if self._controller_instance is not None:
-            return self._controller_instance, self._controller_instance.num_told
-        names = [d.name for d in self.space.decisions]
-        return make_controller(self._controller_name, self.space.num_choices, seed=self.seed, names=names,
-                               **self._controller_options), 0
+    # --------------------------------------------------------------------- run
+    def run(self) -> SearchResult:
+        """Runs (or resumes) the search up to ``num_samples`` and writes the outputs."""
+        from mnas_keras.search.executors import InlineExecutor
+        from mnas_keras.search.loop import SearchLoop
 
-    # --------------------------------------------------------------- evaluation
-    def _artifact_folder(self, blocks: list[str]) -> str | None:
-        if getattr(self.evaluator, "saves_artifacts", False):
-            return self.run_dir.artifact_dir(arch_id(arch_key(blocks)))
-        return None
+        executor = self.executor or InlineExecutor()
+        resumed = self.run_dir.prepare(self.config(), overwrite=self.overwrite)
+        try:
+            executor.start(self.evaluator)
+            try:
+                results, reference, target_ms = SearchLoop(self, executor).run(resumed)
+            finally:
+                executor.close()
+            return self._finish(results, reference, target_ms)
+        finally:
+            self.run_dir.close()
 
-    def _evaluate(self, blocks: list[str], step: int | None) -> dict:
-        return self._make_record(blocks, step, call_evaluator(self.evaluator, blocks, self._artifact_folder(blocks)))
-
-    def _make_record(self, blocks: list[str], step: int | None, result: dict) -> dict:
-        """The journal record of an evaluator's result (checked; no NaN/inf)."""
-        key = arch_key(blocks)
-        ident = arch_id(key)
-        result = dict(result)
-        if result.get("status") == "ok":
-            for field in ("accuracy", "latency_ms"):
-                value = result.get(field)
-                if not isinstance(value, (int, float)) or value != value or (field == "latency_ms" and value <= 0):
-                    result = {**result, "status": "failed", "reason": f"evaluator returned {field}={value!r}"}
-                    break
-        else:
-            result["status"] = "failed"
-            result.setdefault("reason", "unknown")
-        # JSON has no NaN/inf: keep such values out of the journal (the reason says what happened).
-        result = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in result.items()}
-        return {"key": key, "arch_id": ident, "blocks": list(blocks), **result, "step": step}
-
+    # ----------------------------------------------------------------- outputs
     def _reward(self, record: dict, reward_fn: Reward) -> float:
         if record["status"] != "ok":
             return self.failure_reward
         return reward_fn(record["accuracy"], record["latency_ms"])
 
-    # --------------------------------------------------------------------- run
-    def run(self) -> SearchResult:
-        """Runs (or resumes) the search up to ``num_samples`` and writes the outputs."""
-        from mnas_keras.search import parallel
-
-        if self.executor is not None or (not self.overwrite and parallel.is_parallel_run(self.run_dir)):
-            from mnas_keras.search.executors import InlineExecutor
-
-            return parallel.run_parallel(self, self.executor or InlineExecutor())
-        resumed = self.run_dir.prepare(self.config(), overwrite=self.overwrite)
-        journal = self.run_dir.journal
-        try:
-            return self._loop(journal, resumed)
-        finally:
-            self.run_dir.close()
-
-    def _loop(self, journal, resumed) -> SearchResult:
-        controller, step = self._make_controller()
-        results = journal.results()
-        cache = journal.cache()
-        if resumed:
-            self.log(f"resuming {self.run_dir.path}: checkpoint at step {step}, "
-                     f"{len(results)} results journaled, {len(cache)} distinct evaluations")
-        else:
-            self.log(self.space.describe())
-        # Reference network (and the target latency it defines).
-        reference = next(iter(journal.events("reference")), None)
-        if self.evaluate_reference and reference is None:
-            blocks = self.space.reference_blocks()
-            self.log(f"evaluating the reference network: {' '.join(blocks)}")
-            reference = {"event": "reference", **self._evaluate(blocks, None)}
-            journal.append(reference)
-        if reference is not None and reference["status"] == "ok":
-            cache.setdefault(reference["key"], reference)
-        target_ms = self.target_ms
-        if target_ms is None:
-            if reference is None or reference["status"] != "ok":
-                raise SearchConfigError(
-                    f"the reference network could not be evaluated ({(reference or {}).get('reason')}); "
-                    "give target_ms explicitly"
-                )
-            target_ms = reference["latency_ms"] * self.target_scale
-        reward_fn = Reward(self.reward_kind, target_ms=target_ms, alpha=self.alpha, beta=self.beta)
-        if reference is not None:
-            reference = {**reference, "reward": self._reward(reference, reward_fn)}
-            if reference["status"] == "ok":
-                self.log(f"reference: accuracy {reference['accuracy']:.4f}, latency {reference['latency_ms']:.4f} ms"
-                         f"; target latency {target_ms:.4f} ms")
-
-        writer = None
-        if self.tensorboard:
-            from mnas_keras.search.summaries import ScalarWriter
-
-            writer = ScalarWriter(self.run_dir.tensorboard_path)
-        best = max((r["reward"] for r in results.values()), default=None)
-        try:
-            while step < self.num_samples:
-                decisions = controller.ask()
-                blocks = self.space.decode(decisions)
-                key = arch_key(blocks)
-                record = results.get(step)
-                if record is not None:  # journaled before the last checkpoint: replay
-                    if record["key"] != key:
-                        raise SearchConfigError(
-                            f"journal step {step} holds {record['key']!r} but the restored controller proposed "
-                            f"{key!r}; the controller checkpoint does not belong to this journal"
-                        )
-                else:
-                    journal.append({"event": "sample", "step": step, "decisions": decisions, "key": key,
-                                    "time": time.time()})
-                    if key in cache:
-                        source = cache[key]
-                        record = {k: v for k, v in source.items() if k not in ("event", "step", "time")}
-                        record.update(cached=True, cached_from=source.get("step"), eval_seconds=0.0)
-                    else:
-                        record = self._evaluate(blocks, step)
-                        record["cached"] = False
-                    record.update(event="result", step=step, decisions=decisions, time=time.time())
-                    record["reward"] = self._reward(record, reward_fn)
-                    journal.append(record)
-                    if not record["cached"]:
-                        cache[key] = record
-                    results[step] = record
-                    best = record["reward"] if best is None else max(best, record["reward"])
-                    self._progress(step, record, best)
-                    if writer is not None:
-                        self._summaries(writer, step, record, best, controller)
-                controller.tell(decisions, record["reward"])
-                step += 1
-                if step % self.checkpoint_every == 0 or step == self.num_samples:
-                    self.run_dir.save_controller(step, controller.state_dict())
-                if not record.get("cached") and record["status"] == "ok":
-                    self._prune_artifacts(results)
-        finally:
-            if writer is not None:
-                writer.close()
-        return self._finish(results, reference, target_ms)
-
-    # ----------------------------------------------------------------- outputs
-    def _progress(self, step: int, record: dict, best: float) -> None:
-        width = len(str(self.num_samples))
-        if record["status"] == "ok":
-            metrics = f"acc {record['accuracy']:.4f}  lat {record['latency_ms']:.4f} ms"
-        else:
-            metrics = f"FAILED ({record.get('reason', '')[:80]})"
-        how = "cached" if record["cached"] else f"{record.get('eval_seconds', 0.0):.1f}s"
-        self.log(f"[{step + 1:>{width}}/{self.num_samples}] reward {record['reward']:.4f}  {metrics}  "
-                 f"best {best:.4f}  ({how})  {record['arch_id']}")
-
-    def _summaries(self, writer, step: int, record: dict, best: float, controller: Controller) -> None:
-        values = {"search/reward": record["reward"], "search/best_reward": best}
-        if record["status"] == "ok":
-            values["search/accuracy"] = record["accuracy"]
-            values["search/latency_ms"] = record["latency_ms"]
-        values["search/failed"] = float(record["status"] != "ok")
-        for name, value in controller.stats().items():
-            values[f"controller/{name}"] = value
-        for decision, probs in zip(self.space.decisions, controller.probabilities()):
-            for label, p in zip(decision.labels, probs):
-                values[f"probability/{decision.name}/{label}"] = p
-        writer.scalars(step + 1, values)
-
-    def _keep(self, records: list[dict]) -> list[dict]:
-        chosen = {r["key"]: r for r in top_k(records, self.top_k)}
-        for r in pareto_front(records):
-            chosen.setdefault(r["key"], r)
-        return sorted(chosen.values(), key=lambda r: (-r["reward"], r["latency_ms"]))
-
-    @staticmethod
-    def _distinct(results: dict) -> list[dict]:
-        """The first result of each architecture, in step order (cached hits of the reference
-        evaluation count as the search's own)."""
-        seen: dict[str, dict] = {}
-        for step in sorted(results):
-            seen.setdefault(results[step]["key"], results[step])
-        return list(seen.values())
-
-    def _prune_artifacts(self, results: dict) -> None:
-        folder = self.run_dir.artifacts_path
-        if not os.path.isdir(folder):
-            return
-        keep = {r["arch_id"] for r in self._keep(self._distinct(results))}
-        for name in os.listdir(folder):
-            if name not in keep:
-                shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
-
     def _finish(self, results: dict, reference: dict | None, target_ms: float) -> SearchResult:
-        records = self._distinct(results)
+        records = distinct_records(results)
         if getattr(self.evaluator, "latency_mode", "measured") == "predicted_then_measured":
             from mnas_keras.search.latency_modes import measure_front
 
@@ -390,7 +234,7 @@ class Search:
             self.log(f"best reward {best['reward']:.4f}: accuracy {best['accuracy']:.4f}, "
                      f"latency {best['latency_ms']:.4f} ms (target {target_ms:.4f} ms)\n  " + "\n  ".join(best["blocks"]))
         if self.export and records:
-            files["export"] = self._export(self._keep(records), front, best, target_ms)
+            files["export"] = self._export(kept_records(records, self.top_k), front, best, target_ms)
         return SearchResult(records=records, front=front, top=top, best=best, target_ms=target_ms,
                             reference=reference, run_dir=self.run_dir.path, files=files)
 

@@ -1,5 +1,5 @@
-"""The parallel search loop without Ray: exact replay, resume across loops, process pool
-with a killed worker, PPO with outstanding proposals."""
+"""The search loop without Ray: exact replay, resume, process pool with a killed worker or
+driver, PPO with outstanding proposals."""
 
 import json
 import os
@@ -71,15 +71,16 @@ def _search(space, evaluator, run_dir, num_samples, executor, **kw):
                   num_samples=num_samples, log=None, export=False, tensorboard=False, executor=executor, **kw)
 
 
-def test_inline_parallel_loop_reproduces_the_sequential_search(tmp_path):
+def test_a_run_with_an_inline_executor_is_the_default_run(tmp_path):
     space = SearchSpace.from_dict(SMALL_SPACE)
-    _search(space, SyntheticEvaluator(space), tmp_path / "seq", 25, None).run()
-    _search(space, SyntheticEvaluator(space), tmp_path / "par", 25, InlineExecutor()).run()
-    assert _trace(tmp_path / "seq") == _trace(tmp_path / "par")
-    par = json.load(open(tmp_path / "par" / "controller.json"))
-    seq = json.load(open(tmp_path / "seq" / "controller.json"))
-    assert par["mode"] == "parallel" and par["step"] == par["asked"] == 25
-    assert par["controller"] == seq["controller"]  # the same controller state, bit for bit
+    _search(space, SyntheticEvaluator(space), tmp_path / "default", 25, None).run()
+    _search(space, SyntheticEvaluator(space), tmp_path / "inline", 25, InlineExecutor()).run()
+    assert _trace(tmp_path / "default") == _trace(tmp_path / "inline")
+    inline = json.load(open(tmp_path / "inline" / "controller.json"))
+    default = json.load(open(tmp_path / "default" / "controller.json"))
+    assert inline["version"] == 2 and inline["step"] == inline["asked"] == 25
+    assert inline["journal_position"] == len(_journal(tmp_path / "inline"))
+    assert inline["controller"] == default["controller"]  # the same controller state, bit for bit
 
 
 def test_resume_replays_the_journal_after_the_checkpoint(tmp_path):
@@ -91,22 +92,13 @@ def test_resume_replays_the_journal_after_the_checkpoint(tmp_path):
             _search(space, Interrupt(space, stop_at), run, 24, InlineExecutor(), checkpoint_every=5).run()
     saved = json.load(open(run / "controller.json"))
     assert saved["journal_position"] < len(_journal(run))  # there was something to replay
-    # Resumed without an executor: the parallel run goes on in process.
+    # Resumed without an executor: the run goes on in process.
     _search(space, SyntheticEvaluator(space), run, 24, None, checkpoint_every=5).run()
     records = check_consistent(run, 24)
     assert [(r["step"], r["key"], r["reward"]) for r in records if r["event"] == "result"] == \
            [(r["step"], r["key"], r["reward"]) for r in _journal(tmp_path / "clean") if r["event"] == "result"]
     assert json.load(open(run / "controller.json"))["controller"] == \
            json.load(open(tmp_path / "clean" / "controller.json"))["controller"]
-
-
-def test_a_sequential_run_continues_in_the_parallel_loop(tmp_path):
-    space = SearchSpace.from_dict(SMALL_SPACE)
-    _search(space, SyntheticEvaluator(space), tmp_path / "clean", 20, None, checkpoint_every=3).run()
-    run = tmp_path / "run"
-    _search(space, SyntheticEvaluator(space), run, 10, None, checkpoint_every=3).run()
-    _search(space, SyntheticEvaluator(space), run, 20, InlineExecutor(), checkpoint_every=3).run()
-    assert [t for t in _trace(run) if t[0] == "result"] == [t for t in _trace(tmp_path / "clean") if t[0] == "result"]
 
 
 def test_journal_that_does_not_match_the_checkpoint_is_refused(tmp_path):
