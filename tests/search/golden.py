@@ -4,13 +4,8 @@
 import json
 import os
 
-SMALL_SPACE = {
-    "name": "small",
-    "stem_filters": 16,
-    "defaults": {"kernel": [3, 5], "op": ["dsconv", "mbconv_e3"]},
-    "stages": ["r1_k3_s11_e1_i16_o16_dsconv", {"reference": "r2_k3_s22_e3_i16_o24", "filters": [1.0, 1.5]},
-               {"reference": "r1_k3_s22_e6_i24_o40", "fixed": True}],
-}
+from conftest import SMALL_SPACE
+
 GOLDEN_RUNS = {
     "ppo_small": {"space": "small", "controller": "ppo", "controller_options": {"hidden_size": 8, "batch_size": 3},
                   "seed": 3, "num_samples": 25, "target_ms": None},
@@ -32,8 +27,8 @@ def make_space(name):
 
 def run_golden(name, run_dir, evaluator_class=None, executor=None, **overrides):
     """Runs the pinned search ``name`` into ``run_dir``."""
-    from mnas_keras.search.runner import Search
-    from mnas_keras.search.synthetic import SyntheticEvaluator
+    from mnas_keras.search.run.search import Search
+    from mnas_keras.search.evaluation.synthetic import SyntheticEvaluator
 
     spec = {**GOLDEN_RUNS[name], **overrides}
     space = make_space(spec["space"])

@@ -10,7 +10,7 @@ from mnas_keras.search.controllers import (
 )
 from mnas_keras.search.errors import SearchConfigError
 from mnas_keras.search.space import mnasnet_space
-from mnas_keras.search.synthetic import SyntheticObjective
+from mnas_keras.search.evaluation.synthetic import SyntheticObjective
 
 NUM_CHOICES = mnasnet_space().num_choices
 SMALL = {"random": {}, "evolution": {"population_size": 8, "sample_size": 3},

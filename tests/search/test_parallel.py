@@ -14,42 +14,18 @@ import pytest
 
 from mnas_keras.search.controllers import PPOController, controller_from_state
 from mnas_keras.search.errors import SearchConfigError
-from mnas_keras.search.executors import InlineExecutor, LocalPoolExecutor, make_executor
-from mnas_keras.search.journal import Journal
-from mnas_keras.search.runner import Search
+from mnas_keras.search.execution import InlineExecutor, LocalPoolExecutor, make_executor
+from mnas_keras.search.run.search import Search
 from mnas_keras.search.space import SearchSpace, mnasnet_space
-from mnas_keras.search.synthetic import SyntheticEvaluator
+from mnas_keras.search.evaluation.synthetic import SyntheticEvaluator
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SMALL_SPACE = {
-    "name": "small",
-    "stem_filters": 16,
-    "defaults": {"kernel": [3, 5], "op": ["dsconv", "mbconv_e3"]},
-    "stages": ["r1_k3_s11_e1_i16_o16_dsconv", {"reference": "r2_k3_s22_e3_i16_o24", "filters": [1.0, 1.5]},
-               {"reference": "r1_k3_s22_e6_i24_o40", "fixed": True}],
-}
+from conftest import ROOT, SMALL_SPACE, check_consistent, journal_records
+
 PPO = {"hidden_size": 8, "batch_size": 3}
 
 
-def _journal(run_dir):
-    return Journal(os.path.join(run_dir, "journal.jsonl")).records
-
-
 def _trace(run_dir):
-    return [(r["event"], r.get("step"), r.get("key"), r.get("reward"), r.get("cached")) for r in _journal(run_dir)]
-
-
-def check_consistent(run_dir, num_samples):
-    """Every step sampled once and finished exactly once; results told a sampled step."""
-    records = _journal(run_dir)
-    sampled = [r["step"] for r in records if r["event"] == "sample"]
-    finished = [r["step"] for r in records if r["event"] == "result"]
-    assert sorted(finished) == list(range(num_samples))
-    assert sorted(set(sampled)) == list(range(num_samples))
-    for position, record in enumerate(records):
-        if record["event"] == "result":  # a result comes after its sample
-            assert any(r["event"] == "sample" and r["step"] == record["step"] for r in records[:position])
-    return records
+    return [(r["event"], r.get("step"), r.get("key"), r.get("reward"), r.get("cached")) for r in journal_records(run_dir)]
 
 
 class Interrupt(SyntheticEvaluator):
@@ -79,7 +55,7 @@ def test_a_run_with_an_inline_executor_is_the_default_run(tmp_path):
     inline = json.load(open(tmp_path / "inline" / "controller.json"))
     default = json.load(open(tmp_path / "default" / "controller.json"))
     assert inline["version"] == 2 and inline["step"] == inline["asked"] == 25
-    assert inline["journal_position"] == len(_journal(tmp_path / "inline"))
+    assert inline["journal_position"] == len(journal_records(tmp_path / "inline"))
     assert inline["controller"] == default["controller"]  # the same controller state, bit for bit
 
 
@@ -91,12 +67,12 @@ def test_resume_replays_the_journal_after_the_checkpoint(tmp_path):
         with pytest.raises(KeyboardInterrupt):
             _search(space, Interrupt(space, stop_at), run, 24, InlineExecutor(), checkpoint_every=5).run()
     saved = json.load(open(run / "controller.json"))
-    assert saved["journal_position"] < len(_journal(run))  # there was something to replay
+    assert saved["journal_position"] < len(journal_records(run))  # there was something to replay
     # Resumed without an executor: the run goes on in process.
     _search(space, SyntheticEvaluator(space), run, 24, None, checkpoint_every=5).run()
     records = check_consistent(run, 24)
     assert [(r["step"], r["key"], r["reward"]) for r in records if r["event"] == "result"] == \
-           [(r["step"], r["key"], r["reward"]) for r in _journal(tmp_path / "clean") if r["event"] == "result"]
+           [(r["step"], r["key"], r["reward"]) for r in journal_records(tmp_path / "clean") if r["event"] == "result"]
     assert json.load(open(run / "controller.json"))["controller"] == \
            json.load(open(tmp_path / "clean" / "controller.json"))["controller"]
 
@@ -152,10 +128,10 @@ def test_process_pool_retries_a_killed_worker(tmp_path):
 
 POOL_DRIVER = textwrap.dedent("""
     import sys
-    from mnas_keras.search.executors import LocalPoolExecutor
-    from mnas_keras.search.runner import Search
+    from mnas_keras.search.execution import LocalPoolExecutor
+    from mnas_keras.search.run.search import Search
     from mnas_keras.search.space import SearchSpace
-    from mnas_keras.search.synthetic import SyntheticEvaluator
+    from mnas_keras.search.evaluation.synthetic import SyntheticEvaluator
     if __name__ == "__main__":  # the workers are spawned: they import this file too
         space = SearchSpace.from_dict({space!r})
         Search(space, SyntheticEvaluator(space, delay_s=0.3), sys.argv[1], controller="random", num_samples=200,

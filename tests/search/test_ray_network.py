@@ -36,10 +36,10 @@ CHILD = textwrap.dedent("""
         v6 = int(dict(line.split() for line in open("/proc/net/snmp6") if line.strip())["Ip6OutNoRoutes"])
         return v4 + v6
 
-    from mnas_keras.search.executors import Job
-    from mnas_keras.search.ray_executor import RayExecutor
+    from mnas_keras.search.execution import Job
+    from mnas_keras.search.execution.ray_executor import RayExecutor
     from mnas_keras.search.space import mnasnet_space
-    from mnas_keras.search.synthetic import SyntheticEvaluator
+    from mnas_keras.search.evaluation.synthetic import SyntheticEvaluator
 
     facts = {"before": no_routes()}
     temp = tempfile.mkdtemp(prefix="mr", dir="/tmp")  # short: Ray's socket paths live below it

@@ -11,21 +11,13 @@ import time
 import pytest
 
 from mnas_keras.search.errors import SearchConfigError
-from mnas_keras.search.journal import Journal, RunDirectory
-from mnas_keras.search.runner import Search
+from mnas_keras.search.run.journal import Journal, RunDirectory
+from mnas_keras.search.run.search import Search
 from mnas_keras.search.space import SearchSpace, arch_key, mnasnet_space
-from mnas_keras.search.summaries import read_scalars
-from mnas_keras.search.synthetic import SyntheticEvaluator
+from mnas_keras.search.run.summaries import read_scalars
+from mnas_keras.search.evaluation.synthetic import SyntheticEvaluator
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-SMALL_SPACE = {
-    "name": "small",
-    "stem_filters": 16,
-    "defaults": {"kernel": [3, 5], "op": ["dsconv", "mbconv_e3"]},
-    "stages": ["r1_k3_s11_e1_i16_o16_dsconv", {"reference": "r2_k3_s22_e3_i16_o24", "filters": [1.0, 1.5]},
-               {"reference": "r1_k3_s22_e6_i24_o40", "fixed": True}],
-}
+from conftest import ROOT, SMALL_SPACE
 
 
 def _results(run_dir):
@@ -139,9 +131,9 @@ def test_torn_journal_line_is_dropped(tmp_path):
 SCRIPT = textwrap.dedent("""
     import sys
     sys.path.insert(0, {root!r})
-    from mnas_keras.search.runner import Search
+    from mnas_keras.search.run.search import Search
     from mnas_keras.search.space import SearchSpace
-    from mnas_keras.search.synthetic import SyntheticEvaluator
+    from mnas_keras.search.evaluation.synthetic import SyntheticEvaluator
     space = SearchSpace.from_dict({space!r})
     evaluator = SyntheticEvaluator(space, delay_s=float(sys.argv[3]), log_path=sys.argv[2])
     Search(space, evaluator, sys.argv[1], controller="ppo", seed=5,

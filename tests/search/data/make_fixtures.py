@@ -27,7 +27,7 @@ class _Stop(BaseException):  # not caught as a failed evaluation
 def main():
     import tempfile
 
-    from mnas_keras.search.synthetic import SyntheticEvaluator
+    from mnas_keras.search.evaluation.synthetic import SyntheticEvaluator
 
     golden = {}
     for name in GOLDEN_RUNS:

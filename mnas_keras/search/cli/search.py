@@ -95,9 +95,9 @@ def _log(message: str) -> None:
 
 
 def build_search(values=None):
-    """The :class:`~mnas_keras.search.runner.Search` the flags describe."""
+    """The :class:`~mnas_keras.search.run.search.Search` the flags describe."""
     from mnas_keras.search.errors import SearchConfigError
-    from mnas_keras.search.runner import Search
+    from mnas_keras.search.run.search import Search
     from mnas_keras.search.space import get_space
 
     f = values or FLAGS
@@ -109,15 +109,15 @@ def build_search(values=None):
     if not isinstance(options, dict):
         raise SearchConfigError(f"--controller_options must be a JSON object; received {f.controller_options!r}")
     if f.evaluator == "synthetic":
-        from mnas_keras.search.synthetic import SyntheticEvaluator
+        from mnas_keras.search.evaluation.synthetic import SyntheticEvaluator
 
         evaluator = SyntheticEvaluator(space, seed=f.seed, input_size=f.latency_size)
     else:
-        from mnas_keras.search.evaluator import ProxyEvaluator
+        from mnas_keras.search.evaluation.proxy import ProxyEvaluator
 
         table = None
         if getattr(f, "latency_mode", "measured") != "measured":
-            from mnas_keras.search.latency_modes import default_table_path, prepare_table
+            from mnas_keras.search.latency.modes import default_table_path, prepare_table
 
             if f.int8:
                 raise SearchConfigError(f"--latency_mode={f.latency_mode} predicts one latency (--latency_objective); "
@@ -140,7 +140,7 @@ def build_search(values=None):
     executor = None
     name = getattr(f, "executor", "local")
     if name != "local" or getattr(f, "max_in_flight", None) not in (None, 1) or getattr(f, "latency_resource", None):
-        from mnas_keras.search.executors import make_executor
+        from mnas_keras.search.execution import make_executor
 
         executor = make_executor(name, max_in_flight=f.max_in_flight, max_retries=f.max_retries,
                                  ray_address=f.ray_address, latency_resource=f.latency_resource,

@@ -1,11 +1,11 @@
 """The search loop: ask the controller, evaluate on an executor, tell the controller.
 
-:class:`SearchLoop` is the one loop of :class:`~mnas_keras.search.runner.Search` (which
+:class:`SearchLoop` is the one loop of :class:`~mnas_keras.search.run.search.Search` (which
 keeps the configuration, the run directory and the outputs, as KerasTuner's ``BaseTuner``
 does). It keeps up to ``executor.max_in_flight`` proposals outstanding and updates the
 controller as each result arrives, in arrival order; new proposals come from the
 controller's current state. With the default in-process executor
-(:class:`~mnas_keras.search.executors.InlineExecutor`) that is one evaluation at a time, in
+(:class:`~mnas_keras.search.execution.InlineExecutor`) that is one evaluation at a time, in
 step order. An architecture that is already being evaluated is not submitted twice: the
 later step waits for the same evaluation and is recorded as ``cached``; one evaluated
 before is not evaluated again (``cached``, ``cached_from`` its first step).
@@ -34,9 +34,9 @@ may be resumed with another executor.
 
 Example:
     >>> import tempfile
-    >>> from mnas_keras.search.runner import Search
+    >>> from mnas_keras.search.run.search import Search
     >>> from mnas_keras.search.space import mnasnet_space
-    >>> from mnas_keras.search.synthetic import SyntheticEvaluator
+    >>> from mnas_keras.search.evaluation.synthetic import SyntheticEvaluator
     >>> space = mnasnet_space()
     >>> search = Search(space, SyntheticEvaluator(space), tempfile.mkdtemp(), controller="evolution",
     ...                 num_samples=6, tensorboard=False, export=False, log=None)
@@ -53,9 +53,9 @@ import time
 
 from mnas_keras.search.controllers import Controller, controller_from_state, make_controller
 from mnas_keras.search.errors import SearchConfigError
-from mnas_keras.search.executors import Executor, Job
-from mnas_keras.search.journal import atomic_write_json, read_json
-from mnas_keras.search.report import distinct_records, kept_records
+from mnas_keras.search.execution import Executor, Job
+from mnas_keras.search.run.journal import atomic_write_json, read_json
+from mnas_keras.search.pareto import distinct_records, kept_records
 from mnas_keras.search.reward import Reward
 from mnas_keras.search.space import arch_id, arch_key
 
@@ -67,9 +67,9 @@ class SearchLoop:
     """Runs (or resumes) one search on an executor; see the module docstring.
 
     Args:
-        search: the :class:`~mnas_keras.search.runner.Search` (its settings, evaluator
+        search: the :class:`~mnas_keras.search.run.search.Search` (its settings, evaluator
             and prepared run directory).
-        executor: a started :class:`~mnas_keras.search.executors.Executor`.
+        executor: a started :class:`~mnas_keras.search.execution.Executor`.
     """
 
     def __init__(self, search, executor: Executor):
@@ -162,7 +162,7 @@ class SearchLoop:
         self.samples = samples
         self.writer = None
         if search.tensorboard:
-            from mnas_keras.search.summaries import ScalarWriter
+            from mnas_keras.search.run.summaries import ScalarWriter
 
             self.writer = ScalarWriter(self.run_dir.tensorboard_path)
         try:

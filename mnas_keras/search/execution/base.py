@@ -2,7 +2,7 @@
 
 An executor takes evaluation jobs (:meth:`Executor.submit`) and hands back finished ones
 (:meth:`Executor.wait`), so the search can keep ``max_in_flight`` evaluations running and
-go on as each result arrives (:mod:`mnas_keras.search.loop`). Every executor runs the
+go on as each result arrives (:mod:`mnas_keras.search.run.loop`). Every executor runs the
 evaluator through :func:`call_evaluator`, which turns an exception into a failed result.
 
 * :class:`InlineExecutor`: one evaluation at a time, in this process.
@@ -11,7 +11,7 @@ evaluator through :func:`call_evaluator`, which turns an exception into a failed
   it held are retried (each counts an attempt), up to ``max_retries``. A worker dies with
   its parent (Linux's parent-death signal, :func:`_exit_with_parent`), so a driver killed
   with SIGKILL leaves no worker behind.
-* :class:`~mnas_keras.search.ray_executor.RayExecutor`: Ray actors (``pip install
+* :class:`~mnas_keras.search.execution.ray_executor.RayExecutor`: Ray actors (``pip install
   mnas_keras[ray]``); Ray is imported only when it starts.
 
 A job that runs out of retries comes back as ``{"status": "failed", "reason":
@@ -20,7 +20,7 @@ A job that runs out of retries comes back as ``{"status": "failed", "reason":
 
 Example:
     >>> from mnas_keras.search.space import mnasnet_space
-    >>> from mnas_keras.search.synthetic import SyntheticEvaluator
+    >>> from mnas_keras.search.evaluation.synthetic import SyntheticEvaluator
     >>> space = mnasnet_space()
     >>> executor = InlineExecutor()
     >>> executor.start(SyntheticEvaluator(space))
@@ -39,9 +39,6 @@ import time
 from typing import Any, Sequence
 
 from mnas_keras.search.errors import SearchConfigError
-
-#: Executor names accepted by :func:`make_executor` (and ``mnas-search --executor``).
-EXECUTORS = ("local", "pool", "ray")
 
 
 def call_evaluator(evaluator, blocks: Sequence[str], artifact_dir: str | None = None) -> dict:
@@ -281,45 +278,3 @@ class LocalPoolExecutor(Executor):
 def _check_count(name: str, value: Any, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise SearchConfigError(f"{name} must be an integer >= {minimum}; received {value!r}")
-
-
-def make_executor(name: str = "local", *, max_in_flight: int | None = None, max_retries: int = 1,
-                  ray_address: str | None = None, latency_resource: str | None = None,
-                  cpus_per_worker: float = 1.0, dashboard: bool = False, num_cpus: int | None = None) -> Executor:
-    """An executor by name: ``"local"`` (in process), ``"pool"`` or ``"ray"``.
-
-    Args:
-        max_in_flight: evaluations at once (pool: default 2; Ray: default the cluster's CPUs
-            divided by ``cpus_per_worker``).
-        max_retries: reruns of a job whose worker died before it is recorded as failed.
-        ray_address: a running Ray cluster (``"auto"``, ``"ray://host:10001"``); None
-            starts a local Ray instance with ``num_cpus`` CPUs.
-        latency_resource: a Ray custom resource naming the nodes that measure latency.
-        cpus_per_worker: CPUs each Ray evaluation worker reserves.
-        dashboard: start Ray's dashboard (bound to 127.0.0.1) when starting Ray locally.
-
-    Example:
-        >>> make_executor("pool", max_in_flight=2).max_in_flight
-        2
-        >>> make_executor("dask")
-        Traceback (most recent call last):
-        ...
-        mnas_keras.search.errors.SearchConfigError: unknown executor 'dask'; expected one of ('local', 'pool', 'ray')
-    """
-    if name == "local":
-        if max_in_flight not in (None, 1):
-            raise SearchConfigError(f"the local executor runs one evaluation at a time; received "
-                                    f"max_in_flight={max_in_flight} (use executor 'pool' or 'ray')")
-        if latency_resource:
-            raise SearchConfigError("latency_resource needs the Ray executor")
-        return InlineExecutor()
-    if name == "pool":
-        if latency_resource:
-            raise SearchConfigError("latency_resource needs the Ray executor")
-        return LocalPoolExecutor(2 if max_in_flight is None else max_in_flight, max_retries=max_retries)
-    if name == "ray":
-        from mnas_keras.search.ray_executor import RayExecutor
-
-        return RayExecutor(ray_address, max_in_flight, max_retries=max_retries, latency_resource=latency_resource,
-                           cpus_per_worker=cpus_per_worker, dashboard=dashboard, num_cpus=num_cpus)
-    raise SearchConfigError(f"unknown executor {name!r}; expected one of {EXECUTORS}")

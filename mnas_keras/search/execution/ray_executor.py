@@ -70,7 +70,7 @@ import os
 import warnings
 
 from mnas_keras.search.errors import SearchConfigError
-from mnas_keras.search.executors import Executor, Job, _check_count, call_evaluator
+from mnas_keras.search.execution.base import Executor, Job, _check_count, call_evaluator
 
 
 #: Environment of a local Ray instance confined to loopback (see the module docstring).

@@ -1,7 +1,7 @@
 """A search: configuration, validation, run directory and outputs around the search loop.
 
 :class:`Search` holds what defines a run (checked on resume against ``config.json``), runs
-:class:`~mnas_keras.search.loop.SearchLoop` (controller -> space -> evaluator -> reward,
+:class:`~mnas_keras.search.run.loop.SearchLoop` (controller -> space -> evaluator -> reward,
 journaled and resumable) on an executor (in process by default) and writes the outputs:
 the Pareto table and plot, the top-k and the export. It imports no TensorFlow; the
 evaluator does the heavy work. An evaluator is
@@ -12,13 +12,13 @@ writes ``model.keras``/``model.tflite`` into ``artifact_dir``) and ``export(entr
 folder)`` (models and a latency report for the exported architectures).
 
 Resuming: re-running the same search on the same directory restores the controller from its
-checkpoint and the journal after it (:mod:`mnas_keras.search.loop`). A step that was being
+checkpoint and the journal after it (:mod:`mnas_keras.search.run.loop`). A step that was being
 evaluated when the process died is evaluated again; a finished one never is.
 
 Example:
     >>> import tempfile
     >>> from mnas_keras.search.space import mnasnet_space
-    >>> from mnas_keras.search.synthetic import SyntheticEvaluator
+    >>> from mnas_keras.search.evaluation.synthetic import SyntheticEvaluator
     >>> space = mnasnet_space()
     >>> search = Search(space, SyntheticEvaluator(space), tempfile.mkdtemp(), controller="reinforce",
     ...                 num_samples=8, tensorboard=False, export=False, log=None)
@@ -33,14 +33,13 @@ import dataclasses
 import json
 import os
 import shutil
-import time
 from typing import Any, Callable
 
 from mnas_keras.search.controllers import Controller, make_controller
 from mnas_keras.search.errors import SearchConfigError
-from mnas_keras.search.executors import Executor
-from mnas_keras.search.journal import RunDirectory, atomic_write_json
-from mnas_keras.search.report import (
+from mnas_keras.search.execution import Executor
+from mnas_keras.search.run.journal import RunDirectory, atomic_write_json
+from mnas_keras.search.pareto import (
     distinct_records,
     format_front,
     kept_records,
@@ -104,8 +103,8 @@ class Search:
         log: a ``print``-like callable for the progress lines, or None.
         overwrite: delete an existing run in ``run_dir`` first.
         executor: None evaluates in this process, one sample at a time; an
-            :class:`~mnas_keras.search.executors.Executor` (a process pool, Ray) keeps
-            several evaluations in flight (:mod:`mnas_keras.search.loop`).
+            :class:`~mnas_keras.search.execution.Executor` (a process pool, Ray) keeps
+            several evaluations in flight (:mod:`mnas_keras.search.run.loop`).
     """
 
     def __init__(self, space: SearchSpace, evaluator, run_dir: str, *, controller: str | Controller = "ppo",
@@ -180,8 +179,8 @@ class Search:
     # --------------------------------------------------------------------- run
     def run(self) -> SearchResult:
         """Runs (or resumes) the search up to ``num_samples`` and writes the outputs."""
-        from mnas_keras.search.executors import InlineExecutor
-        from mnas_keras.search.loop import SearchLoop
+        from mnas_keras.search.execution import InlineExecutor
+        from mnas_keras.search.run.loop import SearchLoop
 
         executor = self.executor or InlineExecutor()
         resumed = self.run_dir.prepare(self.config(), overwrite=self.overwrite)
@@ -204,7 +203,7 @@ class Search:
     def _finish(self, results: dict, reference: dict | None, target_ms: float) -> SearchResult:
         records = distinct_records(results)
         if getattr(self.evaluator, "latency_mode", "measured") == "predicted_then_measured":
-            from mnas_keras.search.latency_modes import measure_front
+            from mnas_keras.search.latency.modes import measure_front
 
             reward_fn = Reward(self.reward_kind, target_ms=target_ms, alpha=self.alpha, beta=self.beta)
             measure_front(records, self.run_dir.journal, self.evaluator.latency_table, self.evaluator.measure_latency,
