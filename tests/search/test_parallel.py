@@ -212,7 +212,8 @@ def test_ppo_uses_each_proposals_own_sampling_policy():
 
 
 def test_executor_errors_name_the_problem():
-    with pytest.raises(SearchConfigError, match="the local executor runs one evaluation at a time"):
+    assert type(make_executor("inline")) is type(make_executor("local")) is InlineExecutor  # the older name still works
+    with pytest.raises(SearchConfigError, match="the in-process executor .'local'. runs one evaluation at a time"):
         make_executor("local", max_in_flight=4)
     with pytest.raises(SearchConfigError, match="latency_resource needs the Ray executor"):
         make_executor("pool", latency_resource="latency_device")

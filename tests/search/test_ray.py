@@ -198,7 +198,7 @@ def test_command_line_runs_on_ray_and_names_bad_options(ray_address, tmp_path):
     bad = _cli(*args, "--latency_resource=fpga_board")
     assert bad.returncode == 2 and "no node of the Ray cluster has the resource 'fpga_board'" in bad.stderr
     bad = _cli("--evaluator=synthetic", f"--run_dir={tmp_path / 'x'}", "--max_in_flight=3")
-    assert bad.returncode == 2 and "the local executor runs one evaluation at a time" in bad.stderr
+    assert bad.returncode == 2 and "the in-process executor ('inline') runs one evaluation at a time" in bad.stderr
 
 
 def test_evaluator_without_latency_runner_cannot_be_routed(ray_address, tmp_path):

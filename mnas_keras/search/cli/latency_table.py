@@ -47,6 +47,7 @@ def main(argv) -> int:
     from mnas_keras.search.errors import SearchError
     from mnas_keras.search.latency.table import LatencyTable, space_parts
     from mnas_keras.search.space import get_space
+    from mnas_keras.tflite.errors import TFLiteError
 
     f = flags.FLAGS
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -88,7 +89,7 @@ def main(argv) -> int:
                                title=f"{len(holdout)} held-out networks, {f.latency_size}px, "
                                      f"{table.settings['objective']}"))
             print(f"report: {folder}")
-    except SearchError as err:
+    except (SearchError, TFLiteError) as err:
         print(f"latency table: error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -76,9 +76,9 @@ def _define_flags() -> None:
     d.DEFINE_bool("tensorboard", True, "Write TensorBoard scalars to <run_dir>/tensorboard.")
     d.DEFINE_bool("export", True, "Export the top-k / Pareto models at the end.")
     d.DEFINE_integer("checkpoint_every", 1, "Samples between controller checkpoints.")
-    d.DEFINE_enum("executor", "local", ["local", "pool", "ray"],
-                  "Where evaluations run: 'local' (in process, one at a time), 'pool' (local worker "
-                  "processes) or 'ray' (Ray actors; pip install mnas_keras[ray]).")
+    d.DEFINE_enum("executor", "inline", ["inline", "pool", "ray", "local"],
+                  "Where evaluations run: 'inline' (in process, one at a time; 'local' is its older name), "
+                  "'pool' (local worker processes) or 'ray' (Ray actors; pip install mnas_keras[ray]).")
     d.DEFINE_integer("max_in_flight", None, "Evaluations running at once (pool: 2; ray: the cluster's CPUs).")
     d.DEFINE_integer("max_retries", 1, "Reruns of an evaluation whose worker died before it is recorded as failed.")
     d.DEFINE_string("ray_address", None, "Ray cluster to use ('auto', 'ray://host:10001'); default: start one here.")
@@ -138,8 +138,8 @@ def build_search(values=None):
             **({"latency_mode": f.latency_mode, "latency_table": table} if table is not None else {}),
         )
     executor = None
-    name = getattr(f, "executor", "local")
-    if name != "local" or getattr(f, "max_in_flight", None) not in (None, 1) or getattr(f, "latency_resource", None):
+    name = getattr(f, "executor", "inline")
+    if name not in ("inline", "local") or getattr(f, "max_in_flight", None) not in (None, 1) or getattr(f, "latency_resource", None):
         from mnas_keras.search.execution import make_executor
 
         executor = make_executor(name, max_in_flight=f.max_in_flight, max_retries=f.max_retries,

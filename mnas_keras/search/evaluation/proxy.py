@@ -357,7 +357,7 @@ class ProxyEvaluator:
             correct += int(np.sum(np.argmax(probs, axis=-1) == y[start:start + batch_size]))
         return correct / max(1, len(x))
 
-    def _latency(self, model, x_train, measure: bool = False) -> dict:
+    def _latency(self, model, x_train, measure: bool = False) -> tuple:
         from mnas_keras.tflite import benchmark, convert
 
         if self._table_latency is not None and not measure:

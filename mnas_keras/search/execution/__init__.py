@@ -22,16 +22,17 @@ from mnas_keras.search.execution.base import (
 from mnas_keras.search.execution.ray_executor import RayExecutor
 
 #: Executor names accepted by :func:`make_executor` (and ``mnas-search --executor``).
-EXECUTORS = ("local", "pool", "ray")
+#: ``"local"`` is an older name of ``"inline"`` (it was easy to read as "a local pool").
+EXECUTORS = ("inline", "pool", "ray", "local")
 
 __all__ = ["EXECUTORS", "Executor", "InlineExecutor", "Job", "LocalPoolExecutor", "RayExecutor", "call_evaluator",
            "make_executor"]
 
 
-def make_executor(name: str = "local", *, max_in_flight: int | None = None, max_retries: int = 1,
+def make_executor(name: str = "inline", *, max_in_flight: int | None = None, max_retries: int = 1,
                   ray_address: str | None = None, latency_resource: str | None = None,
                   cpus_per_worker: float = 1.0, dashboard: bool = False, num_cpus: int | None = None) -> Executor:
-    """An executor by name: ``"local"`` (in process), ``"pool"`` or ``"ray"``.
+    """An executor by name: ``"inline"`` (in process; also ``"local"``), ``"pool"`` or ``"ray"``.
 
     Args:
         max_in_flight: evaluations at once (pool: default 2; Ray: default the cluster's CPUs
@@ -49,11 +50,11 @@ def make_executor(name: str = "local", *, max_in_flight: int | None = None, max_
         >>> make_executor("dask")
         Traceback (most recent call last):
         ...
-        mnas_keras.search.errors.SearchConfigError: unknown executor 'dask'; expected one of ('local', 'pool', 'ray')
+        mnas_keras.search.errors.SearchConfigError: unknown executor 'dask'; expected one of ('inline', 'pool', 'ray', 'local')
     """
-    if name == "local":
+    if name in ("inline", "local"):
         if max_in_flight not in (None, 1):
-            raise SearchConfigError(f"the local executor runs one evaluation at a time; received "
+            raise SearchConfigError(f"the in-process executor ({name!r}) runs one evaluation at a time; received "
                                     f"max_in_flight={max_in_flight} (use executor 'pool' or 'ray')")
         if latency_resource:
             raise SearchConfigError("latency_resource needs the Ray executor")

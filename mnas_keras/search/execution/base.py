@@ -97,10 +97,6 @@ class Executor(abc.ABC):
     def wait(self) -> list[tuple[Job, dict]]:
         """Blocks until at least one job has finished; returns the finished ``(job, result)``."""
 
-    @abc.abstractmethod
-    def pending(self) -> int:
-        """Jobs submitted and not yet returned by :meth:`wait`."""
-
     def close(self) -> None:
         """Stops the workers (idempotent)."""
 
@@ -136,9 +132,6 @@ class InlineExecutor(Executor):
         if not self._done:
             raise RuntimeError("wait() with no job submitted")
         return [self._done.popleft()]
-
-    def pending(self) -> int:
-        return len(self._done)
 
     def describe(self) -> str:
         return "local (in process)"
@@ -262,9 +255,6 @@ class LocalPoolExecutor(Executor):
                         self._new_pool()
         self._dispatch()
         return out
-
-    def pending(self) -> int:
-        return len(self._running) + len(self._queue)
 
     def close(self) -> None:
         if self._pool is not None:

@@ -371,15 +371,6 @@ class RayExecutor(Executor):
         self.replaced_workers += 1
         return new
 
-    def pending(self) -> int:
-        return len(self._running) + len(self._queue)
-
-    def worker_pids(self) -> list[int]:
-        """Process ids of the idle workers' actors (for tests and diagnostics)."""
-        import ray
-
-        return [p["pid"] for p in ray.get([a.ready.remote() for a in self._idle])]
-
     def close(self) -> None:
         if self._worker_class is None and not self._owns_ray:
             return

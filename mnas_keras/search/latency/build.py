@@ -232,12 +232,6 @@ def time_models(tflites: Mapping[str, bytes | str], settings: Mapping, *, anchor
     return timing
 
 
-def measure_parts(keys: Sequence[str], settings: Mapping, log: Callable | None = None, **options) -> dict[str, float]:
-    """Converts and times parts; ``{key: median ms}`` (no drift correction; see
-    :meth:`LatencyTable.measure_parts`)."""
-    return time_models(convert_parts(keys, settings, log=log), settings, log=log, **options).latencies
-
-
 def measure_networks(blocks_list: Sequence[Sequence[str]], settings: Mapping, log: Callable | None = None,
                      **options) -> list[float]:
     """Converts and times whole networks; their median ms, in order."""

@@ -1,4 +1,4 @@
-"""A calibrated latency lookup table: predict a sampled network's LiteRT latency in microseconds.
+"""A calibrated latency lookup table: predict a sampled network's LiteRT latency in milliseconds.
 
 A network is cut into *parts*: the stem, every single block (a stage's first block and its
 repeats) and the head. Each distinct part configuration (block string: op, kernel,
