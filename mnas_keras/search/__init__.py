@@ -41,6 +41,7 @@ from mnas_keras.search.controllers import (
     make_controller,
 )
 from mnas_keras.search.errors import SearchConfigError, SearchError, SearchSpaceError
+from mnas_keras.search.evaluation.base import Evaluator
 from mnas_keras.search.evaluation.proxy import ProxyEvaluator
 from mnas_keras.search.execution import Executor, InlineExecutor, LocalPoolExecutor, RayExecutor, make_executor
 from mnas_keras.search.latency.modes import LATENCY_MODES, prepare_table
@@ -72,6 +73,7 @@ __all__ = [
     "CONTROLLERS",
     "Controller",
     "Decision",
+    "Evaluator",
     "Executor",
     "InlineExecutor",
     "Journal",

@@ -83,3 +83,32 @@ def test_local_ray_instance_connects_to_nothing_off_loopback():
     assert facts["statuses"] == ["ok"] * 4 and facts["workers"] == 2, facts
     assert facts["before"] == 0 and facts["during"] == 0, facts
     assert facts["control_error"] == 101 and facts["after_control"] == 1, facts  # ENETUNREACH, counted once
+
+
+NODE = textwrap.dedent("""
+    import json
+    from mnas_keras.search.execution.ray_executor import RayExecutor
+    from mnas_keras.search.space import mnasnet_space
+    from mnas_keras.search.evaluation.synthetic import SyntheticEvaluator
+    executor = RayExecutor(max_in_flight=1, num_cpus=1, init_options={"log_to_driver": False})
+    executor.start(SyntheticEvaluator(mnasnet_space()))
+    try:
+        import ray
+        nodes = ray.nodes()
+        print(json.dumps({"node_ip": ray.util.get_node_ip_address(), "gcs": ray.get_runtime_context().gcs_address,
+                          "managers": sorted(n["NodeManagerAddress"] for n in nodes)}))
+    finally:
+        executor.close()
+""")
+
+
+def test_local_ray_instance_serves_on_loopback():
+    """Outside a namespace (where the machine's outward address exists): the local
+    instance's node, GCS and node manager are on 127.0.0.1, not on the outward address Ray
+    would otherwise pick."""
+    done = subprocess.run([sys.executable, "-c", NODE], capture_output=True, text=True, timeout=180,
+                          env={**os.environ, "PYTHONPATH": ROOT})
+    assert done.returncode == 0, done.stderr[-3000:]
+    facts = json.loads(done.stdout.strip().splitlines()[-1])
+    assert facts["node_ip"] == "127.0.0.1" and facts["managers"] == ["127.0.0.1"], facts
+    assert facts["gcs"].startswith("127.0.0.1:"), facts

@@ -178,8 +178,8 @@ def test_kill_9_resume_loses_and_repeats_nothing(tmp_path):
     clean_results, killed_results = _results(clean), _results(killed)
     # One result per step, none lost, none written twice; the same search as without kills.
     assert [r["step"] for r in killed_results] == list(range(40))
-    assert [(r["key"], r["reward"], r["cached"]) for r in killed_results] == \
-           [(r["key"], r["reward"], r["cached"]) for r in clean_results]
+    assert [(r["key"], r["reward"], r["cached"], r.get("cached_from")) for r in killed_results] == \
+           [(r["key"], r["reward"], r["cached"], r.get("cached_from")) for r in clean_results]
     assert sum(r["cached"] for r in clean_results) > 0  # the small space makes repeats
     # Evaluations: every distinct architecture (and the reference) once, plus at most one
     # redone evaluation per kill (the one in flight when it struck).

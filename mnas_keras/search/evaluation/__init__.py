@@ -2,8 +2,10 @@
 
 An evaluator is any object with ``evaluate(blocks, artifact_dir=None) -> dict`` (``status``
 ``"ok"`` or ``"failed"``, ``accuracy``, ``latency_ms``, ``reason`` for failures); it may
-also offer ``config()`` (stored in ``config.json``), ``saves_artifacts`` and
-``export(entries, folder)``.
+also offer ``config()`` (stored in ``config.json``), ``saves_artifacts``,
+``export(entries, folder)`` and ``finalize(records, journal, rescore, log)`` (after the
+loop). :class:`~mnas_keras.search.evaluation.base.Evaluator` is that interface as a
+``typing.Protocol``.
 
 * :mod:`~mnas_keras.search.evaluation.proxy`: :class:`ProxyEvaluator` (proxy training in
   TensorFlow, LiteRT latency measured or from a table); TensorFlow is imported on first use.

@@ -187,6 +187,16 @@ class ProxyEvaluator:
         """The :class:`LatencyTable` of the table modes (None when measuring)."""
         return None if self._table_latency is None else self._table_latency.table
 
+    def finalize(self, records: list[dict], journal, rescore, log=print) -> None:
+        """After the search loop: with ``latency_mode="predicted_then_measured"``, measures
+        the Pareto front's predicted latencies until the front is all measured
+        (:func:`~mnas_keras.search.latency.modes.measure_front`; records changed in place,
+        measurements journaled and added to the table); in the other modes nothing."""
+        if self.latency_mode == "predicted_then_measured":
+            from mnas_keras.search.latency.modes import measure_front
+
+            measure_front(records, journal, self.latency_table, self.measure_latency, rescore, log=log)
+
     def measure_latency(self, blocks: Sequence[str]) -> float:
         """Converts and times an (untrained) network the way ``"measured"`` mode does; ms.
         Latency does not depend on the weights."""

@@ -4,12 +4,9 @@
 :class:`~mnas_keras.search.run.loop.SearchLoop` (controller -> space -> evaluator -> reward,
 journaled and resumable) on an executor (in process by default) and writes the outputs:
 the Pareto table and plot, the top-k and the export. It imports no TensorFlow; the
-evaluator does the heavy work. An evaluator is
-any object with ``evaluate(blocks, artifact_dir=None) -> dict`` returning ``status``
-(``"ok"`` or ``"failed"``), ``accuracy``, ``latency_ms`` and, for failures, ``reason``; it
-may also offer ``config()`` (stored in ``config.json``), ``saves_artifacts`` (True when it
-writes ``model.keras``/``model.tflite`` into ``artifact_dir``) and ``export(entries,
-folder)`` (models and a latency report for the exported architectures).
+evaluator does the heavy work: any object with ``evaluate(blocks, artifact_dir=None)``
+(:class:`~mnas_keras.search.evaluation.base.Evaluator` lists it and the optional
+``config``, ``saves_artifacts``, ``export`` and ``finalize``).
 
 Resuming: re-running the same search on the same directory restores the controller from its
 checkpoint and the journal after it (:mod:`mnas_keras.search.run.loop`). A step that was being
@@ -202,12 +199,10 @@ class Search:
 
     def _finish(self, results: dict, reference: dict | None, target_ms: float) -> SearchResult:
         records = distinct_records(results)
-        if getattr(self.evaluator, "latency_mode", "measured") == "predicted_then_measured":
-            from mnas_keras.search.latency.modes import measure_front
-
+        finalize = getattr(self.evaluator, "finalize", None)  # optional (see evaluation.base.Evaluator)
+        if finalize is not None:
             reward_fn = Reward(self.reward_kind, target_ms=target_ms, alpha=self.alpha, beta=self.beta)
-            measure_front(records, self.run_dir.journal, self.evaluator.latency_table, self.evaluator.measure_latency,
-                          lambda record: self._reward(record, reward_fn), log=self.log)
+            finalize(records, self.run_dir.journal, lambda record: self._reward(record, reward_fn), log=self.log)
         front = pareto_front(records)
         top = top_k(records, self.top_k)
         best = top[0] if top else None
