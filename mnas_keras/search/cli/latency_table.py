@@ -5,8 +5,8 @@ Command line::
     mnas-latency-table --table=latency_table.json --space=mnasnet --calibration=12 --holdout=50 \\
         --report_dir=runs/latency_report
 
-(also ``python -m mnas_keras.search.cli.latency_table``). A bad table file or setting
-prints one ``latency table: error: ...`` line and exits 2.
+(also ``python -m mnas_keras.search.cli.latency_table``). A bad flag, table file or setting
+prints one ``mnas-latency-table: error: ...`` line and exits 2.
 """
 
 from __future__ import annotations
@@ -90,17 +90,19 @@ def main(argv) -> int:
                                      f"{table.settings['objective']}"))
             print(f"report: {folder}")
     except (SearchError, TFLiteError) as err:
-        print(f"latency table: error: {err}", file=sys.stderr)
+        print(f"mnas-latency-table: error: {err}", file=sys.stderr)
         return 2
     return 0
 
 
 def run() -> None:
-    """Entry point: ``python -m mnas_keras.search.latency.report``."""
+    """Console-script entry point (``mnas-latency-table``)."""
     from absl import app
 
+    from mnas_keras.search.cli.common import flags_parser
+
     _define_flags()
-    app.run(main)
+    app.run(main, flags_parser=flags_parser("mnas-latency-table"))
 
 
 if __name__ == "__main__":

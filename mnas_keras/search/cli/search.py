@@ -183,8 +183,10 @@ def main(argv) -> int:
 
 def run() -> None:
     """Console-script entry point (``mnas-search``)."""
+    from mnas_keras.search.cli.common import flags_parser
+
     _define_flags()
-    app.run(main)
+    app.run(main, flags_parser=flags_parser("mnas-search"))
 
 
 if __name__ == "__main__":
