@@ -17,7 +17,7 @@ from mnas_keras.search.space import SearchSpace, arch_key, mnasnet_space
 from mnas_keras.search.run.summaries import read_scalars
 from mnas_keras.search.evaluation.synthetic import SyntheticEvaluator
 
-from conftest import ROOT, SMALL_SPACE
+from conftest import ROOT, SMALL_SPACE, journal_records
 
 
 def _results(run_dir):
@@ -112,6 +112,24 @@ def test_resume_refuses_a_different_run(tmp_path):
                     tensorboard=False, export=False, log=None).run()
     assert [r["step"] for r in _results(tmp_path)] == list(range(6))
     assert len(result.records) == 6
+
+
+def test_overwrite_deletes_only_a_search_run_directory(tmp_path):
+    space = SearchSpace.from_dict(SMALL_SPACE)
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "thesis.tex").write_text("irreplaceable")
+    with pytest.raises(SearchConfigError, match="deletes only a search run directory; .*thesis.tex"):
+        Search(space, SyntheticEvaluator(space), str(folder), num_samples=2, target_ms=1.0, log=None,
+               overwrite=True).run()
+    assert (folder / "thesis.tex").read_text() == "irreplaceable"
+    run = tmp_path / "run"
+    Search(space, SyntheticEvaluator(space), str(run), num_samples=3, target_ms=1.0, log=None, export=False).run()
+    (run / "stale.txt").write_text("from the old run")
+    Search(space, SyntheticEvaluator(space, seed=1), str(run), num_samples=2, target_ms=1.0, log=None, export=False,
+           overwrite=True).run()  # a different run: the old one is deleted first
+    assert not (run / "stale.txt").exists()
+    assert sum(r["event"] == "result" for r in journal_records(run)) == 2
 
 
 def test_torn_journal_line_is_dropped(tmp_path):
