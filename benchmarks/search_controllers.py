@@ -1,6 +1,6 @@
 """Samples each search controller needs to reach 99% of a known optimum (numpy only).
 
-The objective is :class:`mnas_keras.search.synthetic.SyntheticObjective` over the MnasNet
+The objective is :class:`mnas_keras.search.evaluation.synthetic.SyntheticObjective` over the MnasNet
 default space (42 decisions, 5.5e17 samples): a separable score with exponentially decaying
 decision weights, worst sample 0.8, optimum exactly 1.0. For each seed (objective and
 controller), a controller runs until a sample scores >= 0.99 or the budget ends (a miss
@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from mnas_keras.search.controllers import make_controller  # noqa: E402
 from mnas_keras.search.space import mnasnet_space  # noqa: E402
-from mnas_keras.search.synthetic import SyntheticObjective  # noqa: E402
+from mnas_keras.search.evaluation.synthetic import SyntheticObjective  # noqa: E402
 
 CONTROLLERS = {
     "random search": ("random", {}),

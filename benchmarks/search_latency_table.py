@@ -30,7 +30,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from mnas_keras.search.latency_table import LatencyTable, network_parts, space_parts  # noqa: E402
+from mnas_keras.search.latency.table import LatencyTable, network_parts, space_parts  # noqa: E402
 from mnas_keras.search.space import mnasnet_space  # noqa: E402
 
 
@@ -60,7 +60,7 @@ def networks(args):
 
 
 def phase_convert(args):
-    from mnas_keras.search import latency_build
+    from mnas_keras.search.latency import build as latency_build
 
     space, calibration, holdout = networks(args)
     table = LatencyTable.create(args.size, objective=args.objective)
@@ -101,8 +101,8 @@ def phase_convert(args):
 
 
 def phase_time(args):
-    from mnas_keras.search import latency_build
-    from mnas_keras.search.latency_report import write_report
+    from mnas_keras.search.latency import build as latency_build
+    from mnas_keras.search.latency.report import write_report
 
     space, calibration, holdout = networks(args)
     stats = json.load(open(os.path.join(args.work_dir, "convert.json")))
@@ -152,7 +152,7 @@ def phase_time(args):
 
 
 def phase_evals(args):
-    from mnas_keras.search.evaluator import ProxyEvaluator
+    from mnas_keras.search.evaluation.proxy import ProxyEvaluator
 
     space, calibration, holdout = networks(args)
     table = LatencyTable.load(os.path.join(args.work_dir, "table.json"))
@@ -183,8 +183,8 @@ def phase_evals(args):
 def phase_validate(args):
     """A fresh held-out set (``--holdout_seed``) against the saved table, refitted with the
     current correction model: networks that played no part in building or designing it."""
-    from mnas_keras.search import latency_build
-    from mnas_keras.search.latency_report import write_report
+    from mnas_keras.search.latency import build as latency_build
+    from mnas_keras.search.latency.report import write_report
 
     table = LatencyTable.load(os.path.join(args.work_dir, "table.json"))
     table.refit()
@@ -225,7 +225,7 @@ def phase_validate(args):
 def phase_noise(args):
     """The ground truth's own repeatability: the held-out networks timed twice, back to back,
     raw and drift-corrected (anchor in every group), pass 1 against pass 2."""
-    from mnas_keras.search.latency_report import accuracy
+    from mnas_keras.search.latency.report import accuracy
 
     table = LatencyTable.load(os.path.join(args.work_dir, "table.json"))
     rows = json.load(open(os.path.join(args.work_dir, f"validate_{args.holdout_seed}", "report.json")))["networks"]

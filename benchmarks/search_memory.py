@@ -37,7 +37,7 @@ def worker(mode: str, samples: int) -> list[float]:
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.path.insert(0, ROOT)
-    from mnas_keras.search.evaluator import ProxyEvaluator
+    from mnas_keras.search.evaluation.proxy import ProxyEvaluator
     from mnas_keras.search.space import mnasnet_space
 
     space = mnasnet_space()

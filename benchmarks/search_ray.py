@@ -37,8 +37,8 @@ SPACE = {
 def run_one(mode: str, samples: int, run_dir: str) -> dict:
     """Runs the search in this process; returns timings."""
     start = time.perf_counter()
-    from mnas_keras.search.evaluator import ProxyEvaluator
-    from mnas_keras.search.runner import Search
+    from mnas_keras.search.evaluation.proxy import ProxyEvaluator
+    from mnas_keras.search.run.search import Search
     from mnas_keras.search.space import SearchSpace
 
     space = SearchSpace.from_dict(SPACE)
@@ -47,7 +47,7 @@ def run_one(mode: str, samples: int, run_dir: str) -> dict:
                                isolate_latency=False, save_artifacts=False, seed=0)
     executor = None
     if mode == "ray":
-        from mnas_keras.search.ray_executor import RayExecutor
+        from mnas_keras.search.execution.ray_executor import RayExecutor
 
         executor = RayExecutor(max_in_flight=2, num_cpus=2, init_options={"log_to_driver": False})
     Search(space, evaluator, run_dir, controller="random", seed=0, num_samples=samples, target_ms=1.0,

@@ -29,7 +29,7 @@ def main():
     args = parser.parse_args()
     import keras
 
-    from mnas_keras.search.evaluator import ProxyEvaluator
+    from mnas_keras.search.evaluation.proxy import ProxyEvaluator
     from mnas_keras.search.space import mnasnet_space
 
     blocks = mnasnet_space().reference_blocks()

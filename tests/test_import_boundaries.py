@@ -1,7 +1,10 @@
 """Dependencies point one way: codec <- layers, models <- applications <- training, tflite <- search."""
 
 import ast
+import os
 import pathlib
+import subprocess
+import sys
 
 import pytest
 
@@ -39,3 +42,77 @@ def test_no_upward_imports(path):
     if area == "codec":
         text = path.read_text()
         assert "import tensorflow" not in text and "import keras" not in text
+
+
+# ------------------------------------------------------------------ inside mnas_keras.search
+SEARCH = PACKAGE / "search"
+#: Layers of mnas_keras.search, bottom up (the package docstring describes them): a module
+#: imports only from its own layer or below.
+SEARCH_LAYERS = {"errors": 0, "space": 1, "reward": 1, "pareto": 1, "controllers": 1, "latency": 2,
+                 "evaluation": 3, "execution": 4, "run": 5, "cli": 6}
+
+
+def _module_name(path):
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] in ("__init__", "__main__"):
+        parts.pop()
+    return ".".join(parts)
+
+
+def _search_targets(path):
+    """The mnas_keras.search modules ``path`` imports, function-local imports included."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = []
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("mnas_keras.search"):
+            names = [node.module]
+            for alias in node.names:  # ``from package import submodule``
+                candidate = SEARCH.parent.parent / (node.module.replace(".", "/") + f"/{alias.name}.py")
+                if candidate.exists():
+                    names.append(f"{node.module}.{alias.name}")
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names if a.name.startswith("mnas_keras.search")]
+        yield from names
+
+
+def _search_files():
+    return sorted(p for p in SEARCH.rglob("*.py") if p != SEARCH / "__init__.py")
+
+
+@pytest.mark.parametrize("path", _search_files(), ids=lambda p: str(p.relative_to(SEARCH)))
+def test_search_layers_point_down(path):
+    area = path.relative_to(SEARCH).parts[0].removesuffix(".py")
+    for target in _search_targets(path):
+        assert target != "mnas_keras.search", f"{path.relative_to(PACKAGE)} imports the search package itself"
+        target_area = target.split(".")[2]
+        assert SEARCH_LAYERS[target_area] <= SEARCH_LAYERS[area], (
+            f"{path.relative_to(PACKAGE)} ({area}) imports {target} ({target_area}), a layer above it")
+
+
+def test_search_has_no_import_cycle():
+    graph = {_module_name(p): set(_search_targets(p)) for p in _search_files()}
+    state = {}
+
+    def visit(module, trail):
+        if state.get(module) == "done":
+            return
+        assert state.get(module) != "open", "import cycle: " + " -> ".join(trail + [module])
+        state[module] = "open"
+        for target in sorted(graph.get(module, ())):
+            visit(target, trail + [module])
+        state[module] = "done"
+
+    for module in sorted(graph):
+        visit(module, [])
+    assert "mnas_keras.search.latency.table" in graph["mnas_keras.search.cli.latency_table"]  # the graph is read
+
+
+def test_search_lower_layers_import_no_tensorflow():
+    code = ("import sys\n"
+            "import mnas_keras.search.latency.table, mnas_keras.search.latency.parts, mnas_keras.search.space\n"
+            "import mnas_keras.search.reward, mnas_keras.search.run.journal, mnas_keras.search.pareto\n"
+            "from mnas_keras.search.controllers import ppo, reinforce, evolution, random_search\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'ray')))\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=PACKAGE.parent, capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "PYTHONPATH": str(PACKAGE.parent)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

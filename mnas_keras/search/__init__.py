@@ -1,8 +1,25 @@
 """Platform-aware architecture search (MnasNet): spaces, rewards, controllers, runs.
 
 Importing this package loads neither TensorFlow nor Ray; ``ProxyEvaluator`` loads TensorFlow
-when it first builds a model, ``RayExecutor`` Ray when it starts. The command-line job is
-``mnas-search`` (:mod:`mnas_keras.search.cli`).
+when it first builds a model, ``RayExecutor`` Ray when it starts. The commands are
+``mnas-search`` and ``mnas-latency-table`` (:mod:`mnas_keras.search.cli`).
+
+Layers, bottom up; a module imports only from its own layer or below
+(``tests/test_import_boundaries.py`` enforces it):
+
+1. ``errors``, ``space`` (decisions, decoding to block strings, ``arch_key``), ``reward``,
+   ``pareto`` (front, top-k, tables, plot) and ``controllers/`` (``ask``/``tell``;
+   REINFORCE, PPO, evolution, random). No TensorFlow.
+2. ``latency/``: part keys, the lookup table, building and timing parts on LiteRT, the
+   latency modes. A new latency source goes here.
+3. ``evaluation/``: evaluators (``evaluate(blocks, artifact_dir)``): the proxy evaluator
+   (proxy training plus a latency source), the synthetic one, export. A new evaluator goes
+   here.
+4. ``execution/``: executors (``start``/``submit``/``wait``/``close``): in process, process
+   pool, Ray. A new executor subclasses ``Executor`` and joins ``make_executor``.
+5. ``run/``: ``Search`` (configuration, run directory, outputs), ``SearchLoop`` (the one
+   loop), the journal and summaries.
+6. ``cli/``: ``mnas-search``, ``mnas-latency-table``.
 
 Example:
     >>> from mnas_keras import search
@@ -23,19 +40,18 @@ from mnas_keras.search.controllers import (
     controller_from_state,
     make_controller,
 )
-from mnas_keras.search.evaluator import ProxyEvaluator
-from mnas_keras.search.executors import Executor, InlineExecutor, LocalPoolExecutor, make_executor
 from mnas_keras.search.errors import SearchConfigError, SearchError, SearchSpaceError
-from mnas_keras.search.journal import Journal, RunDirectory
-from mnas_keras.search.ray_executor import RayExecutor
-from mnas_keras.search.latency_modes import LATENCY_MODES, prepare_table
-from mnas_keras.search.latency_table import (
+from mnas_keras.search.evaluation.base import Evaluator
+from mnas_keras.search.evaluation.proxy import ProxyEvaluator
+from mnas_keras.search.execution import Executor, InlineExecutor, LocalPoolExecutor, RayExecutor, make_executor
+from mnas_keras.search.latency.modes import LATENCY_MODES, prepare_table
+from mnas_keras.search.latency.table import (
     LatencyTable,
     LatencyTableError,
     LatencyTableWarning,
     MissingPartsError,
 )
-from mnas_keras.search.report import pareto_front, plot_search, top_k
+from mnas_keras.search.pareto import pareto_front, plot_search, top_k
 from mnas_keras.search.reward import Reward, absolute_reward, mnasnet_reward
 from mnas_keras.search.space import (
     MNASNET_CHOICES,
@@ -47,14 +63,17 @@ from mnas_keras.search.space import (
     get_space,
     mnasnet_space,
 )
-from mnas_keras.search.runner import Search, SearchResult, load_records
-from mnas_keras.search.summaries import ScalarWriter, read_scalars
-from mnas_keras.search.synthetic import SyntheticEvaluator, SyntheticObjective, estimate_madds
+from mnas_keras.search.run.journal import Journal, RunDirectory
+from mnas_keras.search.run.loop import SearchLoop
+from mnas_keras.search.run.search import Search, SearchResult, load_records
+from mnas_keras.search.run.summaries import ScalarWriter, read_scalars
+from mnas_keras.search.evaluation.synthetic import SyntheticEvaluator, SyntheticObjective, estimate_madds
 
 __all__ = [
     "CONTROLLERS",
     "Controller",
     "Decision",
+    "Evaluator",
     "Executor",
     "InlineExecutor",
     "Journal",
@@ -78,6 +97,7 @@ __all__ = [
     "Search",
     "SearchConfigError",
     "SearchError",
+    "SearchLoop",
     "SearchResult",
     "SearchSpace",
     "SearchSpaceError",

@@ -478,10 +478,6 @@ class SearchSpace:
             raise SearchSpaceError(f"blocks {canonical} are not in this space (fixed values or filters differ)")
         return out
 
-    def describe_sample(self, decisions: Sequence[int]) -> dict[str, str]:
-        """Decision name -> chosen label."""
-        return {d.name: d.labels[i] for d, i in zip(self.decisions, decisions)}
-
     def sample(self, rng: random.Random | None = None) -> list[int]:
         """A uniformly random sample (``random.Random`` for reproducibility)."""
         rng = rng or random.Random()

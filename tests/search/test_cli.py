@@ -38,9 +38,29 @@ def test_errors_name_the_problem(tmp_path):
     bad = _cli("--space=missing.json", "--describe_space")
     assert bad.returncode == 2 and "search space file not found: missing.json" in bad.stderr
     bad = _cli("--controller=bayes")
-    assert bad.returncode != 0 and "controller" in bad.stderr
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
+        "mnas-search: error: flag --controller=bayes: value should be one of <ppo|reinforce|evolution|random>"]
+    bad = _cli("--num_samples=many")
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+    assert bad.stderr.startswith("mnas-search: error: flag --num_samples=many: ")
+    bad = _cli("--no_such_flag=1")
+    assert bad.returncode == 2 and bad.stderr.strip() == "mnas-search: error: Unknown command line flag 'no_such_flag'"
     described = _cli("--describe_space")
     assert described.returncode == 0 and "nominal size 2.808e+18" in described.stdout
+
+
+def test_latency_table_command_errors_are_one_line(tmp_path):
+    table = tmp_path / "table.json"
+    table.write_text("{not json")
+    runs = [[f"--table={table}", "--holdout=0", "--calibration=0"], ["--latency_size=big"], ["--objective=int4"]]
+    expected = [f"mnas-latency-table: error: latency table file {table} is not valid JSON",
+                "mnas-latency-table: error: flag --latency_size=big: ",
+                "mnas-latency-table: error: flag --objective=int4: value should be one of <fp32|int8>"]
+    for args, start in zip(runs, expected):
+        done = subprocess.run([sys.executable, "-m", "mnas_keras.search.cli.latency_table", *args], cwd=ROOT,
+                              env={**os.environ, "PYTHONPATH": ROOT}, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr[-2000:]
+        assert done.stderr.startswith(start), done.stderr
 
 
 def test_latency_table_modes(tmp_path):

@@ -10,7 +10,7 @@ from mnas_keras.search.controllers import (
 )
 from mnas_keras.search.errors import SearchConfigError
 from mnas_keras.search.space import mnasnet_space
-from mnas_keras.search.synthetic import SyntheticObjective
+from mnas_keras.search.evaluation.synthetic import SyntheticObjective
 
 NUM_CHOICES = mnasnet_space().num_choices
 SMALL = {"random": {}, "evolution": {"population_size": 8, "sample_size": 3},
@@ -118,6 +118,34 @@ def test_ppo_gradients_match_finite_differences():
             p[index] = saved
             worst = max(worst, abs((up - down) / 2e-6 - g[index]))
     assert worst < 1e-6
+
+
+def test_ppo_clipped_objective_and_gradient_at_a_hand_computed_point():
+    """Ratios set exactly (old log-probabilities = logp - log r), no entropy bonus: the
+    objective is sum over decisions of min(r A, clip(r, 0.8, 1.2) A) / B, by hand."""
+    c = PPOController([3, 2, 4], seed=3, hidden_size=5, embedding_size=4, entropy_weight=0.0, clip=0.2)
+    actions = np.array([[2, 1, 3]])
+    _, _, probs = c._forward(actions)
+    logp = c._log_probs(actions, probs)
+    old = logp - np.log([[1.5, 0.9, 0.5]])
+    # A = 2: min(3.0, 2.4) + min(1.8, 1.8) + min(1.0, 1.6) = 2.4 + 1.8 + 1.0
+    assert c.objective_and_grads(actions, [2.0], old)[0] == pytest.approx(5.2, abs=1e-12)
+    # A = -1: min(-1.5, -1.2) + min(-0.9, -0.9) + min(-0.5, -0.8) = -1.5 - 0.9 - 0.8
+    assert c.objective_and_grads(actions, [-1.0], old)[0] == pytest.approx(-3.2, abs=1e-12)
+    # Every ratio clipped on the side the advantage pushes: the objective is flat there.
+    for ratio, advantage in ((1.5, 2.0), (0.5, -1.0)):
+        _, grads = c.objective_and_grads(actions, [advantage], logp - np.log(ratio))
+        assert all(not np.any(g) for g in grads)
+
+
+def test_moving_average_baseline_after_known_rewards():
+    """b starts at the first reward, then b = 0.9 b + 0.1 r: rewards 1, 2, 4 give b = 1,
+    1.1, 1.39 and advantages 0, 2 - 1 = 1, 4 - 1.1 = 2.9 (each before its update)."""
+    from mnas_keras.search.controllers.base import MovingAverageBaseline
+
+    b = MovingAverageBaseline(0.9)
+    assert [b.advantage(r) for r in (1.0, 2.0, 4.0)] == pytest.approx([0.0, 1.0, 2.9])
+    assert b.value == pytest.approx(1.39)
 
 
 def _samples_to_reach(name, seed, budget, **options):

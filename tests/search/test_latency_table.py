@@ -10,10 +10,10 @@ import warnings
 import numpy as np
 import pytest
 
-from mnas_keras.search import latency_build
+from mnas_keras.search.latency import build as latency_build
 from mnas_keras.search.errors import SearchConfigError
-from mnas_keras.search.latency_modes import TableLatency
-from mnas_keras.search.latency_table import (
+from mnas_keras.search.latency.modes import TableLatency
+from mnas_keras.search.latency.table import (
     LatencyTable,
     LatencyTableError,
     LatencyTableWarning,
@@ -132,7 +132,7 @@ def test_sliced_parts_compute_the_branch(tmp_path):
     """A cut part is the very sub-network: same outputs as Keras on the same input."""
     import keras
 
-    from mnas_keras.search.latency_slice import split_branches
+    from mnas_keras.search.latency.slice import split_branches
     from mnas_keras.tflite import convert
     from mnas_keras.tflite.latency import load_interpreter
 
@@ -178,7 +178,7 @@ def test_estimate_measures_missing_parts(table, tmp_path):
 
 
 def test_evaluator_rejects_table_for_other_settings(table):
-    from mnas_keras.search.evaluator import ProxyEvaluator
+    from mnas_keras.search.evaluation.proxy import ProxyEvaluator
 
     with pytest.raises(SearchConfigError, match="input_size"):
         ProxyEvaluator(latency_mode="predicted", latency_table=table, latency_input_size=32, stem_filters=8)
@@ -189,8 +189,8 @@ def test_evaluator_rejects_table_for_other_settings(table):
 
 
 def test_search_predicted_then_measured(table, tmp_path):
-    from mnas_keras.search.evaluator import ProxyEvaluator
-    from mnas_keras.search.runner import Search
+    from mnas_keras.search.evaluation.proxy import ProxyEvaluator
+    from mnas_keras.search.run.search import Search
 
     t = LatencyTable.from_dict(table.to_dict())
     t.path = str(tmp_path / "search_table.json")
@@ -223,7 +223,7 @@ def test_search_predicted_then_measured(table, tmp_path):
 
 
 def test_accuracy_report_files(tmp_path):
-    from mnas_keras.search.latency_report import accuracy, write_report
+    from mnas_keras.search.latency.report import accuracy, write_report
 
     stats = accuracy([1.05, 2.3, 2.9], [1.0, 2.0, 3.0])
     assert stats["within_10"] == pytest.approx(2 / 3) and stats["worst_error"] == pytest.approx(0.15)
@@ -236,14 +236,14 @@ def test_accuracy_report_files(tmp_path):
 
 
 def test_table_command(tmp_path):
-    """``python -m mnas_keras.search.latency_report`` builds, calibrates and reports."""
+    """``python -m mnas_keras.search.cli.latency_table`` builds, calibrates and reports."""
     import subprocess
     import sys
 
     space_file = tmp_path / "space.json"
     space_file.write_text(json.dumps(tiny_space().to_dict()))
     table_path = tmp_path / "cli_table.json"
-    command = [sys.executable, "-m", "mnas_keras.search.latency_report", f"--table={table_path}",
+    command = [sys.executable, "-m", "mnas_keras.search.cli.latency_table", f"--table={table_path}",
                f"--space={space_file}", "--latency_size=32", "--calibration=2", "--holdout=3", "--runs=10",
                "--warmup=2", f"--report_dir={tmp_path / 'report'}"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=240)
@@ -283,7 +283,7 @@ def test_concurrent_saves_keep_every_addition(tmp_path):
     path = tmp_path / "shared.json"
     code = (
         "import sys, time\n"
-        "from mnas_keras.search.latency_table import LatencyTable\n"
+        "from mnas_keras.search.latency.table import LatencyTable\n"
         "path, worker = sys.argv[1], int(sys.argv[2])\n"
         "table = LatencyTable({'input_size': 32, 'stem_filters': 8, 'anchor_ms': 1.0})\n"
         "for i in range(30):\n"

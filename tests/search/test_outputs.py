@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from mnas_keras.search.report import pareto_front, plot_search, top_k, write_table
-from mnas_keras.search.summaries import ScalarWriter, crc32c, read_scalars
+from mnas_keras.search.pareto import pareto_front, plot_search, top_k, write_table
+from mnas_keras.search.run.summaries import ScalarWriter, crc32c, read_scalars
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -32,6 +32,27 @@ def test_pareto_front_brute_force():
     assert sorted(r["key"] for r in front) == sorted(r["key"] for r in expected)
     assert [r["latency_ms"] for r in front] == sorted(r["latency_ms"] for r in front)
     assert all(a["accuracy"] < b["accuracy"] for a, b in zip(front, front[1:]))
+
+
+def test_pareto_front_with_ties_brute_force():
+    """Ties on accuracy, on latency and exact duplicates (values on a coarse grid): a record
+    is on the front iff no other is at least as good on both and better on one; of exact
+    duplicates only the first is kept."""
+    import random
+
+    rng = random.Random(1)
+    records = [_rec(f"r{i}", rng.randint(1, 6) / 10, float(rng.randint(1, 6))) for i in range(120)]
+    front = pareto_front(records)
+    expected, seen = [], set()
+    for r in records:
+        point = (r["accuracy"], r["latency_ms"])
+        dominated = any(o["accuracy"] >= r["accuracy"] and o["latency_ms"] <= r["latency_ms"]
+                        and (o["accuracy"], o["latency_ms"]) != point for o in records)
+        if not dominated and point not in seen:
+            expected.append(r)
+        seen.add(point)
+    assert len({(r["accuracy"], r["latency_ms"]) for r in records}) < len(records)  # duplicates exist
+    assert sorted(r["key"] for r in front) == sorted(r["key"] for r in expected)
 
 
 def test_top_k_and_tables(tmp_path):
@@ -66,9 +87,12 @@ def test_search_modules_do_not_import_tensorflow():
     code = (
         "import sys\n"
         "import mnas_keras.search\n"
-        "from mnas_keras.search import space, reward, controllers, journal, runner, report, summaries, synthetic\n"
+        "from mnas_keras.search import space, reward, controllers, pareto\n"
+        "from mnas_keras.search.run import journal, loop, search, summaries\n"
+        "from mnas_keras.search.evaluation import synthetic, proxy, export\n"
         "from mnas_keras.search.controllers import ppo, reinforce, evolution, random_search\n"
-        "import mnas_keras.search.cli, mnas_keras.search.evaluator, mnas_keras.search.export\n"
+        "from mnas_keras.search.latency import parts, table, build, slice, modes, report\n"
+        "import mnas_keras.search.cli, mnas_keras.search.cli.latency_table, mnas_keras.search.execution\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'matplotlib'))\n"
         "print(bad)\n"
     )

@@ -1,50 +1,31 @@
-"""The parallel search loop without Ray: exact replay, resume across loops, process pool
-with a killed worker, PPO with outstanding proposals."""
+"""The search loop without Ray: exact replay, resume, process pool with a killed worker or
+driver, PPO with outstanding proposals."""
 
 import json
 import os
 import signal
+import subprocess
+import sys
+import textwrap
+import time
 
 import numpy as np
 import pytest
 
 from mnas_keras.search.controllers import PPOController, controller_from_state
 from mnas_keras.search.errors import SearchConfigError
-from mnas_keras.search.executors import InlineExecutor, LocalPoolExecutor, make_executor
-from mnas_keras.search.journal import Journal
-from mnas_keras.search.runner import Search
+from mnas_keras.search.execution import InlineExecutor, LocalPoolExecutor, make_executor
+from mnas_keras.search.run.search import Search
 from mnas_keras.search.space import SearchSpace, mnasnet_space
-from mnas_keras.search.synthetic import SyntheticEvaluator
+from mnas_keras.search.evaluation.synthetic import SyntheticEvaluator
 
-SMALL_SPACE = {
-    "name": "small",
-    "stem_filters": 16,
-    "defaults": {"kernel": [3, 5], "op": ["dsconv", "mbconv_e3"]},
-    "stages": ["r1_k3_s11_e1_i16_o16_dsconv", {"reference": "r2_k3_s22_e3_i16_o24", "filters": [1.0, 1.5]},
-               {"reference": "r1_k3_s22_e6_i24_o40", "fixed": True}],
-}
+from conftest import ROOT, SMALL_SPACE, check_consistent, journal_records
+
 PPO = {"hidden_size": 8, "batch_size": 3}
 
 
-def _journal(run_dir):
-    return Journal(os.path.join(run_dir, "journal.jsonl")).records
-
-
 def _trace(run_dir):
-    return [(r["event"], r.get("step"), r.get("key"), r.get("reward"), r.get("cached")) for r in _journal(run_dir)]
-
-
-def check_consistent(run_dir, num_samples):
-    """Every step sampled once and finished exactly once; results told a sampled step."""
-    records = _journal(run_dir)
-    sampled = [r["step"] for r in records if r["event"] == "sample"]
-    finished = [r["step"] for r in records if r["event"] == "result"]
-    assert sorted(finished) == list(range(num_samples))
-    assert sorted(set(sampled)) == list(range(num_samples))
-    for position, record in enumerate(records):
-        if record["event"] == "result":  # a result comes after its sample
-            assert any(r["event"] == "sample" and r["step"] == record["step"] for r in records[:position])
-    return records
+    return [(r["event"], r.get("step"), r.get("key"), r.get("reward"), r.get("cached")) for r in journal_records(run_dir)]
 
 
 class Interrupt(SyntheticEvaluator):
@@ -66,15 +47,16 @@ def _search(space, evaluator, run_dir, num_samples, executor, **kw):
                   num_samples=num_samples, log=None, export=False, tensorboard=False, executor=executor, **kw)
 
 
-def test_inline_parallel_loop_reproduces_the_sequential_search(tmp_path):
+def test_a_run_with_an_inline_executor_is_the_default_run(tmp_path):
     space = SearchSpace.from_dict(SMALL_SPACE)
-    _search(space, SyntheticEvaluator(space), tmp_path / "seq", 25, None).run()
-    _search(space, SyntheticEvaluator(space), tmp_path / "par", 25, InlineExecutor()).run()
-    assert _trace(tmp_path / "seq") == _trace(tmp_path / "par")
-    par = json.load(open(tmp_path / "par" / "controller.json"))
-    seq = json.load(open(tmp_path / "seq" / "controller.json"))
-    assert par["mode"] == "parallel" and par["step"] == par["asked"] == 25
-    assert par["controller"] == seq["controller"]  # the same controller state, bit for bit
+    _search(space, SyntheticEvaluator(space), tmp_path / "default", 25, None).run()
+    _search(space, SyntheticEvaluator(space), tmp_path / "inline", 25, InlineExecutor()).run()
+    assert _trace(tmp_path / "default") == _trace(tmp_path / "inline")
+    inline = json.load(open(tmp_path / "inline" / "controller.json"))
+    default = json.load(open(tmp_path / "default" / "controller.json"))
+    assert inline["version"] == 2 and inline["step"] == inline["asked"] == 25
+    assert inline["journal_position"] == len(journal_records(tmp_path / "inline"))
+    assert inline["controller"] == default["controller"]  # the same controller state, bit for bit
 
 
 def test_resume_replays_the_journal_after_the_checkpoint(tmp_path):
@@ -85,23 +67,14 @@ def test_resume_replays_the_journal_after_the_checkpoint(tmp_path):
         with pytest.raises(KeyboardInterrupt):
             _search(space, Interrupt(space, stop_at), run, 24, InlineExecutor(), checkpoint_every=5).run()
     saved = json.load(open(run / "controller.json"))
-    assert saved["journal_position"] < len(_journal(run))  # there was something to replay
-    # Resumed without an executor: the parallel run goes on in process.
+    assert saved["journal_position"] < len(journal_records(run))  # there was something to replay
+    # Resumed without an executor: the run goes on in process.
     _search(space, SyntheticEvaluator(space), run, 24, None, checkpoint_every=5).run()
     records = check_consistent(run, 24)
     assert [(r["step"], r["key"], r["reward"]) for r in records if r["event"] == "result"] == \
-           [(r["step"], r["key"], r["reward"]) for r in _journal(tmp_path / "clean") if r["event"] == "result"]
+           [(r["step"], r["key"], r["reward"]) for r in journal_records(tmp_path / "clean") if r["event"] == "result"]
     assert json.load(open(run / "controller.json"))["controller"] == \
            json.load(open(tmp_path / "clean" / "controller.json"))["controller"]
-
-
-def test_a_sequential_run_continues_in_the_parallel_loop(tmp_path):
-    space = SearchSpace.from_dict(SMALL_SPACE)
-    _search(space, SyntheticEvaluator(space), tmp_path / "clean", 20, None, checkpoint_every=3).run()
-    run = tmp_path / "run"
-    _search(space, SyntheticEvaluator(space), run, 10, None, checkpoint_every=3).run()
-    _search(space, SyntheticEvaluator(space), run, 20, InlineExecutor(), checkpoint_every=3).run()
-    assert [t for t in _trace(run) if t[0] == "result"] == [t for t in _trace(tmp_path / "clean") if t[0] == "result"]
 
 
 def test_journal_that_does_not_match_the_checkpoint_is_refused(tmp_path):
@@ -153,6 +126,75 @@ def test_process_pool_retries_a_killed_worker(tmp_path):
     assert all(r["worker_errors"][0].startswith("BrokenProcessPool") for r in retried)
 
 
+POOL_DRIVER = textwrap.dedent("""
+    import sys
+    from mnas_keras.search.execution import LocalPoolExecutor
+    from mnas_keras.search.run.search import Search
+    from mnas_keras.search.space import SearchSpace
+    from mnas_keras.search.evaluation.synthetic import SyntheticEvaluator
+    if __name__ == "__main__":  # the workers are spawned: they import this file too
+        space = SearchSpace.from_dict({space!r})
+        Search(space, SyntheticEvaluator(space, delay_s=0.3), sys.argv[1], controller="random", num_samples=200,
+               target_ms=1.0, log=None, export=False, tensorboard=False, executor=LocalPoolExecutor(2)).run()
+""")
+
+
+def _descendants(pid):
+    """Process ids below ``pid`` (from /proc's parent ids)."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def _alive(pid):
+    """True while ``pid`` runs (a zombie no one reaps counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_pool_workers_die_with_a_killed_driver(tmp_path):
+    script = tmp_path / "driver.py"
+    script.write_text(POOL_DRIVER.format(space=SMALL_SPACE))
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, str(script), str(run_dir)], env={**os.environ, "PYTHONPATH": ROOT},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None:  # two evaluations done: the workers run
+            journal = run_dir / "journal.jsonl"
+            if journal.exists() and journal.read_text().count('"status": "ok"') >= 3:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "the driver ended before it could be killed"
+        children = _descendants(proc.pid)
+        assert len(children) >= 3  # two workers and the resource tracker
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        deadline = time.time() + 10
+        while time.time() < deadline and any(_alive(pid) for pid in children):
+            time.sleep(0.1)
+        survivors = [pid for pid in children if _alive(pid)]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    for pid in survivors:  # clean up before failing
+        os.kill(pid, signal.SIGKILL)
+    assert survivors == []
+
+
 def test_ppo_uses_each_proposals_own_sampling_policy():
     c = PPOController([3, 4, 2], seed=0, hidden_size=8, batch_size=2)
     samples = [c.ask() for _ in range(3)]
@@ -170,7 +212,8 @@ def test_ppo_uses_each_proposals_own_sampling_policy():
 
 
 def test_executor_errors_name_the_problem():
-    with pytest.raises(SearchConfigError, match="the local executor runs one evaluation at a time"):
+    assert type(make_executor("inline")) is type(make_executor("local")) is InlineExecutor  # the older name still works
+    with pytest.raises(SearchConfigError, match="the in-process executor .'local'. runs one evaluation at a time"):
         make_executor("local", max_in_flight=4)
     with pytest.raises(SearchConfigError, match="latency_resource needs the Ray executor"):
         make_executor("pool", latency_resource="latency_device")

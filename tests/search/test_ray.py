@@ -10,55 +10,31 @@ import textwrap
 import time
 
 import pytest
-import ray
 
+from conftest import ROOT, SMALL_SPACE, check_consistent
 from mnas_keras.search.errors import SearchConfigError
-from mnas_keras.search.journal import Journal
-from mnas_keras.search.ray_executor import RayExecutor
-from mnas_keras.search.runner import Search
+from mnas_keras.search.evaluation.synthetic import SyntheticEvaluator, estimate_madds
+from mnas_keras.search.execution.ray_executor import RayExecutor, loopback_environment
+from mnas_keras.search.run.search import Search
 from mnas_keras.search.space import SearchSpace, arch_key
-from mnas_keras.search.synthetic import SyntheticEvaluator, estimate_madds
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SMALL_SPACE = {
-    "name": "small",
-    "stem_filters": 16,
-    "defaults": {"kernel": [3, 5], "op": ["dsconv", "mbconv_e3"]},
-    "stages": ["r1_k3_s11_e1_i16_o16_dsconv", {"reference": "r2_k3_s22_e3_i16_o24", "filters": [1.0, 1.5]},
-               {"reference": "r1_k3_s22_e6_i24_o40", "fixed": True}],
-}
+with loopback_environment():
+    import ray  # Ray reads RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER when first imported
 
 
 @pytest.fixture(scope="session")
 def ray_address():
-    """One local Ray instance for the module: 2 CPUs and one 'latency_device'."""
-    ray.init(num_cpus=2, resources={"latency_device": 1}, include_dashboard=False, configure_logging=False,
-             log_to_driver=False)
+    """One local Ray instance for the module: 2 CPUs and one 'latency_device', on loopback
+    only as the executor starts its own (test_ray_network.py audits that)."""
+    with loopback_environment():
+        ray.init(num_cpus=2, resources={"latency_device": 1}, include_dashboard=False, configure_logging=False,
+                 log_to_driver=False)
+    assert ray.util.get_node_ip_address() == "127.0.0.1"
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the test evaluators travel by value
     try:
         yield ray.get_runtime_context().gcs_address
     finally:
         ray.shutdown()
-
-
-def _journal(run_dir):
-    return Journal(os.path.join(run_dir, "journal.jsonl")).records
-
-
-def check_consistent(run_dir, num_samples):
-    """Every step sampled once and finished exactly once, each result after its sample."""
-    records = _journal(run_dir)
-    sampled = [r["step"] for r in records if r["event"] == "sample"]
-    finished = [r["step"] for r in records if r["event"] == "result"]
-    assert sorted(finished) == list(range(num_samples))
-    assert sorted(sampled) == list(range(num_samples))
-    seen = set()
-    for record in records:
-        if record["event"] == "sample":
-            seen.add(record["step"])
-        elif record["event"] == "result":
-            assert record["step"] in seen
-    return records
 
 
 class TimedEvaluator(SyntheticEvaluator):
@@ -145,10 +121,10 @@ def test_killed_workers_are_replaced_and_retried_or_recorded(ray_address, tmp_pa
 
 DRIVER = textwrap.dedent("""
     import sys
-    from mnas_keras.search.ray_executor import RayExecutor
-    from mnas_keras.search.runner import Search
+    from mnas_keras.search.execution.ray_executor import RayExecutor
+    from mnas_keras.search.run.search import Search
     from mnas_keras.search.space import SearchSpace
-    from mnas_keras.search.synthetic import SyntheticEvaluator
+    from mnas_keras.search.evaluation.synthetic import SyntheticEvaluator
     space = SearchSpace.from_dict({space!r})
     evaluator = SyntheticEvaluator(space, delay_s=0.2, log_path=sys.argv[2])
     Search(space, evaluator, sys.argv[1], controller="ppo", seed=5,
@@ -222,7 +198,7 @@ def test_command_line_runs_on_ray_and_names_bad_options(ray_address, tmp_path):
     bad = _cli(*args, "--latency_resource=fpga_board")
     assert bad.returncode == 2 and "no node of the Ray cluster has the resource 'fpga_board'" in bad.stderr
     bad = _cli("--evaluator=synthetic", f"--run_dir={tmp_path / 'x'}", "--max_in_flight=3")
-    assert bad.returncode == 2 and "the local executor runs one evaluation at a time" in bad.stderr
+    assert bad.returncode == 2 and "the in-process executor ('inline') runs one evaluation at a time" in bad.stderr
 
 
 def test_evaluator_without_latency_runner_cannot_be_routed(ray_address, tmp_path):
@@ -234,7 +210,7 @@ def test_evaluator_without_latency_runner_cannot_be_routed(ray_address, tmp_path
 
 
 def test_proxy_evaluator_trains_on_a_worker_and_measures_on_the_device_node(ray_address, tmp_path):
-    from mnas_keras.search.evaluator import ProxyEvaluator
+    from mnas_keras.search.evaluation.proxy import ProxyEvaluator
 
     space = SearchSpace.from_dict(SMALL_SPACE)
     evaluator = ProxyEvaluator(image_size=32, epochs=1, train_subset=64, val_subset=32, bn_recalibration=32,
@@ -252,9 +228,9 @@ def test_proxy_evaluator_trains_on_a_worker_and_measures_on_the_device_node(ray_
 
 DASHBOARD_PROBE = textwrap.dedent("""
     import json, socket, time, urllib.error, urllib.request
-    from mnas_keras.search.ray_executor import RayExecutor
+    from mnas_keras.search.execution.ray_executor import RayExecutor
     from mnas_keras.search.space import mnasnet_space
-    from mnas_keras.search.synthetic import SyntheticEvaluator
+    from mnas_keras.search.evaluation.synthetic import SyntheticEvaluator
 
     def reachable(host, port):
         try:

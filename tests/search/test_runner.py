@@ -11,21 +11,13 @@ import time
 import pytest
 
 from mnas_keras.search.errors import SearchConfigError
-from mnas_keras.search.journal import Journal, RunDirectory
-from mnas_keras.search.runner import Search
+from mnas_keras.search.run.journal import Journal, RunDirectory
+from mnas_keras.search.run.search import Search
 from mnas_keras.search.space import SearchSpace, arch_key, mnasnet_space
-from mnas_keras.search.summaries import read_scalars
-from mnas_keras.search.synthetic import SyntheticEvaluator
+from mnas_keras.search.run.summaries import read_scalars
+from mnas_keras.search.evaluation.synthetic import SyntheticEvaluator
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-SMALL_SPACE = {
-    "name": "small",
-    "stem_filters": 16,
-    "defaults": {"kernel": [3, 5], "op": ["dsconv", "mbconv_e3"]},
-    "stages": ["r1_k3_s11_e1_i16_o16_dsconv", {"reference": "r2_k3_s22_e3_i16_o24", "filters": [1.0, 1.5]},
-               {"reference": "r1_k3_s22_e6_i24_o40", "fixed": True}],
-}
+from conftest import ROOT, SMALL_SPACE, journal_records
 
 
 def _results(run_dir):
@@ -122,6 +114,24 @@ def test_resume_refuses_a_different_run(tmp_path):
     assert len(result.records) == 6
 
 
+def test_overwrite_deletes_only_a_search_run_directory(tmp_path):
+    space = SearchSpace.from_dict(SMALL_SPACE)
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "thesis.tex").write_text("irreplaceable")
+    with pytest.raises(SearchConfigError, match="deletes only a search run directory; .*thesis.tex"):
+        Search(space, SyntheticEvaluator(space), str(folder), num_samples=2, target_ms=1.0, log=None,
+               overwrite=True).run()
+    assert (folder / "thesis.tex").read_text() == "irreplaceable"
+    run = tmp_path / "run"
+    Search(space, SyntheticEvaluator(space), str(run), num_samples=3, target_ms=1.0, log=None, export=False).run()
+    (run / "stale.txt").write_text("from the old run")
+    Search(space, SyntheticEvaluator(space, seed=1), str(run), num_samples=2, target_ms=1.0, log=None, export=False,
+           overwrite=True).run()  # a different run: the old one is deleted first
+    assert not (run / "stale.txt").exists()
+    assert sum(r["event"] == "result" for r in journal_records(run)) == 2
+
+
 def test_torn_journal_line_is_dropped(tmp_path):
     run = RunDirectory(str(tmp_path))
     run.prepare({"a": 1})
@@ -139,9 +149,9 @@ def test_torn_journal_line_is_dropped(tmp_path):
 SCRIPT = textwrap.dedent("""
     import sys
     sys.path.insert(0, {root!r})
-    from mnas_keras.search.runner import Search
+    from mnas_keras.search.run.search import Search
     from mnas_keras.search.space import SearchSpace
-    from mnas_keras.search.synthetic import SyntheticEvaluator
+    from mnas_keras.search.evaluation.synthetic import SyntheticEvaluator
     space = SearchSpace.from_dict({space!r})
     evaluator = SyntheticEvaluator(space, delay_s=float(sys.argv[3]), log_path=sys.argv[2])
     Search(space, evaluator, sys.argv[1], controller="ppo", seed=5,
@@ -186,8 +196,8 @@ def test_kill_9_resume_loses_and_repeats_nothing(tmp_path):
     clean_results, killed_results = _results(clean), _results(killed)
     # One result per step, none lost, none written twice; the same search as without kills.
     assert [r["step"] for r in killed_results] == list(range(40))
-    assert [(r["key"], r["reward"], r["cached"]) for r in killed_results] == \
-           [(r["key"], r["reward"], r["cached"]) for r in clean_results]
+    assert [(r["key"], r["reward"], r["cached"], r.get("cached_from")) for r in killed_results] == \
+           [(r["key"], r["reward"], r["cached"], r.get("cached_from")) for r in clean_results]
     assert sum(r["cached"] for r in clean_results) > 0  # the small space makes repeats
     # Evaluations: every distinct architecture (and the reference) once, plus at most one
     # redone evaluation per kill (the one in flight when it struck).

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from mnas_keras.codec import decode
-from mnas_keras.search.evaluator import ProxyEvaluator
-from mnas_keras.search.journal import Journal
-from mnas_keras.search.runner import Search
+from mnas_keras.search.evaluation.proxy import ProxyEvaluator
+from mnas_keras.search.run.journal import Journal
+from mnas_keras.search.run.search import Search
 from mnas_keras.search.space import mnasnet_space
 
 keras = pytest.importorskip("keras")

@@ -22,13 +22,14 @@ from __future__ import annotations
 import copy
 import re
 
-from mnas_keras.search.errors import SearchError
+from mnas_keras.tflite.errors import TFLiteError
 
 _INPUT_INDEX = re.compile(r"input_(\d+)")
 
 
-class SliceError(SearchError):
-    """A converted model could not be cut into its branches."""
+class SliceError(TFLiteError):
+    """A converted model could not be cut into its branches (a flatbuffer problem, not a
+    search setting: a ``TFLiteError``, so a ``ValueError``)."""
 
 
 def _schema():

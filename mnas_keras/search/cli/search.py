@@ -76,9 +76,9 @@ def _define_flags() -> None:
     d.DEFINE_bool("tensorboard", True, "Write TensorBoard scalars to <run_dir>/tensorboard.")
     d.DEFINE_bool("export", True, "Export the top-k / Pareto models at the end.")
     d.DEFINE_integer("checkpoint_every", 1, "Samples between controller checkpoints.")
-    d.DEFINE_enum("executor", "local", ["local", "pool", "ray"],
-                  "Where evaluations run: 'local' (in process, one at a time), 'pool' (local worker "
-                  "processes) or 'ray' (Ray actors; pip install mnas_keras[ray]).")
+    d.DEFINE_enum("executor", "inline", ["inline", "pool", "ray", "local"],
+                  "Where evaluations run: 'inline' (in process, one at a time; 'local' is its older name), "
+                  "'pool' (local worker processes) or 'ray' (Ray actors; pip install mnas_keras[ray]).")
     d.DEFINE_integer("max_in_flight", None, "Evaluations running at once (pool: 2; ray: the cluster's CPUs).")
     d.DEFINE_integer("max_retries", 1, "Reruns of an evaluation whose worker died before it is recorded as failed.")
     d.DEFINE_string("ray_address", None, "Ray cluster to use ('auto', 'ray://host:10001'); default: start one here.")
@@ -95,9 +95,9 @@ def _log(message: str) -> None:
 
 
 def build_search(values=None):
-    """The :class:`~mnas_keras.search.runner.Search` the flags describe."""
+    """The :class:`~mnas_keras.search.run.search.Search` the flags describe."""
     from mnas_keras.search.errors import SearchConfigError
-    from mnas_keras.search.runner import Search
+    from mnas_keras.search.run.search import Search
     from mnas_keras.search.space import get_space
 
     f = values or FLAGS
@@ -109,15 +109,15 @@ def build_search(values=None):
     if not isinstance(options, dict):
         raise SearchConfigError(f"--controller_options must be a JSON object; received {f.controller_options!r}")
     if f.evaluator == "synthetic":
-        from mnas_keras.search.synthetic import SyntheticEvaluator
+        from mnas_keras.search.evaluation.synthetic import SyntheticEvaluator
 
         evaluator = SyntheticEvaluator(space, seed=f.seed, input_size=f.latency_size)
     else:
-        from mnas_keras.search.evaluator import ProxyEvaluator
+        from mnas_keras.search.evaluation.proxy import ProxyEvaluator
 
         table = None
         if getattr(f, "latency_mode", "measured") != "measured":
-            from mnas_keras.search.latency_modes import default_table_path, prepare_table
+            from mnas_keras.search.latency.modes import default_table_path, prepare_table
 
             if f.int8:
                 raise SearchConfigError(f"--latency_mode={f.latency_mode} predicts one latency (--latency_objective); "
@@ -138,9 +138,9 @@ def build_search(values=None):
             **({"latency_mode": f.latency_mode, "latency_table": table} if table is not None else {}),
         )
     executor = None
-    name = getattr(f, "executor", "local")
-    if name != "local" or getattr(f, "max_in_flight", None) not in (None, 1) or getattr(f, "latency_resource", None):
-        from mnas_keras.search.executors import make_executor
+    name = getattr(f, "executor", "inline")
+    if name not in ("inline", "local") or getattr(f, "max_in_flight", None) not in (None, 1) or getattr(f, "latency_resource", None):
+        from mnas_keras.search.execution import make_executor
 
         executor = make_executor(name, max_in_flight=f.max_in_flight, max_retries=f.max_retries,
                                  ray_address=f.ray_address, latency_resource=f.latency_resource,
@@ -183,8 +183,10 @@ def main(argv) -> int:
 
 def run() -> None:
     """Console-script entry point (``mnas-search``)."""
+    from mnas_keras.search.cli.common import flags_parser
+
     _define_flags()
-    app.run(main)
+    app.run(main, flags_parser=flags_parser("mnas-search"))
 
 
 if __name__ == "__main__":

@@ -2,14 +2,16 @@
 
 An executor takes evaluation jobs (:meth:`Executor.submit`) and hands back finished ones
 (:meth:`Executor.wait`), so the search can keep ``max_in_flight`` evaluations running and
-go on as each result arrives (:mod:`mnas_keras.search.parallel`). Every executor runs the
+go on as each result arrives (:mod:`mnas_keras.search.run.loop`). Every executor runs the
 evaluator through :func:`call_evaluator`, which turns an exception into a failed result.
 
 * :class:`InlineExecutor`: one evaluation at a time, in this process.
 * :class:`LocalPoolExecutor`: ``num_workers`` spawned processes, each holding its own copy
   of the evaluator; a worker that dies breaks the pool: the pool is rebuilt and the jobs
-  it held are retried (each counts an attempt), up to ``max_retries``.
-* :class:`~mnas_keras.search.ray_executor.RayExecutor`: Ray actors (``pip install
+  it held are retried (each counts an attempt), up to ``max_retries``. A worker dies with
+  its parent (Linux's parent-death signal, :func:`_exit_with_parent`), so a driver killed
+  with SIGKILL leaves no worker behind.
+* :class:`~mnas_keras.search.execution.ray_executor.RayExecutor`: Ray actors (``pip install
   mnas_keras[ray]``); Ray is imported only when it starts.
 
 A job that runs out of retries comes back as ``{"status": "failed", "reason":
@@ -18,7 +20,7 @@ A job that runs out of retries comes back as ``{"status": "failed", "reason":
 
 Example:
     >>> from mnas_keras.search.space import mnasnet_space
-    >>> from mnas_keras.search.synthetic import SyntheticEvaluator
+    >>> from mnas_keras.search.evaluation.synthetic import SyntheticEvaluator
     >>> space = mnasnet_space()
     >>> executor = InlineExecutor()
     >>> executor.start(SyntheticEvaluator(space))
@@ -37,9 +39,6 @@ import time
 from typing import Any, Sequence
 
 from mnas_keras.search.errors import SearchConfigError
-
-#: Executor names accepted by :func:`make_executor` (and ``mnas-search --executor``).
-EXECUTORS = ("local", "pool", "ray")
 
 
 def call_evaluator(evaluator, blocks: Sequence[str], artifact_dir: str | None = None) -> dict:
@@ -98,10 +97,6 @@ class Executor(abc.ABC):
     def wait(self) -> list[tuple[Job, dict]]:
         """Blocks until at least one job has finished; returns the finished ``(job, result)``."""
 
-    @abc.abstractmethod
-    def pending(self) -> int:
-        """Jobs submitted and not yet returned by :meth:`wait`."""
-
     def close(self) -> None:
         """Stops the workers (idempotent)."""
 
@@ -138,19 +133,41 @@ class InlineExecutor(Executor):
             raise RuntimeError("wait() with no job submitted")
         return [self._done.popleft()]
 
-    def pending(self) -> int:
-        return len(self._done)
-
     def describe(self) -> str:
         return "local (in process)"
 
 
 # ------------------------------------------------------------------ process pool
 _WORKER_EVALUATOR = None
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
-def _pool_init(evaluator) -> None:
+def _exit_with_parent(parent_pid: int) -> None:
+    """Makes this process get SIGKILL when its parent dies (``prctl(PR_SET_PDEATHSIG)``,
+    Linux only; elsewhere nothing), and exits at once if the parent is already gone.
+
+    The kernel sends the signal when the *thread* that started this process ends: the
+    pool starts its workers from the thread that submits jobs (the search loop's), which
+    lives as long as the pool.
+    """
+    import ctypes
+    import os
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:
+        return
+    if os.getppid() != parent_pid:  # the parent died before prctl
+        os._exit(1)
+
+
+def _pool_init(evaluator, parent_pid: int | None = None) -> None:
     global _WORKER_EVALUATOR
+    if parent_pid is not None:
+        _exit_with_parent(parent_pid)
     _WORKER_EVALUATOR = evaluator
 
 
@@ -187,12 +204,13 @@ class LocalPoolExecutor(Executor):
     def _new_pool(self) -> None:
         import concurrent.futures
         import multiprocessing
+        import os
 
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
         self._pool = concurrent.futures.ProcessPoolExecutor(
             self.max_in_flight, mp_context=multiprocessing.get_context("spawn"),
-            initializer=_pool_init, initargs=(self._evaluator,))
+            initializer=_pool_init, initargs=(self._evaluator, os.getpid()))
         self._generation += 1
 
     def submit(self, job: Job) -> None:
@@ -238,9 +256,6 @@ class LocalPoolExecutor(Executor):
         self._dispatch()
         return out
 
-    def pending(self) -> int:
-        return len(self._running) + len(self._queue)
-
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
@@ -253,45 +268,3 @@ class LocalPoolExecutor(Executor):
 def _check_count(name: str, value: Any, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise SearchConfigError(f"{name} must be an integer >= {minimum}; received {value!r}")
-
-
-def make_executor(name: str = "local", *, max_in_flight: int | None = None, max_retries: int = 1,
-                  ray_address: str | None = None, latency_resource: str | None = None,
-                  cpus_per_worker: float = 1.0, dashboard: bool = False, num_cpus: int | None = None) -> Executor:
-    """An executor by name: ``"local"`` (in process), ``"pool"`` or ``"ray"``.
-
-    Args:
-        max_in_flight: evaluations at once (pool: default 2; Ray: default the cluster's CPUs
-            divided by ``cpus_per_worker``).
-        max_retries: reruns of a job whose worker died before it is recorded as failed.
-        ray_address: a running Ray cluster (``"auto"``, ``"ray://host:10001"``); None
-            starts a local Ray instance with ``num_cpus`` CPUs.
-        latency_resource: a Ray custom resource naming the nodes that measure latency.
-        cpus_per_worker: CPUs each Ray evaluation worker reserves.
-        dashboard: start Ray's dashboard (bound to 127.0.0.1) when starting Ray locally.
-
-    Example:
-        >>> make_executor("pool", max_in_flight=2).max_in_flight
-        2
-        >>> make_executor("dask")
-        Traceback (most recent call last):
-        ...
-        mnas_keras.search.errors.SearchConfigError: unknown executor 'dask'; expected one of ('local', 'pool', 'ray')
-    """
-    if name == "local":
-        if max_in_flight not in (None, 1):
-            raise SearchConfigError(f"the local executor runs one evaluation at a time; received "
-                                    f"max_in_flight={max_in_flight} (use executor 'pool' or 'ray')")
-        if latency_resource:
-            raise SearchConfigError("latency_resource needs the Ray executor")
-        return InlineExecutor()
-    if name == "pool":
-        if latency_resource:
-            raise SearchConfigError("latency_resource needs the Ray executor")
-        return LocalPoolExecutor(2 if max_in_flight is None else max_in_flight, max_retries=max_retries)
-    if name == "ray":
-        from mnas_keras.search.ray_executor import RayExecutor
-
-        return RayExecutor(ray_address, max_in_flight, max_retries=max_retries, latency_resource=latency_resource,
-                           cpus_per_worker=cpus_per_worker, dashboard=dashboard, num_cpus=num_cpus)
-    raise SearchConfigError(f"unknown executor {name!r}; expected one of {EXECUTORS}")

@@ -1,10 +1,10 @@
 """Measuring latency-table parts and whole networks on LiteRT.
 
-Parts (stem, single blocks, head; see :func:`mnas_keras.search.latency_table.network_parts`)
+Parts (stem, single blocks, head; see :func:`mnas_keras.search.latency.table.network_parts`)
 are built with the same graph builder as ``mnas_keras.MnasNet``, many at a time as the
 independent branches of one multi-input Keras model, converted once with
 :func:`mnas_keras.tflite.convert`, and cut into one ``.tflite`` per part
-(:func:`mnas_keras.search.latency_slice.split_branches`). Conversion costs seconds per call
+(:func:`mnas_keras.search.latency.slice.split_branches`). Conversion costs seconds per call
 whatever the model's size, so batching the parts makes a table of thousands of parts
 affordable. The parts are then timed with :func:`mnas_keras.tflite.benchmark_many` in a
 separate process pinned to one core, interleaved round by round, batch 1, like the search's
@@ -25,7 +25,7 @@ import dataclasses
 import time
 from typing import Callable, Mapping, Sequence
 
-from mnas_keras.search.latency_table import DEFAULT_SETTINGS, parse_part
+from mnas_keras.search.latency.parts import DEFAULT_SETTINGS, LatencyTableError, parse_part
 
 #: At most this many parts, or about this many weights, per conversion.
 MAX_PARTS_PER_MODEL = 64
@@ -94,7 +94,6 @@ def _quantize(model, inputs: Sequence, settings: Mapping, seed: int, int8_io: bo
     ``INT8_ATTEMPTS`` times."""
     import numpy as np
 
-    from mnas_keras.search.latency_table import LatencyTableError
     from mnas_keras.tflite import TFLiteError, convert, load_interpreter, randomize_batch_norm
 
     if settings["objective"] != "int8":
@@ -135,7 +134,7 @@ def convert_parts(keys: Sequence[str], settings: Mapping, log: Callable | None =
     int8 input and output when ``settings["objective"]`` is ``"int8"``)."""
     import keras
 
-    from mnas_keras.search.latency_slice import split_branches
+    from mnas_keras.search.latency.slice import split_branches
     from mnas_keras.tflite import convert
 
     s = _settings(settings)
@@ -231,12 +230,6 @@ def time_models(tflites: Mapping[str, bytes | str], settings: Mapping, *, anchor
         if log:
             log(f"timed {len(timing.latencies)}/{len(names)} models")
     return timing
-
-
-def measure_parts(keys: Sequence[str], settings: Mapping, log: Callable | None = None, **options) -> dict[str, float]:
-    """Converts and times parts; ``{key: median ms}`` (no drift correction; see
-    :meth:`LatencyTable.measure_parts`)."""
-    return time_models(convert_parts(keys, settings, log=log), settings, log=log, **options).latencies
 
 
 def measure_networks(blocks_list: Sequence[Sequence[str]], settings: Mapping, log: Callable | None = None,

@@ -152,7 +152,11 @@ class RunDirectory:
         Raises:
             SearchConfigError: the directory holds a run with a different definition.
         """
-        if overwrite and os.path.isdir(self.path):
+        if overwrite and os.path.isdir(self.path) and os.listdir(self.path):
+            if not self.is_search_run(self.path):
+                raise SearchConfigError(
+                    f"overwrite=True (--overwrite) deletes only a search run directory; {self.path} holds "
+                    f"{sorted(os.listdir(self.path))[:5]} but no search config.json or journal.jsonl")
             shutil.rmtree(self.path)
         if os.path.exists(self.path) and not os.path.isdir(self.path):
             raise SearchConfigError(f"run directory {self.path} exists and is not a directory")
@@ -174,14 +178,21 @@ class RunDirectory:
         self.journal = Journal(self.journal_path)
         return resumed
 
-    def save_controller(self, step: int, state: dict) -> None:
-        atomic_write_json(self.controller_path, {"step": step, "controller": state})
-
-    def load_controller(self) -> tuple[int, dict] | None:
-        if not os.path.exists(self.controller_path):
-            return None
-        data = read_json(self.controller_path)
-        return int(data["step"]), data["controller"]
+    @staticmethod
+    def is_search_run(path: str) -> bool:
+        """Whether ``path`` holds a search run: a ``journal.jsonl``, or a ``config.json``
+        with the search's ``space`` and ``controller`` keys."""
+        if os.path.isfile(os.path.join(path, "journal.jsonl")):
+            return True
+        config = os.path.join(path, "config.json")
+        if not os.path.isfile(config):
+            return False
+        try:
+            with open(config) as f:
+                data = json.load(f)
+        except (OSError, ValueError):
+            return False
+        return isinstance(data, dict) and "space" in data and "controller" in data
 
     def artifact_dir(self, arch_id: str) -> str:
         return os.path.join(self.artifacts_path, arch_id)

@@ -1,17 +1,23 @@
-"""The search loop with several evaluations in flight (a process pool or Ray).
+"""The search loop: ask the controller, evaluate on an executor, tell the controller.
 
-:func:`run_parallel` is what :meth:`Search.run <mnas_keras.search.runner.Search.run>` does
-when it is given an executor (:mod:`mnas_keras.search.executors`): it keeps up to
-``executor.max_in_flight`` proposals outstanding and updates the controller as each result
-arrives, in arrival order; new proposals come from the controller's current state. An
-architecture that is already being evaluated is not submitted twice: the later step waits
-for the same evaluation and is recorded as ``cached``.
+:class:`SearchLoop` is the one loop of :class:`~mnas_keras.search.run.search.Search` (which
+keeps the configuration, the run directory and the outputs, as KerasTuner's ``BaseTuner``
+does). It keeps up to ``executor.max_in_flight`` proposals outstanding and updates the
+controller as each result arrives, in arrival order; new proposals come from the
+controller's current state. With the default in-process executor
+(:class:`~mnas_keras.search.execution.InlineExecutor`) that is one evaluation at a time, in
+step order. An architecture that is already being evaluated is not submitted twice: the
+later step waits for the same evaluation and is recorded as ``cached``; one evaluated
+before is not evaluated again (``cached``, ``cached_from`` its first step).
 
 Journal: every ``ask`` is journaled at once as a ``sample`` event (the "started" entry,
 with its step id) and every ``tell`` as a ``result`` event (the "finished" entry), so the
 journal holds the exact sequence of the controller's calls. The controller checkpoint
-(``controller.json``) records how far into the journal it is (``journal_position``), the
-number of results told (``step``) and of proposals asked (``asked``).
+(``controller.json``, every ``checkpoint_every`` results) holds the controller's state,
+the number of results told (``step``), of proposals asked (``asked``) and how far into the
+journal it is (``journal_position``). A checkpoint of the releases before the one loop
+(``{"step", "controller"}``, written after ``step`` asks and tells in step order) is
+read too.
 
 What resuming guarantees (after ``kill -9`` of the driver, or a lost cluster):
 
@@ -22,65 +28,53 @@ What resuming guarantees (after ``kill -9`` of the driver, or a lost cluster):
 * the steps that were in flight (a ``sample`` without ``result``) are evaluated again, at
   most ``max_in_flight`` repeated evaluations per crash, before new proposals are made.
 
-Results arrive in an order that depends on timing, so two parallel runs with the same seed
-differ; with :class:`~mnas_keras.search.executors.InlineExecutor` the loop reproduces the
-sequential search exactly. A run may be resumed with another executor (or none: then it
-continues in process, one evaluation at a time).
+Results arrive in an order that depends on timing, so two runs with several evaluations
+in flight and the same seed differ; in process the search is reproduced exactly. A run
+may be resumed with another executor.
 
 Example:
     >>> import tempfile
-    >>> from mnas_keras.search.executors import InlineExecutor
-    >>> from mnas_keras.search.runner import Search
+    >>> from mnas_keras.search.run.search import Search
     >>> from mnas_keras.search.space import mnasnet_space
-    >>> from mnas_keras.search.synthetic import SyntheticEvaluator
+    >>> from mnas_keras.search.evaluation.synthetic import SyntheticEvaluator
     >>> space = mnasnet_space()
     >>> search = Search(space, SyntheticEvaluator(space), tempfile.mkdtemp(), controller="evolution",
-    ...                 num_samples=6, tensorboard=False, export=False, log=None, executor=InlineExecutor())
+    ...                 num_samples=6, tensorboard=False, export=False, log=None)
     >>> len(search.run().records) <= 6
     True
 """
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import time
 
-from mnas_keras.search.controllers import controller_from_state
+from mnas_keras.search.controllers import Controller, controller_from_state, make_controller
 from mnas_keras.search.errors import SearchConfigError
-from mnas_keras.search.executors import Executor, Job
-from mnas_keras.search.journal import atomic_write_json, read_json
+from mnas_keras.search.execution import Executor, Job
+from mnas_keras.search.run.journal import atomic_write_json, read_json
+from mnas_keras.search.pareto import distinct_records, kept_records
 from mnas_keras.search.reward import Reward
 from mnas_keras.search.space import arch_id, arch_key
 
-#: ``controller.json`` of a run journaled by this loop has this ``mode``.
-MODE = "parallel"
+#: ``version`` of the ``controller.json`` this loop writes.
+CHECKPOINT_VERSION = 2
 
 
-def is_parallel_run(run_dir) -> bool:
-    """Whether the run directory's controller checkpoint was written by this loop."""
-    if not os.path.exists(run_dir.controller_path):
-        return False
-    return read_json(run_dir.controller_path).get("mode") == MODE
+class SearchLoop:
+    """Runs (or resumes) one search on an executor; see the module docstring.
 
+    Args:
+        search: the :class:`~mnas_keras.search.run.search.Search` (its settings, evaluator
+            and prepared run directory).
+        executor: a started :class:`~mnas_keras.search.execution.Executor`.
+    """
 
-def run_parallel(search, executor: Executor):
-    """Runs (or resumes) ``search`` with ``executor``; see the module docstring."""
-    if not isinstance(executor, Executor):
-        raise SearchConfigError(f"executor must be an Executor; received {type(executor).__name__}")
-    resumed = search.run_dir.prepare(search.config(), overwrite=search.overwrite)
-    try:
-        executor.start(search.evaluator)
-        try:
-            return _ParallelLoop(search, executor).run(resumed)
-        finally:
-            executor.close()
-    finally:
-        search.run_dir.close()
-
-
-class _ParallelLoop:
     def __init__(self, search, executor: Executor):
+        if not isinstance(executor, Executor):
+            raise SearchConfigError(f"executor must be an Executor; received {type(executor).__name__}")
         self.search = search
         self.executor = executor
         self.run_dir = search.run_dir
@@ -88,6 +82,14 @@ class _ParallelLoop:
         self.log = search.log
 
     # ----------------------------------------------------------------- restore
+    def _new_controller(self) -> Controller:
+        search = self.search
+        if search.controller_instance is not None:
+            return search.controller_instance
+        names = [d.name for d in search.space.decisions]
+        return make_controller(search.controller_name, search.space.num_choices, seed=search.seed, names=names,
+                               **search.controller_options)
+
     def _restore(self):
         """The controller at the crash: checkpoint + replay of the journal after it."""
         search, records = self.search, self.journal.records
@@ -95,9 +97,9 @@ class _ParallelLoop:
             saved = read_json(self.run_dir.controller_path)
             controller = controller_from_state(saved["controller"])
             told = int(saved["step"])
-            if saved.get("mode") == MODE:
+            if "journal_position" in saved:
                 asked, position = int(saved["asked"]), int(saved["journal_position"])
-            else:  # a sequential run's checkpoint: `step` asks and tells, results in step order
+            else:  # the old releases' checkpoint: `step` asks and tells, results in step order
                 asked, position, seen = told, 0, 0
                 while seen < told and position < len(records):
                     seen += records[position].get("event") == "result"
@@ -106,7 +108,7 @@ class _ParallelLoop:
                 raise SearchConfigError(f"{self.run_dir.controller_path} is ahead of the journal; "
                                         "the run directory is damaged")
         else:
-            controller, _ = search._make_controller()
+            controller = self._new_controller()
             told, asked, position = controller.num_told, 0, 0
         samples = {}
         for record in records[:position]:
@@ -117,7 +119,7 @@ class _ParallelLoop:
             if event == "sample":
                 step = record["step"]
                 if step < asked:
-                    continue  # a sequential run journals a re-evaluated step's sample again
+                    continue  # the old releases journaled a re-evaluated step's sample again
                 if step != asked:
                     raise SearchConfigError(f"journal sample for step {step} follows step {asked - 1}; "
                                             "the journal is damaged")
@@ -135,7 +137,9 @@ class _ParallelLoop:
         return controller, samples, asked, told
 
     # --------------------------------------------------------------------- run
-    def run(self, resumed: bool):
+    def run(self, resumed: bool) -> tuple[dict, dict | None, float]:
+        """Runs the loop to ``num_samples`` results; returns ``(results by step, the
+        reference record or None, the target latency in ms)``."""
         search = self.search
         controller, samples, asked, told = self._restore()
         results = self.journal.results()
@@ -150,7 +154,7 @@ class _ParallelLoop:
         reference, target_ms = self._reference(cache)
         self.reward_fn = Reward(search.reward_kind, target_ms=target_ms, alpha=search.alpha, beta=search.beta)
         if reference is not None:
-            reference = {**reference, "reward": search._reward(reference, self.reward_fn)}
+            reference = {**reference, "reward": self.reward(reference)}
         self.controller, self.results, self.cache = controller, results, cache
         self.told, self.asked = told, asked
         self.best = max((r["reward"] for r in results.values()), default=None)
@@ -158,7 +162,7 @@ class _ParallelLoop:
         self.samples = samples
         self.writer = None
         if search.tensorboard:
-            from mnas_keras.search.summaries import ScalarWriter
+            from mnas_keras.search.run.summaries import ScalarWriter
 
             self.writer = ScalarWriter(self.run_dir.tensorboard_path)
         try:
@@ -169,7 +173,7 @@ class _ParallelLoop:
         finally:
             if self.writer is not None:
                 self.writer.close()
-        return search._finish(results, reference, target_ms)
+        return results, reference, target_ms
 
     def _reference(self, cache):
         search = self.search
@@ -177,9 +181,9 @@ class _ParallelLoop:
         if search.evaluate_reference and reference is None:
             blocks = search.space.reference_blocks()
             self.log(f"evaluating the reference network: {' '.join(blocks)}")
-            self.executor.submit(Job(-1, list(blocks), search._artifact_folder(blocks)))
+            self.executor.submit(Job(-1, list(blocks), self._artifact_folder(blocks)))
             (job, raw), = self.executor.wait()
-            reference = {"event": "reference", **search._make_record(blocks, None, raw)}
+            reference = {"event": "reference", **self._make_record(blocks, None, raw)}
             self.journal.append(reference)
         if reference is not None and reference["status"] == "ok":
             cache.setdefault(reference["key"], reference)
@@ -226,10 +230,10 @@ class _ParallelLoop:
             self.waiting[key].append(step)
         else:
             self.waiting[key] = [step]
-            self.executor.submit(Job(step, list(blocks), self.search._artifact_folder(blocks)))
+            self.executor.submit(Job(step, list(blocks), self._artifact_folder(blocks)))
 
     def _finished(self, job: Job, raw: dict) -> None:
-        record = self.search._make_record(job.blocks, job.job_id, raw)
+        record = self._make_record(job.blocks, job.job_id, raw)
         steps = self.waiting.pop(record["key"])
         first = steps[0]
         record.update(step=first, cached=False)
@@ -244,15 +248,15 @@ class _ParallelLoop:
     def _record(self, step: int, decisions, record: dict) -> None:
         search = self.search
         record.update(event="result", step=step, decisions=list(decisions), time=time.time())
-        record["reward"] = search._reward(record, self.reward_fn)
+        record["reward"] = self.reward(record)
         self.journal.append(record)
         if not record["cached"]:
             self.cache[record["key"]] = record
         self.results[step] = record
         self.best = record["reward"] if self.best is None else max(self.best, record["reward"])
-        search._progress(step, record, self.best)
+        self._progress(step, record)
         if self.writer is not None:
-            search._summaries(self.writer, step, record, self.best, self.controller)
+            self._summaries(step, record)
         self.controller.tell(decisions, record["reward"])
         self.told += 1
         done = self.asked >= search.num_samples and self._outstanding() == 0
@@ -261,16 +265,70 @@ class _ParallelLoop:
 
     def _checkpoint(self) -> None:
         atomic_write_json(self.run_dir.controller_path, {
-            "mode": MODE, "step": self.told, "asked": self.asked, "journal_position": len(self.journal.records),
-            "controller": self.controller.state_dict()})
+            "version": CHECKPOINT_VERSION, "step": self.told, "asked": self.asked,
+            "journal_position": len(self.journal.records), "controller": self.controller.state_dict()})
+
+    # ---------------------------------------------------------------- records
+    def _artifact_folder(self, blocks) -> str | None:
+        if getattr(self.search.evaluator, "saves_artifacts", False):
+            return self.run_dir.artifact_dir(arch_id(arch_key(blocks)))
+        return None
+
+    @staticmethod
+    def _make_record(blocks, step: int | None, result: dict) -> dict:
+        """The journal record of an evaluator's result (checked; no NaN/inf)."""
+        key = arch_key(blocks)
+        ident = arch_id(key)
+        result = dict(result)
+        if result.get("status") == "ok":
+            for field in ("accuracy", "latency_ms"):
+                value = result.get(field)
+                if not isinstance(value, (int, float)) or value != value or (field == "latency_ms" and value <= 0):
+                    result = {**result, "status": "failed", "reason": f"evaluator returned {field}={value!r}"}
+                    break
+        else:
+            result["status"] = "failed"
+            result.setdefault("reason", "unknown")
+        # JSON has no NaN/inf: keep such values out of the journal (the reason says what happened).
+        result = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in result.items()}
+        return {"key": key, "arch_id": ident, "blocks": list(blocks), **result, "step": step}
+
+    def reward(self, record: dict) -> float:
+        """The record's reward (``failure_reward`` for a failed evaluation)."""
+        if record["status"] != "ok":
+            return self.search.failure_reward
+        return self.reward_fn(record["accuracy"], record["latency_ms"])
+
+    def _progress(self, step: int, record: dict) -> None:
+        width = len(str(self.search.num_samples))
+        if record["status"] == "ok":
+            metrics = f"acc {record['accuracy']:.4f}  lat {record['latency_ms']:.4f} ms"
+        else:
+            metrics = f"FAILED ({record.get('reason', '')[:80]})"
+        how = "cached" if record["cached"] else f"{record.get('eval_seconds', 0.0):.1f}s"
+        self.log(f"[{step + 1:>{width}}/{self.search.num_samples}] reward {record['reward']:.4f}  {metrics}  "
+                 f"best {self.best:.4f}  ({how})  {record['arch_id']}")
+
+    def _summaries(self, step: int, record: dict) -> None:
+        values = {"search/reward": record["reward"], "search/best_reward": self.best}
+        if record["status"] == "ok":
+            values["search/accuracy"] = record["accuracy"]
+            values["search/latency_ms"] = record["latency_ms"]
+        values["search/failed"] = float(record["status"] != "ok")
+        for name, value in self.controller.stats().items():
+            values[f"controller/{name}"] = value
+        for decision, probs in zip(self.search.space.decisions, self.controller.probabilities()):
+            for label, p in zip(decision.labels, probs):
+                values[f"probability/{decision.name}/{label}"] = p
+        self.writer.scalars(step + 1, values)
 
     def _prune_artifacts(self) -> None:
-        """Like the sequential loop's pruning, sparing the evaluations still running."""
+        """Deletes the artifacts of architectures that will not be exported, sparing the
+        evaluations still running."""
         folder = self.run_dir.artifacts_path
         if not os.path.isdir(folder):
             return
-        search = self.search
-        keep = {r["arch_id"] for r in search._keep(search._distinct(self.results))}
+        keep = {r["arch_id"] for r in kept_records(distinct_records(self.results), self.search.top_k)}
         keep |= {arch_id(key) for key in self.waiting}
         for name in os.listdir(folder):
             if name not in keep:

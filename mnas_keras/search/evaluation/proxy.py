@@ -1,6 +1,6 @@
 """Evaluating a sampled architecture for real: build, proxy-train, validate, convert, time.
 
-:class:`ProxyEvaluator` follows the evaluator protocol of :mod:`mnas_keras.search.runner`:
+:class:`ProxyEvaluator` follows the evaluator protocol of :mod:`mnas_keras.search.run.search`:
 
 1. build ``mnas_keras.MnasNet(blocks, ...)`` (spatial size left open);
 2. proxy-train it ``epochs`` epochs with ``model.fit`` (Adam) on a training split;
@@ -102,8 +102,8 @@ class ProxyEvaluator:
         save_artifacts: write ``model.keras`` and ``model.tflite`` into the artifact folder
             the runner passes (needed to export without retraining).
         latency_mode: ``"measured"``, ``"predicted"`` or ``"predicted_then_measured"``
-            (see :mod:`mnas_keras.search.latency_modes`); the table modes need
-            ``latency_table`` (a :class:`~mnas_keras.search.latency_table.LatencyTable`) and
+            (see :mod:`mnas_keras.search.latency.modes`); the table modes need
+            ``latency_table`` (a :class:`~mnas_keras.search.latency.table.LatencyTable`) and
             the fp32 objective.
     """
 
@@ -160,7 +160,7 @@ class ProxyEvaluator:
         self._classes = classes
 
     def _latency_source(self, mode, table):
-        from mnas_keras.search.latency_modes import TableLatency, check_mode
+        from mnas_keras.search.latency.modes import TableLatency, check_mode
 
         check_mode(mode)
         if mode == "measured":
@@ -186,6 +186,16 @@ class ProxyEvaluator:
     def latency_table(self):
         """The :class:`LatencyTable` of the table modes (None when measuring)."""
         return None if self._table_latency is None else self._table_latency.table
+
+    def finalize(self, records: list[dict], journal, rescore, log=print) -> None:
+        """After the search loop: with ``latency_mode="predicted_then_measured"``, measures
+        the Pareto front's predicted latencies until the front is all measured
+        (:func:`~mnas_keras.search.latency.modes.measure_front`; records changed in place,
+        measurements journaled and added to the table); in the other modes nothing."""
+        if self.latency_mode == "predicted_then_measured":
+            from mnas_keras.search.latency.modes import measure_front
+
+            measure_front(records, journal, self.latency_table, self.measure_latency, rescore, log=log)
 
     def measure_latency(self, blocks: Sequence[str]) -> float:
         """Converts and times an (untrained) network the way ``"measured"`` mode does; ms.
@@ -357,7 +367,7 @@ class ProxyEvaluator:
             correct += int(np.sum(np.argmax(probs, axis=-1) == y[start:start + batch_size]))
         return correct / max(1, len(x))
 
-    def _latency(self, model, x_train, measure: bool = False) -> dict:
+    def _latency(self, model, x_train, measure: bool = False) -> tuple:
         from mnas_keras.tflite import benchmark, convert
 
         if self._table_latency is not None and not measure:
@@ -440,6 +450,6 @@ class ProxyEvaluator:
     def export(self, entries: list[dict], folder: str) -> dict:
         """Copies (or rebuilds) each exported architecture's ``.keras`` and ``.tflite``, then
         measures them all again, interleaved and with more runs, for the latency report."""
-        from mnas_keras.search.export import export_models
+        from mnas_keras.search.evaluation.export import export_models
 
         return export_models(self, entries, folder)

@@ -9,7 +9,7 @@ worst networks reach about 80% of the best one's accuracy (60% against 75% on Im
 The optimum is exactly 1.0 and known, which lets tests and benchmarks count how many
 samples each controller needs to reach 99% of it.
 
-:class:`SyntheticEvaluator` follows the evaluator protocol of :mod:`mnas_keras.search.runner`
+:class:`SyntheticEvaluator` follows the evaluator protocol of :mod:`mnas_keras.search.run.search`
 (``evaluate(blocks) -> dict``) without training anything: accuracy from the objective and a
 latency from a multiply-add estimate. It drives fast dry runs (``mnas-search
 --evaluator=synthetic``) and the resume tests.

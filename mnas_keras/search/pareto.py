@@ -41,6 +41,30 @@ def top_k(records: Iterable[dict], k: int) -> list[dict]:
     return sorted(ok, key=lambda r: (-r["reward"], r["latency_ms"]))[:k]
 
 
+def distinct_records(results: dict) -> list[dict]:
+    """The first result of each architecture (by ``key``) from results by step, in step order.
+
+    Example:
+        >>> [r["step"] for r in distinct_records({2: {"key": "a", "step": 2}, 0: {"key": "a", "step": 0},
+        ...                                       1: {"key": "b", "step": 1}})]
+        [0, 1]
+    """
+    seen: dict[str, dict] = {}
+    for step in sorted(results):
+        seen.setdefault(results[step]["key"], results[step])
+    return list(seen.values())
+
+
+def kept_records(records: Iterable[dict], k: int) -> list[dict]:
+    """The records a search keeps (exports, and keeps artifacts of): the top ``k`` by reward
+    and the Pareto front, by reward (ties: lower latency first)."""
+    records = list(records)
+    chosen = {r["key"]: r for r in top_k(records, k)}
+    for r in pareto_front(records):
+        chosen.setdefault(r["key"], r)
+    return sorted(chosen.values(), key=lambda r: (-r["reward"], r["latency_ms"]))
+
+
 def _row(rank: int, r: dict) -> dict:
     return {"rank": rank, "arch_id": r.get("arch_id", ""), "reward": r.get("reward"),
             "accuracy": r.get("accuracy"), "latency_ms": r.get("latency_ms"), "step": r.get("step"),

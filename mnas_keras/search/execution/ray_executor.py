@@ -22,13 +22,38 @@ itself (``max_retries``).
 Ray is imported when the executor starts, never on import. ``ray.init`` gets
 ``include_dashboard=False`` unless ``dashboard=True``, and the dashboard binds to
 127.0.0.1; a local instance is started with ``num_cpus`` CPUs and shut down by
-:meth:`RayExecutor.close`. (Ray's own services, GCS, raylet and workers, listen on the
-node's address as a cluster needs, behind Ray's token authentication; Ray 2.60 maps a
-127.0.0.1 node address to the machine's address, so they cannot be confined to it.) An instance that was already initialized is used as it is and
-left running. For a remote cluster, mnas_keras (and the evaluator's dependencies) must be
-installed on its nodes, and a shared filesystem is needed for the evaluator's artifacts
-(``model.keras``/``model.tflite``) to reach the run directory; without one the export step
-rebuilds them.
+:meth:`RayExecutor.close`. An instance that was already initialized is used as it is and
+left running.
+
+Loopback only: a local instance (no ``address``) is started, and an instance on a loopback
+address (``127.0.0.1:6379``) is reached, inside :func:`loopback_environment`
+(``loopback=True``, the default), so that nothing it starts sends traffic off 127.0.0.0/8
+(and a driver finds its node there). Without it, Ray (2.60) puts its services (GCS, raylet,
+workers) on the machine's outward address, found by a UDP ``connect()`` to 8.8.8.8 that
+sends no packet; and the usage-stats module of the dashboard head, which Ray starts even
+without the dashboard, asks the cloud metadata service (HTTP to 169.254.169.254, twice)
+and DNS (``metadata.google.internal``) which cloud it runs on, before it checks whether
+usage stats are enabled. :data:`LOOPBACK_ENV` turns both off with documented environment
+variables only: ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` (Ray's single-machine mode: the
+node address is 127.0.0.1, so every service listens and connects there),
+``RAY_USAGE_STATS_ENABLED=0``, and an HTTP(S) proxy at ``127.0.0.1:9`` (nothing listens
+there: the probes fail at once, without a DNS lookup) with ``no_proxy`` for the loopback
+names, so Ray's own gRPC and HTTP traffic on 127.0.0.1 goes direct. The variables are
+inherited by the processes Ray starts (its workers too: an evaluator of a local instance
+cannot reach other machines over HTTP) and removed from this process again after
+``ray.init``. The node address is read when Ray is imported: if ``ray`` was imported
+before the executor started it without the variable, the services stay on the outward
+address and :meth:`RayExecutor.start` warns (set ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``
+before importing Ray). ``tests/search/test_ray_network.py`` checks the whole process tree
+of a local search in a network namespace with loopback only: no connection attempt leaves it.
+
+On a cluster (``address`` given) nothing of this applies: Ray's services listen on the
+node's address on all its interfaces, each node probes the metadata service, and a
+``ray start`` head reports even a disabled usage-stats setting to Ray's server; see the
+README's Ray section for running one air-gapped. For a remote cluster, mnas_keras (and
+the evaluator's dependencies) must be installed on its nodes, and a shared filesystem is
+needed for the evaluator's artifacts (``model.keras``/``model.tflite``) to reach the run
+directory; without one the export step rebuilds them.
 
 Example:
     >>> executor = RayExecutor(max_in_flight=2, latency_resource="latency_device")
@@ -39,10 +64,65 @@ Example:
 from __future__ import annotations
 
 import collections
+import contextlib
+import ipaddress
 import os
+import warnings
 
 from mnas_keras.search.errors import SearchConfigError
-from mnas_keras.search.executors import Executor, Job, _check_count, call_evaluator
+from mnas_keras.search.execution.base import Executor, Job, _check_count, call_evaluator
+
+
+#: Environment of a local Ray instance confined to loopback (see the module docstring).
+LOOPBACK_ENV = {
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "http_proxy": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9",
+    "https_proxy": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
+    "no_proxy": "127.0.0.1,localhost,::1", "NO_PROXY": "127.0.0.1,localhost,::1",
+}
+
+
+@contextlib.contextmanager
+def loopback_environment():
+    """Sets :data:`LOOPBACK_ENV` in ``os.environ`` for the ``with`` block, then restores it.
+
+    Processes started inside the block (a local Ray instance started by ``ray.init``)
+    inherit the variables. ``os.environ`` is process-wide: do not start other processes
+    from other threads meanwhile.
+
+    Example:
+        >>> import os
+        >>> before = os.environ.get("RAY_USAGE_STATS_ENABLED")
+        >>> with loopback_environment():
+        ...     os.environ["RAY_USAGE_STATS_ENABLED"], os.environ["no_proxy"]
+        ('0', '127.0.0.1,localhost,::1')
+        >>> os.environ.get("RAY_USAGE_STATS_ENABLED") == before
+        True
+    """
+    saved = {name: os.environ.get(name) for name in LOOPBACK_ENV}
+    os.environ.update(LOOPBACK_ENV)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _address_host(address: str) -> str:
+    """The host of a Ray address (``"ray://host:10001"``, ``"host:6379"``, ``"[::1]:6379"``)."""
+    host = address.split("://", 1)[-1].rsplit(":", 1)[0]
+    return host.strip("[]")
 
 
 def _import_ray():
@@ -124,12 +204,15 @@ class RayExecutor(Executor):
             latency is measured inside the evaluation, on the same worker).
         dashboard: start the dashboard (on 127.0.0.1) when starting Ray here.
         num_cpus: CPUs of a local instance (None: Ray's default, all of them).
+        loopback: start a local instance (or reach one on a loopback address) inside
+            :func:`loopback_environment`, so that it sends nothing off 127.0.0.0/8 (see the
+            module docstring); False: Ray's defaults.
         init_options: more ``ray.init`` keyword arguments.
     """
 
     def __init__(self, address: str | None = None, max_in_flight: int | None = None, *, max_retries: int = 1,
                  cpus_per_worker: float = 1.0, latency_resource: str | None = None, dashboard: bool = False,
-                 num_cpus: int | None = None, init_options: dict | None = None):
+                 num_cpus: int | None = None, loopback: bool = True, init_options: dict | None = None):
         if max_in_flight is not None:
             _check_count("max_in_flight", max_in_flight, 1)
         _check_count("max_retries", max_retries, 0)
@@ -145,6 +228,7 @@ class RayExecutor(Executor):
         self.latency_resource = latency_resource
         self.dashboard = bool(dashboard)
         self.num_cpus = num_cpus
+        self.loopback = bool(loopback)
         self.init_options = dict(init_options or {})
         self._owns_ray = False
         self._actors: list = []
@@ -166,8 +250,13 @@ class RayExecutor(Executor):
         return text + ")"
 
     # ------------------------------------------------------------------ start
+    def _on_loopback(self) -> bool:
+        """Whether Ray is started or reached on this machine's loopback only."""
+        return self.loopback and (self.address is None or _is_loopback(_address_host(self.address)))
+
     def start(self, evaluator) -> None:
-        ray = _import_ray()
+        with loopback_environment() if self._on_loopback() else contextlib.nullcontext():
+            ray = _import_ray()  # the first import reads RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER
         if not ray.is_initialized():
             options = {"include_dashboard": self.dashboard, "dashboard_host": "127.0.0.1",
                        "configure_logging": False}
@@ -179,8 +268,10 @@ class RayExecutor(Executor):
             else:
                 options["address"] = self.address
             options.update(self.init_options)
+            local = self._on_loopback()
             try:
-                context = ray.init(**options)
+                with loopback_environment() if local else contextlib.nullcontext():
+                    context = ray.init(**options)
             except Exception as err:  # noqa: BLE001 - Ray raises bare Exceptions here too
                 hint = " (the dashboard needs pip install 'ray[default]')" if "dashboard" in str(err) else ""
                 raise SearchConfigError(f"cannot start or reach Ray at {self.address or 'a local instance'}: "
@@ -188,6 +279,11 @@ class RayExecutor(Executor):
             self._owns_ray = True
             url = getattr(context, "dashboard_url", None)
             self.dashboard_url = url or None
+            node = ray.util.get_node_ip_address()
+            if local and not _is_loopback(node):
+                warnings.warn(f"the local Ray instance listens on {node}, not on 127.0.0.1: Ray was imported before "
+                              "the executor started it; set RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 before importing ray",
+                              RuntimeWarning, stacklevel=2)
         try:
             self._start_workers(ray, evaluator)
         except BaseException:
@@ -274,15 +370,6 @@ class RayExecutor(Executor):
         self._actors = [new if a is actor else a for a in self._actors]
         self.replaced_workers += 1
         return new
-
-    def pending(self) -> int:
-        return len(self._running) + len(self._queue)
-
-    def worker_pids(self) -> list[int]:
-        """Process ids of the idle workers' actors (for tests and diagnostics)."""
-        import ray
-
-        return [p["pid"] for p in ray.get([a.ready.remote() for a in self._idle])]
 
     def close(self) -> None:
         if self._worker_class is None and not self._owns_ray:

@@ -26,7 +26,7 @@ import time
 from typing import Callable, Sequence
 
 from mnas_keras.search.errors import SearchConfigError
-from mnas_keras.search.latency_table import LatencyTable, MissingPartsError
+from mnas_keras.search.latency.table import LatencyTable, MissingPartsError
 
 LATENCY_MODES = ("measured", "predicted", "predicted_then_measured")
 
@@ -112,7 +112,7 @@ def measure_front(records: list[dict], journal, table: LatencyTable | None, meas
     objective) and repeats on the new front until it is all measured. Each measurement is
     journaled, rescored and added to the table.
     """
-    from mnas_keras.search.report import pareto_front
+    from mnas_keras.search.pareto import pareto_front
 
     by_key = {r["key"]: r for r in records}
     objective = "fp32" if table is None else table.settings.get("objective", "fp32")

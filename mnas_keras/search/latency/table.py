@@ -1,9 +1,9 @@
-"""A calibrated latency lookup table: predict a sampled network's LiteRT latency in microseconds.
+"""A calibrated latency lookup table: predict a sampled network's LiteRT latency in milliseconds.
 
 A network is cut into *parts*: the stem, every single block (a stage's first block and its
 repeats) and the head. Each distinct part configuration (block string: op, kernel,
 expansion, SE, skip, activation, filters, stride; plus the input resolution it runs at) is
-measured once on LiteRT as a small standalone model (:mod:`mnas_keras.search.latency_build`).
+measured once on LiteRT as a small standalone model (:mod:`mnas_keras.search.latency.build`).
 The prediction of a network is a linear correction of the sum of its parts,
 
     ``latency = intercept_ms + sum over op kinds c of scale[c] * sum(part_ms of kind c)``,
@@ -48,7 +48,7 @@ Example:
 
 Command line (builds or extends a table and writes the accuracy report)::
 
-    python -m mnas_keras.search.latency_report --table=latency_table.json --space=mnasnet \\
+    mnas-latency-table --table=latency_table.json --space=mnasnet \\
         --calibration=12 --holdout=50 --report_dir=runs/latency_report
 """
 
@@ -58,196 +58,32 @@ import contextlib
 import json
 import math
 import os
-import platform
 import statistics
 import time
 import warnings
 from typing import Iterable, Mapping, Sequence
 
 from mnas_keras.codec import BlockSpec, decode
-from mnas_keras.search.errors import SearchConfigError, SearchError
-
-SCHEMA = "mnas_keras.latency_table/1"
-
-#: Settings that define what a table's numbers mean; a mismatch on load warns.
-ENVIRONMENT_KEYS = ("litert_version", "num_threads", "delegate", "machine")
-MODEL_KEYS = ("input_size", "objective", "stem_filters", "head_filters", "classes", "activation",
-              "include_preprocessing")
-DEFAULT_SETTINGS = {
-    "input_size": 224,
-    "objective": "fp32",
-    "stem_filters": 32,
-    "head_filters": 1280,
-    "classes": 10,
-    "activation": "relu",
-    "include_preprocessing": True,
-    "num_threads": 1,
-    "delegate": "xnnpack",
-    "runs": 50,
-    "warmup": 10,
-    "anchor": None,
-    "anchor_ms": None,
-}
-
-
-class LatencyTableError(SearchError):
-    """A latency table file is missing, corrupt or of another schema, or a part is missing."""
-
-
-class MissingPartsError(LatencyTableError):
-    """The table has no measurement for some parts of a network (``.keys`` lists them)."""
-
-    def __init__(self, keys: Sequence[str]):
-        self.keys = list(keys)
-        shown = ", ".join(self.keys[:3]) + (f" and {len(self.keys) - 3} more" if len(self.keys) > 3 else "")
-        super().__init__(f"the latency table has no measurement for {len(self.keys)} part(s): {shown}; "
-                         "measure them with LatencyTable.measure_missing(blocks) or build the table for this space")
-
-
-class LatencyTableWarning(UserWarning):
-    """A latency table is used under settings other than those it was measured under."""
-
-
-#: What a table can predict: float32 or full-integer int8 LiteRT latency.
-OBJECTIVES = ("fp32", "int8")
-
-#: Part kinds with their own fitted scale.
-KINDS = ("conv", "dsconv", "mbconv", "other")
-
-
-def part_kind(key: str) -> str:
-    """The fitted-scale kind of a part key: the block's ConvOp, or ``"other"`` (stem, head).
-
-    Example:
-        >>> part_kind("block:56x56:r1_k3_s11_e3_i24_o24_conv"), part_kind("head:7x7x320")
-        ('conv', 'other')
-    """
-    if not key.startswith("block:"):
-        return "other"
-    tokens = key.rsplit(":", 1)[1].split("_")
-    return "conv" if "conv" in tokens else "dsconv" if "dsconv" in tokens else "mbconv"
-
-
-# ------------------------------------------------------------------------------ environment
-def cpu_model() -> str:
-    """The CPU model name (``/proc/cpuinfo`` on Linux, else ``platform.processor()``)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def machine_description() -> str:
-    """``"<system> <arch>, <cpu model>, <n> cores"``: where a table's numbers hold.
-
-    Example:
-        >>> "cores" in machine_description()
-        True
-    """
-    return f"{platform.system()} {platform.machine()}, {cpu_model()}, {os.cpu_count()} cores"
-
-
-def environment(num_threads: int = 1, delegate: str = "xnnpack") -> dict:
-    """The runtime settings a table is measured under (LiteRT version, threads, machine)."""
-    from mnas_keras.tflite.latency import litert_version
-
-    return {"litert_version": litert_version(), "num_threads": int(num_threads), "delegate": delegate,
-            "machine": machine_description()}
-
-
-# ------------------------------------------------------------------------------------ parts
-def _out(size: int, stride: int) -> int:
-    return -(-size // stride)  # 'same' padding
-
-
-def network_parts(blocks: Sequence[str | BlockSpec], input_size: int, stem_filters: int = 32) -> list[str]:
-    """The part keys of a network: stem, each single block at its input resolution, head.
-
-    Example:
-        >>> network_parts(["r2_k5_s22_e3_i16_o24_se0.25"], 64, stem_filters=16)
-        ['stem:64x64x3>16', 'block:32x32:r1_k5_s22_e3_i16_o24_se0.25', 'block:16x16:r1_k5_s11_e3_i24_o24_se0.25', 'head:16x16x24']
-    """
-    specs = decode(blocks)
-    height = width = _out(int(input_size), 2)
-    keys = [f"stem:{input_size}x{input_size}x3>{stem_filters}"]
-    channels = stem_filters
-    for spec in specs:
-        for single in spec.expand():
-            keys.append(f"block:{height}x{width}:{single.to_string()}")
-            height, width = _out(height, single.strides[0]), _out(width, single.strides[1])
-            channels = single.output_filters
-    keys.append(f"head:{height}x{width}x{channels}")
-    return keys
-
-
-def parse_part(key: str) -> dict:
-    """The fields of a part key (``kind`` and shapes; ``spec`` for blocks).
-
-    Example:
-        >>> parse_part("block:16x16:r1_k3_s22_e6_i8_o16")["input_shape"]
-        (16, 16, 8)
-        >>> parse_part("head:7x7x320")
-        {'kind': 'head', 'input_shape': (7, 7, 320)}
-    """
-    try:
-        kind, rest = key.split(":", 1)
-        if kind == "stem":
-            shape, filters = rest.split(">")
-            h, w, c = (int(v) for v in shape.split("x"))
-            return {"kind": "stem", "input_shape": (h, w, c), "filters": int(filters)}
-        if kind == "head":
-            h, w, c = (int(v) for v in rest.split("x"))
-            return {"kind": "head", "input_shape": (h, w, c)}
-        if kind == "block":
-            shape, block = rest.split(":", 1)
-            h, w = (int(v) for v in shape.split("x"))
-            spec = BlockSpec.from_string(block)
-            return {"kind": "block", "input_shape": (h, w, spec.input_filters), "spec": spec}
-    except (ValueError, TypeError) as err:
-        raise LatencyTableError(f"malformed latency table part key {key!r}: {err}") from None
-    raise LatencyTableError(f"malformed latency table part key {key!r}: expected stem:, block: or head:")
-
-
-def space_parts(space, input_size: int) -> list[str]:
-    """Every part key the networks of a search space can contain (the table a space needs).
-
-    The space is factorized per stage, so this is the per-stage options times the input
-    filters the previous stage can produce, not the number of networks.
-
-    Example:
-        >>> from mnas_keras.search.space import mnasnet_space
-        >>> len(space_parts(mnasnet_space(), 224))
-        3220
-    """
-    import itertools
-
-    from mnas_keras.search.space import FIELDS
-
-    keys = {f"stem:{input_size}x{input_size}x3>{space.stem_filters}": None}
-    size = _out(int(input_size), 2)
-    f_ins = {space.stem_filters}
-    for stage in space.stages:
-        options = stage.options()
-        outs = set()
-        stride = stage.spec.strides
-        for f_in in sorted(f_ins):
-            for combo in itertools.product(*(options[f] for f in FIELDS)):
-                spec = stage.build(f_in, dict(zip(FIELDS, combo)))
-                outs.add(spec.output_filters)
-                h = size
-                for single in spec.expand():
-                    keys.setdefault(f"block:{h}x{h}:{single.to_string()}")
-                    h = _out(h, single.strides[0])
-        size = _out(size, stride[0])
-        f_ins = outs
-    for f in sorted(f_ins):
-        keys.setdefault(f"head:{size}x{size}x{f}")
-    return list(keys)
-
+from mnas_keras.search.errors import SearchConfigError
+from mnas_keras.search.latency import build as latency_build
+from mnas_keras.search.latency.parts import (  # noqa: F401 - the part names are this module's API too
+    DEFAULT_SETTINGS,
+    ENVIRONMENT_KEYS,
+    KINDS,
+    MODEL_KEYS,
+    OBJECTIVES,
+    SCHEMA,
+    LatencyTableError,
+    LatencyTableWarning,
+    MissingPartsError,
+    cpu_model,
+    environment,
+    machine_description,
+    network_parts,
+    parse_part,
+    part_kind,
+    space_parts,
+)
 
 # ------------------------------------------------------------------------------------ table
 class LatencyTable:
@@ -273,7 +109,7 @@ class LatencyTable:
         self.build_seconds = float(self.settings.pop("build_seconds", 0.0) or 0.0)
         #: The anchor's median latency in the last timing (ms; with drift correction).
         self.last_anchor_ms: float | None = None
-        #: The last :class:`~mnas_keras.search.latency_build.Timing` (raw latencies included).
+        #: The last :class:`~mnas_keras.search.latency.build.Timing` (raw latencies included).
         self.last_timing = None
         self._anchor_tflite: bytes | None = None
 
@@ -560,8 +396,6 @@ class LatencyTable:
     def time_tflites(self, tflites, log=None, **options) -> dict[str, float]:
         """Times ``{name: .tflite bytes or path}`` under the table's settings; milliseconds in
         the table's units (drift-corrected by the anchor when the table has one)."""
-        from mnas_keras.search import latency_build
-
         if not self.drift_corrected:
             self.last_timing = latency_build.time_models(tflites, self.settings, log=log, **options)
             return dict(self.last_timing.latencies)
@@ -577,13 +411,11 @@ class LatencyTable:
     def measure_parts(self, keys: Iterable[str], log=None, **options) -> dict[str, float]:
         """Converts and times the given part keys that the table lacks, adds them and
         returns ``{key: ms}``."""
-        from mnas_keras.search.latency_build import convert_parts
-
         todo = [k for k in dict.fromkeys(keys) if k not in self._parts]
         if not todo:
             return {}
         start = time.perf_counter()
-        values = self.time_tflites(convert_parts(todo, self.settings, log=log), log=log, **options)
+        values = self.time_tflites(latency_build.convert_parts(todo, self.settings, log=log), log=log, **options)
         self.build_seconds += time.perf_counter() - start
         self.update_parts(values)
         return values
@@ -596,9 +428,7 @@ class LatencyTable:
     def measure_networks(self, blocks_list: Sequence[Sequence[str]], log=None, **options) -> list[float]:
         """Converts and times whole networks as the search builds them; ms in the table's
         units, in order (nothing is added to the table)."""
-        from mnas_keras.search.latency_build import convert_network
-
-        tflites = {f"net{i}": convert_network(list(b), self.settings) for i, b in enumerate(blocks_list)}
+        tflites = {f"net{i}": latency_build.convert_network(list(b), self.settings) for i, b in enumerate(blocks_list)}
         options.setdefault("group", 16)
         times = self.time_tflites(tflites, log=log, **options)
         return [times[f"net{i}"] for i in range(len(blocks_list))]

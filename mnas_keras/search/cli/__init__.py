@@ -1,0 +1,10 @@
+"""The search's commands: ``mnas-search`` (:mod:`~mnas_keras.search.cli.search`) and
+``mnas-latency-table`` (:mod:`~mnas_keras.search.cli.latency_table`).
+
+``python -m mnas_keras.search.cli`` is ``mnas-search``. Flags are defined when a command
+runs, not on import.
+"""
+
+from mnas_keras.search.cli.search import main, run
+
+__all__ = ["main", "run"]

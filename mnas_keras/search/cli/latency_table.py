@@ -1,0 +1,109 @@
+"""``mnas-latency-table``: build or extend a latency table and write its accuracy report.
+
+Command line::
+
+    mnas-latency-table --table=latency_table.json --space=mnasnet --calibration=12 --holdout=50 \\
+        --report_dir=runs/latency_report
+
+(also ``python -m mnas_keras.search.cli.latency_table``). A bad flag, table file or setting
+prints one ``mnas-latency-table: error: ...`` line and exits 2.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from mnas_keras.search.latency.report import write_report
+
+def _define_flags():
+    from absl import flags
+
+    if "holdout" in flags.FLAGS:
+        return
+    flags.DEFINE_string("table", "latency_table.json", "Table JSON to build or extend.")
+    flags.DEFINE_string("space", "mnasnet", "'mnasnet' or a space .json.")
+    flags.DEFINE_integer("latency_size", 224, "Input resolution.")
+    flags.DEFINE_integer("num_threads", 1, "LiteRT threads.")
+    flags.DEFINE_integer("stem_filters", None, "Stem filters (default: the space's).")
+    flags.DEFINE_integer("classes", 10, "Classifier classes of the measured networks.")
+    flags.DEFINE_enum("objective", "fp32", ["fp32", "int8"], "Latency of a new table: float32 or full-integer int8.")
+    flags.DEFINE_bool("all_parts", False, "Measure every part the space can produce (thousands for mnasnet).")
+    flags.DEFINE_integer("calibration", 12, "Networks measured whole to fit the correction.")
+    flags.DEFINE_integer("holdout", 0, "Held-out networks for the accuracy report (0: no report).")
+    flags.DEFINE_string("report_dir", None, "Where report.md / scatter.png go (default: next to the table).")
+    flags.DEFINE_integer("runs", 50, "Timed runs per model.")
+    flags.DEFINE_integer("warmup", 10, "Warm-up runs per model.")
+    flags.DEFINE_integer("seed", 0, "Seed of the sampled networks.")
+    flags.DEFINE_string("anchor", "mnasnet_a1", "Drift-correction anchor of a new table: an architecture name, "
+                        "'none', or block strings separated by ','.")
+
+
+def main(argv) -> int:
+    import random
+
+    from absl import flags
+
+    from mnas_keras.search.errors import SearchError
+    from mnas_keras.search.latency.table import LatencyTable, space_parts
+    from mnas_keras.search.space import get_space
+    from mnas_keras.tflite.errors import TFLiteError
+
+    f = flags.FLAGS
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        space = get_space(f.space)
+        stem = f.stem_filters or space.stem_filters
+        if os.path.exists(f.table):
+            table = LatencyTable.load(f.table, expected={"input_size": f.latency_size, "num_threads": f.num_threads,
+                                                         "objective": f.objective})
+        else:
+            from mnas_keras.codec import ARCHITECTURES
+
+            anchor = (None if f.anchor.lower() == "none" else f.anchor if f.anchor in ARCHITECTURES
+                      else f.anchor.split(","))
+            table = LatencyTable.create(f.latency_size, f.num_threads, f.objective, stem_filters=stem, classes=f.classes,
+                                        runs=f.runs, warmup=f.warmup, anchor=anchor)
+            table.path = f.table
+        rng = random.Random(f.seed)
+        nets = [space.decode(space.sample(rng)) for _ in range(f.calibration + f.holdout)]
+        calibration, holdout = nets[:f.calibration], nets[f.calibration:]
+        if f.all_parts:
+            table.measure_parts(space_parts(space, f.latency_size), log=print)
+            table.save()
+        table.measure_missing(calibration + holdout, log=print)
+        table.save()
+        if calibration:
+            table.calibrate(calibration, log=print)
+            table.save()
+        print(f"{table!r}; fit {table.fit}; saved {table.path}")
+        if holdout:
+            measured = table.measure_networks(holdout, log=print)
+            predicted = [table.predict(b) for b in holdout]
+            folder = f.report_dir or os.path.join(os.path.dirname(os.path.abspath(table.path)), "latency_report")
+            extra = {"drift correction": "anchor network" if table.drift_corrected else "none"}
+            if table.drift_corrected:
+                extra["machine speed vs the table's (anchor ms then / now)"] = \
+                    f"{table.settings['anchor_ms'] / table.last_anchor_ms:.3f}"
+            print(write_report(predicted, measured, folder, extra=extra, labels=["|".join(b) for b in holdout],
+                               title=f"{len(holdout)} held-out networks, {f.latency_size}px, "
+                                     f"{table.settings['objective']}"))
+            print(f"report: {folder}")
+    except (SearchError, TFLiteError) as err:
+        print(f"mnas-latency-table: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def run() -> None:
+    """Console-script entry point (``mnas-latency-table``)."""
+    from absl import app
+
+    from mnas_keras.search.cli.common import flags_parser
+
+    _define_flags()
+    app.run(main, flags_parser=flags_parser("mnas-latency-table"))
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,273 @@
+"""A search: configuration, validation, run directory and outputs around the search loop.
+
+:class:`Search` holds what defines a run (checked on resume against ``config.json``), runs
+:class:`~mnas_keras.search.run.loop.SearchLoop` (controller -> space -> evaluator -> reward,
+journaled and resumable) on an executor (in process by default) and writes the outputs:
+the Pareto table and plot, the top-k and the export. It imports no TensorFlow; the
+evaluator does the heavy work: any object with ``evaluate(blocks, artifact_dir=None)``
+(:class:`~mnas_keras.search.evaluation.base.Evaluator` lists it and the optional
+``config``, ``saves_artifacts``, ``export`` and ``finalize``).
+
+Resuming: re-running the same search on the same directory restores the controller from its
+checkpoint and the journal after it (:mod:`mnas_keras.search.run.loop`). A step that was being
+evaluated when the process died is evaluated again; a finished one never is.
+
+Example:
+    >>> import tempfile
+    >>> from mnas_keras.search.space import mnasnet_space
+    >>> from mnas_keras.search.evaluation.synthetic import SyntheticEvaluator
+    >>> space = mnasnet_space()
+    >>> search = Search(space, SyntheticEvaluator(space), tempfile.mkdtemp(), controller="reinforce",
+    ...                 num_samples=8, tensorboard=False, export=False, log=None)
+    >>> result = search.run()
+    >>> len(result.records) <= 8, result.best["reward"] >= result.records[0]["reward"]
+    (True, True)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+from typing import Any, Callable
+
+from mnas_keras.search.controllers import Controller, make_controller
+from mnas_keras.search.errors import SearchConfigError
+from mnas_keras.search.execution import Executor
+from mnas_keras.search.run.journal import RunDirectory, atomic_write_json
+from mnas_keras.search.pareto import (
+    distinct_records,
+    format_front,
+    kept_records,
+    pareto_front,
+    plot_search,
+    top_k,
+    write_table,
+)
+from mnas_keras.search.reward import Reward
+from mnas_keras.search.space import SearchSpace
+
+
+@dataclasses.dataclass
+class SearchResult:
+    """What a finished search produced.
+
+    Attributes:
+        records: the first result of every distinct sampled architecture, in step order.
+        front: the accuracy/latency Pareto front (by latency).
+        top: the ``top_k`` records by reward.
+        best: the best record by reward (``None`` if every sample failed).
+        target_ms: the target latency the reward used.
+        reference: the reference network's record, if it was evaluated.
+        run_dir: the run directory.
+        files: output paths (``pareto_json``, ``pareto_csv``, ``plot``, ``export``...).
+    """
+
+    records: list
+    front: list
+    top: list
+    best: dict | None
+    target_ms: float
+    reference: dict | None
+    run_dir: str
+    files: dict
+
+
+class Search:
+    """A resumable platform-aware architecture search.
+
+    Args:
+        space: the :class:`SearchSpace`.
+        evaluator: see the module docstring (``ProxyEvaluator`` trains and measures).
+        run_dir: the run directory (created, or resumed if it holds the same run).
+        controller: ``"ppo"`` (MnasNet's LSTM + PPO), ``"reinforce"``, ``"evolution"``,
+            ``"random"``, or a :class:`Controller` instance.
+        controller_options: options for the controller's constructor.
+        seed: the controller's seed.
+        reward: ``"soft"``, ``"hard"``, ``"mnasnet"`` or ``"absolute"``.
+        target_ms: target latency; ``None`` = the reference network's measured latency
+            times ``target_scale`` (the paper set T near MobileNetV2's latency).
+        alpha, beta: reward exponents (``None`` = the kind's defaults).
+        num_samples: the budget of samples (repeated architectures cost nothing).
+        top_k: how many of the best architectures to export besides the Pareto front.
+        failure_reward: the reward of a sample that failed (and what it is recorded with).
+        evaluate_reference: also evaluate the reference network (always when ``target_ms``
+            is None); it is plotted as a star.
+        tensorboard: write TensorBoard scalars into ``run_dir/tensorboard``.
+        checkpoint_every: steps between controller checkpoints (any value resumes exactly).
+        export: export the top-k / Pareto architectures at the end.
+        log: a ``print``-like callable for the progress lines, or None.
+        overwrite: delete an existing run in ``run_dir`` first.
+        executor: None evaluates in this process, one sample at a time; an
+            :class:`~mnas_keras.search.execution.Executor` (a process pool, Ray) keeps
+            several evaluations in flight (:mod:`mnas_keras.search.run.loop`).
+    """
+
+    def __init__(self, space: SearchSpace, evaluator, run_dir: str, *, controller: str | Controller = "ppo",
+                 controller_options: dict | None = None, seed: int = 0, reward: str = "soft",
+                 target_ms: float | None = None, target_scale: float = 1.0, alpha: float | None = None,
+                 beta: float | None = None, num_samples: int = 20, top_k: int = 3, failure_reward: float = 0.0,
+                 evaluate_reference: bool = True, tensorboard: bool = True, checkpoint_every: int = 1,
+                 export: bool = True, log: Callable[[str], Any] | None = print, overwrite: bool = False,
+                 executor: Executor | None = None):
+        if not isinstance(space, SearchSpace):
+            raise SearchConfigError(f"space must be a SearchSpace; received {type(space).__name__}")
+        if not hasattr(evaluator, "evaluate"):
+            raise SearchConfigError("evaluator must have an evaluate(blocks, artifact_dir=None) method")
+        for name, value in (("num_samples", num_samples), ("top_k", top_k), ("checkpoint_every", checkpoint_every)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "top_k" else 1):
+                raise SearchConfigError(f"{name} must be a positive integer; received {value!r}")
+        if target_ms is not None and not target_ms > 0:
+            raise SearchConfigError(f"target_ms must be > 0 (or None for the reference's latency); received {target_ms!r}")
+        if not target_scale > 0:
+            raise SearchConfigError(f"target_scale must be > 0; received {target_scale!r}")
+        Reward(reward, target_ms=target_ms or 1.0, alpha=alpha, beta=beta)  # validates
+        self.space = space
+        self.evaluator = evaluator
+        self.run_dir = RunDirectory(run_dir)
+        if isinstance(controller, Controller):
+            if controller.num_choices != space.num_choices:
+                raise SearchConfigError("the controller's decisions do not match the space's")
+            self.controller_name = controller.name
+            self.controller_options = controller.config()
+            self.controller_instance = controller
+            seed = controller.seed
+        else:
+            self.controller_name = controller
+            self.controller_options = dict(controller_options or {})
+            self.controller_instance = None
+            make_controller(controller, space.num_choices, seed=seed, **self.controller_options)  # validates
+        self.seed = seed
+        self.reward_kind, self.alpha, self.beta = reward, alpha, beta
+        self.target_ms, self.target_scale = target_ms, float(target_scale)
+        self.num_samples, self.top_k = num_samples, top_k
+        self.failure_reward = float(failure_reward)
+        self.evaluate_reference = evaluate_reference or target_ms is None
+        self.tensorboard, self.checkpoint_every, self.export = tensorboard, checkpoint_every, export
+        self.log = log or (lambda *_: None)
+        self.overwrite = overwrite
+        if executor is not None and not isinstance(executor, Executor):
+            raise SearchConfigError(f"executor must be an Executor or None; received {type(executor).__name__}")
+        self.executor = executor
+
+    # ------------------------------------------------------------------ config
+    def config(self) -> dict:
+        """The run's definition, stored in ``config.json`` and checked on resume."""
+        evaluator_config = self.evaluator.config() if hasattr(self.evaluator, "config") else {
+            "type": type(self.evaluator).__name__}
+        return {
+            "space": self.space.to_dict(),
+            "controller": self.controller_name,
+            "controller_options": self.controller_options,
+            "seed": self.seed,
+            "reward": {"kind": self.reward_kind, "target_ms": self.target_ms, "target_scale": self.target_scale,
+                       "alpha": self.alpha, "beta": self.beta},
+            "failure_reward": self.failure_reward,
+            "evaluate_reference": self.evaluate_reference,
+            "evaluator": evaluator_config,
+            "num_samples": self.num_samples,
+            "top_k": self.top_k,
+            "export": self.export,
+            "tensorboard": self.tensorboard,
+            "checkpoint_every": self.checkpoint_every,
+        }
+
+    # --------------------------------------------------------------------- run
+    def run(self) -> SearchResult:
+        """Runs (or resumes) the search up to ``num_samples`` and writes the outputs."""
+        from mnas_keras.search.execution import InlineExecutor
+        from mnas_keras.search.run.loop import SearchLoop
+
+        executor = self.executor or InlineExecutor()
+        resumed = self.run_dir.prepare(self.config(), overwrite=self.overwrite)
+        try:
+            executor.start(self.evaluator)
+            try:
+                results, reference, target_ms = SearchLoop(self, executor).run(resumed)
+            finally:
+                executor.close()
+            return self._finish(results, reference, target_ms)
+        finally:
+            self.run_dir.close()
+
+    # ----------------------------------------------------------------- outputs
+    def _reward(self, record: dict, reward_fn: Reward) -> float:
+        if record["status"] != "ok":
+            return self.failure_reward
+        return reward_fn(record["accuracy"], record["latency_ms"])
+
+    def _finish(self, results: dict, reference: dict | None, target_ms: float) -> SearchResult:
+        records = distinct_records(results)
+        finalize = getattr(self.evaluator, "finalize", None)  # optional (see evaluation.base.Evaluator)
+        if finalize is not None:
+            reward_fn = Reward(self.reward_kind, target_ms=target_ms, alpha=self.alpha, beta=self.beta)
+            finalize(records, self.run_dir.journal, lambda record: self._reward(record, reward_fn), log=self.log)
+        front = pareto_front(records)
+        top = top_k(records, self.top_k)
+        best = top[0] if top else None
+        files = {
+            "pareto_json": os.path.join(self.run_dir.path, "pareto.json"),
+            "pareto_csv": os.path.join(self.run_dir.path, "pareto.csv"),
+            "plot": os.path.join(self.run_dir.path, "pareto.png"),
+            "journal": self.run_dir.journal_path,
+        }
+        extra = {"target_ms": target_ms, "reward": self.reward_kind, "num_samples": self.num_samples,
+                 "distinct_evaluations": len(records),
+                 "failed": sum(r["status"] != "ok" for r in records)}
+        write_table(front, files["pareto_json"], files["pareto_csv"], extra=extra)
+        try:
+            plot_search(records, front, files["plot"], target_ms=target_ms, reference=reference,
+                        title=f"{self.space.name} search: {len(records)} architectures")
+        except ImportError as err:  # matplotlib missing: everything else still works
+            self.log(f"no plot ({err}); pip install matplotlib")
+            files.pop("plot")
+        if front:
+            self.log("Pareto front (accuracy vs latency):\n" + format_front(front))
+        if best is not None:
+            self.log(f"best reward {best['reward']:.4f}: accuracy {best['accuracy']:.4f}, "
+                     f"latency {best['latency_ms']:.4f} ms (target {target_ms:.4f} ms)\n  " + "\n  ".join(best["blocks"]))
+        if self.export and records:
+            files["export"] = self._export(kept_records(records, self.top_k), front, best, target_ms)
+        return SearchResult(records=records, front=front, top=top, best=best, target_ms=target_ms,
+                            reference=reference, run_dir=self.run_dir.path, files=files)
+
+    def _export(self, chosen: list[dict], front: list[dict], best: dict | None, target_ms: float) -> str:
+        folder = self.run_dir.export_path
+        if os.path.isdir(folder):
+            shutil.rmtree(folder)
+        os.makedirs(folder)
+        front_keys = {r["key"] for r in front}
+        top_keys = {r["key"] for r in top_k(chosen, self.top_k)}
+        entries = []
+        for rank, record in enumerate(chosen, start=1):
+            name = f"{rank:02d}_{record['arch_id']}"
+            entry_dir = os.path.join(folder, name)
+            os.makedirs(entry_dir)
+            info = {k: record.get(k) for k in ("arch_id", "blocks", "reward", "accuracy", "latency_ms", "step",
+                                                "params", "madds")}
+            info.update(rank=rank, pareto=record["key"] in front_keys, top_k=record["key"] in top_keys,
+                        target_ms=target_ms, stem_filters=self.space.stem_filters)
+            atomic_write_json(os.path.join(entry_dir, "blocks.json"), info, indent=2)
+            entries.append({"name": name, "dir": entry_dir, "record": record, "info": info,
+                            "artifact_dir": self.run_dir.artifact_dir(record["arch_id"])})
+        report = {}
+        if hasattr(self.evaluator, "export"):
+            report = self.evaluator.export(entries, folder) or {}
+        index = {"target_ms": target_ms, "best": entries[0]["name"] if entries else None,
+                 "models": [{**e["info"], "name": e["name"], **report.get(e["name"], {})} for e in entries]}
+        atomic_write_json(os.path.join(folder, "index.json"), index, indent=2)
+        if best is not None:
+            atomic_write_json(os.path.join(folder, "best_blocks.json"), best["blocks"], indent=2)
+        self.log(f"exported {len(entries)} architectures to {folder}")
+        return folder
+
+
+def load_records(run_dir: str) -> list[dict]:
+    """The distinct evaluations journaled in a run directory (step order)."""
+    path = RunDirectory(run_dir).journal_path
+    if not os.path.exists(path):
+        raise SearchConfigError(f"no journal in {run_dir}")
+    with open(path) as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    return [r for r in records if r.get("event") == "result" and not r.get("cached")]
