@@ -24,11 +24,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from typing import Any, Iterable
 
 from mnas_keras.search.errors import SearchConfigError
+from mnas_keras.search.space import arch_id, arch_key
+
+#: What an ``arch_id`` looks like (:func:`~mnas_keras.search.space.arch_id`); only such a
+#: name is ever joined to a run directory's path.
+ARCH_ID_PATTERN = re.compile(r"[0-9a-f]{12}\Z")
 
 
 def atomic_write_json(path: str, data: Any, indent: int | None = None) -> None:
@@ -124,6 +130,53 @@ class Journal:
             self._file.close()
 
 
+def check_records(records: list[dict], path: str) -> None:
+    """Checks that every ``result`` and ``reference`` record names its architecture
+    consistently: ``key == arch_key(blocks)`` and ``arch_id == arch_id(key)``.
+
+    The run uses ``arch_id`` as a folder name (artifacts, export), so a journal edited or
+    damaged to hold ``"../../elsewhere"`` must not reach a path.
+
+    Args:
+        records: the journal's records, in order.
+        path: the journal's path (for the message).
+    Raises:
+        SearchConfigError: naming the record (1-based, blank lines not counted), its step,
+            the bad value and the expected one.
+
+    Example:
+        >>> blocks = ["r1_k3_s11_e1_i32_o16"]
+        >>> good = {"event": "result", "step": 0, "blocks": blocks, "key": arch_key(blocks),
+        ...         "arch_id": arch_id(blocks)}
+        >>> check_records([good], "journal.jsonl")
+        >>> try:
+        ...     check_records([{**good, "arch_id": "../../victim"}], "journal.jsonl")
+        ... except SearchConfigError as err:
+        ...     print(str(err)[:70])
+        journal.jsonl record 1 (result, step 0): arch_id '../../victim' is not
+    """
+    for number, record in enumerate(records, start=1):
+        if not isinstance(record, dict) or record.get("event") not in ("result", "reference"):
+            continue
+        where = f"{path} record {number} ({record['event']}, step {record.get('step')})"
+        blocks, key = record.get("blocks"), record.get("key")
+        if not (isinstance(blocks, list) and blocks and all(isinstance(b, str) for b in blocks)
+                and isinstance(key, str)):
+            raise SearchConfigError(f"{where}: expected 'blocks' (a list of block strings) and 'key' (a string); "
+                                    "the journal is damaged")
+        try:
+            expected_key = arch_key(blocks)
+        except ValueError as err:
+            raise SearchConfigError(f"{where}: blocks {blocks!r} do not parse ({err}); the journal is damaged") from None
+        if key != expected_key:
+            raise SearchConfigError(f"{where}: key {key!r} is not the key of its blocks ({expected_key!r}); "
+                                    "the journal is damaged")
+        ident = record.get("arch_id")
+        if ident != arch_id(key):
+            raise SearchConfigError(f"{where}: arch_id {ident!r} is not the id of its architecture "
+                                    f"({arch_id(key)!r}); the journal is damaged")
+
+
 class RunDirectory:
     """The files of one search run (see the module docstring).
 
@@ -194,8 +247,17 @@ class RunDirectory:
             return False
         return isinstance(data, dict) and "space" in data and "controller" in data
 
-    def artifact_dir(self, arch_id: str) -> str:
-        return os.path.join(self.artifacts_path, arch_id)
+    def artifact_dir(self, ident: str) -> str:
+        """The artifact folder of the architecture with id ``ident`` (12 hex digits).
+
+        Raises:
+            SearchConfigError: ``ident`` is not an ``arch_id`` (so never a path outside
+                ``artifacts/``).
+        """
+        if not isinstance(ident, str) or not ARCH_ID_PATTERN.match(ident):
+            raise SearchConfigError(f"{ident!r} is not an architecture id (12 hex digits); "
+                                    "refusing to use it as a folder name")
+        return os.path.join(self.artifacts_path, ident)
 
     def close(self) -> None:
         if self.journal is not None:

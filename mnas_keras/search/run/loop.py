@@ -54,7 +54,7 @@ import time
 from mnas_keras.search.controllers import Controller, controller_from_state, make_controller
 from mnas_keras.search.errors import SearchConfigError
 from mnas_keras.search.execution import Executor, Job
-from mnas_keras.search.run.journal import atomic_write_json, read_json
+from mnas_keras.search.run.journal import atomic_write_json, check_records, read_json
 from mnas_keras.search.pareto import distinct_records, kept_records
 from mnas_keras.search.reward import Reward
 from mnas_keras.search.space import arch_id, arch_key
@@ -93,6 +93,7 @@ class SearchLoop:
     def _restore(self):
         """The controller at the crash: checkpoint + replay of the journal after it."""
         search, records = self.search, self.journal.records
+        check_records(records, self.journal.path)
         if os.path.exists(self.run_dir.controller_path):
             saved = read_json(self.run_dir.controller_path)
             controller = controller_from_state(saved["controller"])

@@ -241,6 +241,7 @@ class Search:
         top_keys = {r["key"] for r in top_k(chosen, self.top_k)}
         entries = []
         for rank, record in enumerate(chosen, start=1):
+            artifact_dir = self.run_dir.artifact_dir(record["arch_id"])  # checks the id: it becomes a folder name
             name = f"{rank:02d}_{record['arch_id']}"
             entry_dir = os.path.join(folder, name)
             os.makedirs(entry_dir)
@@ -250,7 +251,7 @@ class Search:
                         target_ms=target_ms, stem_filters=self.space.stem_filters)
             atomic_write_json(os.path.join(entry_dir, "blocks.json"), info, indent=2)
             entries.append({"name": name, "dir": entry_dir, "record": record, "info": info,
-                            "artifact_dir": self.run_dir.artifact_dir(record["arch_id"])})
+                            "artifact_dir": artifact_dir})
         report = {}
         if hasattr(self.evaluator, "export"):
             report = self.evaluator.export(entries, folder) or {}
