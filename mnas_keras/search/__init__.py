@@ -63,7 +63,7 @@ from mnas_keras.search.space import (
     get_space,
     mnasnet_space,
 )
-from mnas_keras.search.run.journal import Journal, RunDirectory
+from mnas_keras.search.run.journal import Journal, RunDirectory, RunInUseError
 from mnas_keras.search.run.loop import SearchLoop
 from mnas_keras.search.run.search import Search, SearchResult, load_records
 from mnas_keras.search.run.summaries import ScalarWriter, read_scalars
@@ -93,6 +93,7 @@ __all__ = [
     "Reinforce",
     "Reward",
     "RunDirectory",
+    "RunInUseError",
     "ScalarWriter",
     "Search",
     "SearchConfigError",

@@ -9,7 +9,7 @@ import pytest
 
 from mnas_keras.search.errors import SearchConfigError
 from mnas_keras.search.evaluation.synthetic import SyntheticEvaluator
-from mnas_keras.search.run.journal import RunDirectory
+from mnas_keras.search.run.journal import RunDirectory, RunInUseError
 from mnas_keras.search.run.search import Search
 
 
@@ -66,3 +66,55 @@ def test_artifact_dir_takes_only_an_arch_id(tmp_path):
     for bad in ("../../victim", "x/../../../escaped", "/etc", "0123456789AB", ""):
         with pytest.raises(SearchConfigError, match="is not an architecture id"):
             run.artifact_dir(bad)
+
+
+def _cli(*args, timeout=120):
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return subprocess.run([sys.executable, *args], cwd=root, env={**os.environ, "PYTHONPATH": root},
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_second_user_of_a_run_is_refused_with_the_holders_pid(tmp_path):
+    first = RunDirectory(str(tmp_path))
+    assert first.prepare({"seed": 0}) is False
+    first.journal.append({"event": "note", "step": 0})
+    try:
+        for overwrite in (False, True):  # --overwrite deletes nothing while the run is in use
+            with pytest.raises(RunInUseError, match=rf"is in use by pid {os.getpid()} "):
+                RunDirectory(str(tmp_path)).prepare({"seed": 0}, overwrite=overwrite)
+        assert open(first.journal_path).read() == '{"event": "note", "step": 0}\n'
+    finally:
+        first.close()
+    second = RunDirectory(str(tmp_path))
+    assert second.prepare({"seed": 0}) is True  # released by close()
+    second.close()
+
+
+def test_cli_on_a_run_in_use_prints_one_line_and_exits_2(tmp_path):
+    holder = RunDirectory(str(tmp_path / "run"))
+    holder.prepare({"seed": 0})
+    try:
+        done = _cli("-m", "mnas_keras.search.cli", "--evaluator=synthetic", "--num_samples=2",
+                    f"--run_dir={holder.path}")
+    finally:
+        holder.close()
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        f"mnas-search: error: run directory {holder.path} is in use by pid {os.getpid()} (lock {holder.lock_path}); "
+        "wait for that process to finish or use another run directory"]
+    assert json.load(open(holder.config_path)) == {"seed": 0}  # the run was not touched
+    assert open(holder.journal_path).read() == ""
+
+
+def test_lock_of_a_killed_process_is_free(tmp_path):
+    script = ("import os, sys; from mnas_keras.search.run.journal import RunDirectory; "
+              "RunDirectory(sys.argv[1]).prepare({'seed': 0}); os.kill(os.getpid(), 9)")
+    done = _cli("-c", script, str(tmp_path))
+    assert done.returncode == -9
+    run = RunDirectory(str(tmp_path))
+    assert run.prepare({"seed": 0}) is True
+    assert open(run.lock_path).read() == f"{os.getpid()}\n"
+    run.close()

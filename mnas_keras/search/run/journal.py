@@ -9,6 +9,9 @@ Everything a search needs to survive ``kill -9`` is plain JSON on disk (no pickl
   ``reference`` (the reference network's evaluation). A line torn by a crash is cut off
   when the journal is opened again.
 * ``controller.json``: the controller's state after ``step`` tells, replaced atomically.
+* ``run.lock``: held (``fcntl.flock``) by the one process using the run, and holding its
+  pid; a second process is refused with :class:`RunInUseError`. The kernel releases the lock
+  when its process dies, so a killed run resumes without any cleanup.
 
 Example:
     >>> import tempfile
@@ -16,12 +19,14 @@ Example:
     >>> run.prepare({"seed": 0})
     False
     >>> run.journal.append({"event": "result", "step": 0, "key": "a", "reward": 0.5})
+    >>> run.close()  # releases the run's lock
     >>> RunDirectory(run.path).prepare({"seed": 0}), len(Journal(run.journal_path).records)
     (True, 1)
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -177,6 +182,10 @@ def check_records(records: list[dict], path: str) -> None:
                                     f"({arch_id(key)!r}); the journal is damaged")
 
 
+class RunInUseError(SearchConfigError):
+    """Another process holds the run directory's lock (its pid is in the message)."""
+
+
 class RunDirectory:
     """The files of one search run (see the module docstring).
 
@@ -186,6 +195,8 @@ class RunDirectory:
 
     #: Config keys that may change between invocations of the same run.
     MUTABLE_KEYS = ("num_samples", "top_k", "export", "tensorboard", "checkpoint_every", "verbose")
+    #: The lock file's name.
+    LOCK_NAME = "run.lock"
 
     def __init__(self, path: str):
         self.path = os.path.abspath(os.fspath(path))
@@ -195,25 +206,76 @@ class RunDirectory:
         self.artifacts_path = os.path.join(self.path, "artifacts")
         self.export_path = os.path.join(self.path, "export")
         self.tensorboard_path = os.path.join(self.path, "tensorboard")
+        self.lock_path = os.path.join(self.path, self.LOCK_NAME)
         self.journal: Journal | None = None
+        self._lock_fd: int | None = None
 
     def prepare(self, config: dict, overwrite: bool = False) -> bool:
         """Creates the run or checks that ``config`` matches the stored one; opens the journal.
 
+        Takes the run's lock first and keeps it until :meth:`close` (also when this raises
+        after taking it, the lock is released).
+
         Returns:
             True when an existing run is resumed.
         Raises:
+            RunInUseError: another process holds the run (its pid is named).
             SearchConfigError: the directory holds a run with a different definition.
         """
-        if overwrite and os.path.isdir(self.path) and os.listdir(self.path):
-            if not self.is_search_run(self.path):
+        if overwrite and os.path.isdir(self.path):
+            held = sorted(name for name in os.listdir(self.path) if name != self.LOCK_NAME)
+            if held and not self.is_search_run(self.path):
                 raise SearchConfigError(
                     f"overwrite=True (--overwrite) deletes only a search run directory; {self.path} holds "
-                    f"{sorted(os.listdir(self.path))[:5]} but no search config.json or journal.jsonl")
-            shutil.rmtree(self.path)
+                    f"{held[:5]} but no search config.json or journal.jsonl")
         if os.path.exists(self.path) and not os.path.isdir(self.path):
             raise SearchConfigError(f"run directory {self.path} exists and is not a directory")
         os.makedirs(self.path, exist_ok=True)
+        self._lock()
+        try:
+            return self._prepare(config, overwrite)
+        except BaseException:
+            self.close()
+            raise
+
+    def _lock(self) -> None:
+        if self._lock_fd is not None:
+            return
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                pid = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
+            finally:
+                os.close(fd)
+            raise RunInUseError(f"run directory {self.path} is in use by pid {pid} (lock {self.lock_path}); "
+                                "wait for that process to finish or use another run directory") from None
+        except BaseException:
+            os.close(fd)
+            raise
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock_fd = fd
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            fd, self._lock_fd = self._lock_fd, None
+            try:
+                os.ftruncate(fd, 0)
+            except OSError:  # pragma: no cover - the pid then stays; the lock is what counts
+                pass
+            os.close(fd)  # releases the flock
+
+    def _prepare(self, config: dict, overwrite: bool) -> bool:
+        if overwrite:
+            for name in os.listdir(self.path):  # everything but the lock this process holds
+                if name != self.LOCK_NAME:
+                    target = os.path.join(self.path, name)
+                    if os.path.isdir(target) and not os.path.islink(target):
+                        shutil.rmtree(target)
+                    else:
+                        os.unlink(target)
         config = json.loads(json.dumps(config, sort_keys=True))
         resumed = os.path.exists(self.config_path)
         if resumed:
@@ -260,5 +322,7 @@ class RunDirectory:
         return os.path.join(self.artifacts_path, ident)
 
     def close(self) -> None:
+        """Closes the journal and releases the run's lock."""
         if self.journal is not None:
             self.journal.close()
+        self._unlock()
