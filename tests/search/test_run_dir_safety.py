@@ -118,3 +118,30 @@ def test_lock_of_a_killed_process_is_free(tmp_path):
     assert run.prepare({"seed": 0}) is True
     assert open(run.lock_path).read() == f"{os.getpid()}\n"
     run.close()
+
+
+@pytest.mark.parametrize("keep_lines", [4, 9])
+def test_journal_shorter_than_the_checkpoint_is_reported(tmp_path, small_space, keep_lines):
+    run = tmp_path / "run"
+    _search(small_space, run, 6, export=False).run()  # the checkpoint is saved after 6 results
+    _rewrite_journal(run, lambda records: records[:keep_lines])  # a restored older backup
+    held = sum(r["event"] == "result" for r in json_lines(run / "journal.jsonl"))
+    with pytest.raises(SearchConfigError, match=rf"controller.json was saved after 6 results but .*journal.jsonl "
+                                                rf"holds {held} \(the journal lost lines"):
+        _search(small_space, run, 6, export=False).run()
+    assert len(json_lines(run / "journal.jsonl")) == keep_lines  # nothing evaluated or appended
+
+
+def test_old_release_checkpoint_with_a_short_journal_is_reported(tmp_path):
+    from golden import DATA, OLD_RUN, run_golden
+
+    run = tmp_path / "old_run"
+    shutil.copytree(f"{DATA}/old_run", run)
+    assert json.load(open(run / "controller.json"))["step"] == 8  # the old schema: no journal_position
+    _rewrite_journal(run, lambda records: records[:10])  # the reference and 4 samples with their results
+    with pytest.raises(SearchConfigError, match="was saved after 8 results but .* holds 4 "):
+        run_golden(OLD_RUN["run"], str(run), checkpoint_every=OLD_RUN["checkpoint_every"])
+
+
+def json_lines(path):
+    return [json.loads(line) for line in open(path)]

@@ -25,6 +25,8 @@ What resuming guarantees (after ``kill -9`` of the driver, or a lost cluster):
 * the controller is restored from its checkpoint, then the journal's ``sample`` and
   ``result`` events after ``journal_position`` are replayed in journal order (asks are
   checked against the journaled proposals), which reproduces its state at the crash;
+* a journal that lost lines the checkpoint counted (an older backup restored) is reported
+  as a damaged run directory, never resumed to fewer results;
 * the steps that were in flight (a ``sample`` without ``result``) are evaluated again, at
   most ``max_in_flight`` repeated evaluations per crash, before new proposals are made.
 
@@ -105,9 +107,16 @@ class SearchLoop:
                 while seen < told and position < len(records):
                     seen += records[position].get("event") == "result"
                     position += 1
-            if position > len(records):
-                raise SearchConfigError(f"{self.run_dir.controller_path} is ahead of the journal; "
-                                        "the run directory is damaged")
+                if seen < told:
+                    position = len(records) + 1  # ahead of the journal: reported below
+            journaled = sum(r.get("event") == "result" for r in records[:position])
+            if position > len(records) or journaled != told:
+                held = sum(r.get("event") == "result" for r in records)
+                raise SearchConfigError(
+                    f"{self.run_dir.controller_path} was saved after {told} results but {self.journal.path} "
+                    f"holds {held} (the journal lost lines, e.g. restored from an older backup); the run "
+                    "directory is damaged: restore the journal that belongs to this checkpoint, or start "
+                    "again with overwrite=True (--overwrite)")
         else:
             controller = self._new_controller()
             told, asked, position = controller.num_told, 0, 0
