@@ -6,7 +6,8 @@ LiteRT latency at 224x224 (one thread, pinned), the soft MnasNet reward with the
 to the reference MobileNetV2's measured latency; 12 samples, a few minutes on two cores.
 It prints a line per sample and the Pareto front, and writes ``runs/mnas_search/``:
 ``pareto.{json,csv,png}``, ``journal.jsonl``, ``tensorboard/`` and ``export/`` (best
-``.keras``/``.tflite`` and a latency report). Re-running the same command resumes.
+``.keras``/``.tflite`` and a latency report). Re-running the same command resumes; a
+second command on a run directory in use is refused (``run.lock`` names its pid; exit 2).
 
 Examples::
 
