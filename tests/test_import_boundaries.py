@@ -6,7 +6,7 @@ import pathlib
 import pytest
 
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "mnas_keras"
-ORDER = {"codec": 0, "layers": 1, "models": 1, "datasets": 1, "applications": 2,
+ORDER = {"codec": 0, "layers": 1, "models": 1, "datasets": 1, "applications": 2, "heads": 2.5,
          "training": 3, "tflite": 3, "demo": 4, "search": 4}
 FORBIDDEN_PEERS = {("training", "tflite"), ("tflite", "training")}
 
