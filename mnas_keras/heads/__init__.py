@@ -7,3 +7,6 @@ from mnas_keras.heads.ssdlite import (
     SSDLiteMobileNetV3Large,
     SSDLiteMobileNetV3Small,
 )
+from mnas_keras.heads.box_coder import anchor_iou, assign_targets, decode_boxes, encode_boxes, match_anchors
+from mnas_keras.heads.losses import detection_loss
+from mnas_keras.heads.postprocess import postprocess
