@@ -2,9 +2,12 @@
 
 Facts (``shared/reference/DENSE_HEADS.md``): the TF OD API's SSDLite configs use
 ``weighted_smooth_l1`` (delta 1) and ``weighted_sigmoid_focal`` (alpha 0.75, gamma 2) on
-``num_classes + 1`` sigmoid columns (the background column's target is 1 on unmatched
-anchors), normalized by the number of matches; torchvision's SSD uses softmax cross-entropy
-with hard negative mining (the 3 negatives of highest loss per positive). Here both are
+``num_classes + 1`` sigmoid columns with ``encode_background_as_zeros`` (every column's
+target is 0 on unmatched anchors, the background column's always), the box loss divided by
+the code size 4 (``normalize_loc_loss_by_codesize``), both normalized by the number of
+matches (``ssdlite_mobilenet_v3_large_320x320_coco.config``); torchvision's SSD uses softmax
+cross-entropy with hard negative mining (the 3 negatives of highest loss per positive) and
+no code-size division. Here both are
 normalized per image by ``max(1, matches)``, so an image without boxes gives a finite loss
 (all-background classification, no box term).
 """
@@ -25,12 +28,13 @@ def smooth_l1(box_targets, box_outputs, positive, delta: float = 1.0):
 def focal_loss(class_targets, logits, alpha: float = 0.75, gamma: float = 2.0):
     """Per-image sigmoid focal loss summed over anchors and columns, ``[B]``.
 
-    ``class_targets`` ``[B, A]`` ids (0 background), ``logits`` ``[B, A, C + 1]``. The
-    element loss is Keras' ``binary_focal_crossentropy`` with class balancing (weight
+    ``class_targets`` ``[B, A]`` ids (0 background), ``logits`` ``[B, A, C + 1]``; targets
+    are one-hot with the background encoded as zeros (column 0 is always 0). The element loss is Keras' ``binary_focal_crossentropy`` with class balancing (weight
     ``alpha`` on target 1, ``1 - alpha`` on target 0; Lin et al. 2017).
     """
     logits = tf.cast(logits, tf.float32)
     onehot = tf.one_hot(class_targets, tf.shape(logits)[-1], dtype=tf.float32)
+    onehot = onehot * tf.cast(tf.range(tf.shape(logits)[-1]) > 0, tf.float32)
     per = keras.losses.binary_focal_crossentropy(
         onehot[..., None], logits[..., None], apply_class_balancing=True, alpha=alpha,
         gamma=gamma, from_logits=True,
@@ -52,8 +56,11 @@ def softmax_hard_negative_loss(class_targets, logits, neg_pos_ratio: float = 3.0
 
 def detection_loss(box_targets, class_targets, outputs, *, classification: str = "focal",
                    alpha: float = 0.75, gamma: float = 2.0, neg_pos_ratio: float = 3.0,
-                   box_weight: float = 1.0):
+                   box_weight: float = 1.0, normalize_box_by_codesize: bool | None = None):
     """Per-image SSD loss ``[B]``: ``(classification + box_weight * smooth L1) / max(1, matches)``.
+
+    The smooth L1 is divided by 4 when ``normalize_box_by_codesize`` (default: for focal,
+    as the TF OD API config; not for softmax, as torchvision).
 
     Args:
         box_targets: ``[B, A, 4]`` encoded offsets (``assign_targets``).
@@ -74,5 +81,9 @@ def detection_loss(box_targets, class_targets, outputs, *, classification: str =
     else:
         raise ValueError(f"Expected classification 'focal' or 'softmax'. Received: {classification!r}")
     box = smooth_l1(box_targets, outputs["box_encodings"], positive)
+    if normalize_box_by_codesize is None:
+        normalize_box_by_codesize = classification == "focal"
+    if normalize_box_by_codesize:
+        box = box / 4.0
     matches = tf.maximum(tf.reduce_sum(tf.cast(positive, tf.float32), -1), 1.0)
     return (cls + box_weight * box) / matches

@@ -82,9 +82,20 @@ def test_focal_loss_by_hand():
     targets = rng.integers(0, 4, (2, 5))
     p = 1 / (1 + np.exp(-logits.astype("float64")))
     t = np.eye(4)[targets]
+    t[..., 0] = 0  # background encoded as zeros (TF OD API encode_background_as_zeros)
     pt = np.where(t == 1, p, 1 - p)
     ref = -(np.where(t == 1, 0.75, 0.25) * (1 - pt) ** 2 * np.log(pt)).sum(axis=(1, 2))
     np.testing.assert_allclose(focal_loss(targets, logits), ref, rtol=1e-4)
+
+
+def test_detection_loss_by_hand():
+    # one image, 2 anchors, 1 matched (class 1): focal on 2 anchors x 2 columns at logit 0,
+    # smooth L1 0.125 / 4 (code size), normalized by 1 match
+    outputs = {"box_encodings": np.array([[[0.5, 0, 0, 0], [7, 7, 7, 7]]], "float32"),
+               "class_logits": np.zeros((1, 2, 2), "float32")}
+    loss = detection_loss(np.zeros((1, 2, 4)), np.array([[1, 0]]), outputs)
+    focal = (0.75 + 3 * 0.25) * 0.25 * math.log(2)
+    np.testing.assert_allclose(loss, [focal + 0.125 / 4], rtol=1e-5)
 
 
 def test_smooth_l1_by_hand():
@@ -106,8 +117,8 @@ def test_hard_negative_mining_brute_force():
 def test_no_boxes_gives_finite_loss(classification):
     outputs = {"box_encodings": np.full((1, 4, 4), 3.0, "float32"), "class_logits": np.zeros((1, 4, 3), "float32")}
     loss = detection_loss(np.zeros((1, 4, 4)), np.zeros((1, 4), "int32"), outputs, classification=classification)
-    # per anchor: background column (target 1) 0.75 * 0.25 ln 2, two others 0.25 * 0.25 ln 2
-    expected = 4 * (0.75 + 2 * 0.25) * 0.25 * math.log(2) if classification == "focal" else 0.0
+    # per anchor: 3 columns of target 0 (background encoded as zeros), 0.25 * 0.5^2 * ln 2 each
+    expected = 4 * 3 * 0.25 * 0.25 * math.log(2) if classification == "focal" else 0.0
     np.testing.assert_allclose(loss, [expected], rtol=1e-5)
 
 

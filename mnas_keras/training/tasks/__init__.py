@@ -13,8 +13,11 @@ from mnas_keras.training.tasks.classification import (
     build_classifier,
     outputs_are_probabilities,
 )
+from mnas_keras.training.tasks.detection import DetectionTask, build_detector
 
 __all__ = [
+    "DetectionTask",
+    "build_detector",
     "TASKS",
     "ClassificationTask",
     "StepContext",
