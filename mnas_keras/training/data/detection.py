@@ -98,7 +98,7 @@ class ShapesDetectionSource(DetectionSource):
 
     name = "shapes"
 
-    def __init__(self, num_train: int = 512, num_eval: int = 128, image_size: int = 64,
+    def __init__(self, num_train: int = 2048, num_eval: int = 256, image_size: int = 64,
                  max_objects: int = 4, seed: int = 0):
         self.num_classes = len(SHAPES)
         self.category_ids = tuple(range(1, self.num_classes + 1))
