@@ -84,3 +84,26 @@ def test_bad_arguments(detector, images):
     plain = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 1)])
     with pytest.raises(TFLiteConversionError, match="needs an SSD model with anchors"):
         convert_detector(plain)
+
+
+def test_cli_detect_draws_the_detections(float_tflite, images, tmp_path, capsys):
+    import json
+
+    from PIL import Image
+
+    from mnas_keras.tflite.cli import main
+
+    model = tmp_path / "det.tflite"
+    model.write_bytes(float_tflite)
+    image = tmp_path / "in.png"
+    Image.fromarray(images[0].astype(np.uint8)).save(image)
+    out = tmp_path / "out.png"
+    assert main(["mnas-tflite", "detect", f"--model={model}", f"--image={image}", f"--output={out}", "--min_score=0"]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    want = run_detector(float_tflite, images[0].astype(np.uint8).astype(np.float32))
+    assert [d["class"] for d in printed["detections"]] == want["classes"].tolist()
+    drawn = np.asarray(Image.open(out))
+    assert drawn.shape == (64, 64, 3) and np.any(np.all(drawn == [255, 0, 0], axis=-1))
+    assert main(["mnas-tflite", "detect", f"--model={model}", f"--image={tmp_path / 'missing.jpg'}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("mnas-tflite detect: error: --image") and "missing.jpg" in err[0]
