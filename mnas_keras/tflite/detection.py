@@ -16,10 +16,12 @@ with ``mode="fast"`` is the same computation in TensorFlow. Int8 models quantize
 output-type failures of tensorflow/models#8872 and #9218 cannot arise.
 
 Example:
-    >>> from mnas_keras.applications import MobileNetV3Small
+    >>> import keras
     >>> from mnas_keras.heads import SSDLite
-    >>> det = SSDLite(MobileNetV3Small(input_shape=(64, 64, 3), include_top=False, weights=None),
-    ...               3, extra_filters=(16, 16, 8, 8))
+    >>> image = keras.Input((32, 32, 3))
+    >>> c4 = keras.layers.Conv2D(8, 3, strides=8, padding="same", name="c4")(image)
+    >>> c5 = keras.layers.Conv2D(8, 3, strides=2, padding="same", name="c5")(c4)
+    >>> det = SSDLite(keras.Model(image, c5), 3, feature_layers=("c4", "c5"), extra_filters=(8,))
     >>> from mnas_keras.tflite import list_operators
     >>> list_operators(convert_detector(det))["TFLite_Detection_PostProcess"]
     1
@@ -146,12 +148,14 @@ def convert_detector(
         b, c, s, n = detection_postprocess(boxes, scores, tf.constant(anchors))
         return {"detection_boxes": b, "detection_classes": c, "detection_scores": s, "num_detections": n}
 
+    spec = tf.TensorSpec(shape, tf.float32, name="image")
     with _quiet_converter(), tempfile.TemporaryDirectory() as folder:
-        # Through a SavedModel, as Keras' own export: the weights freeze and the
-        # post-processing function keeps its implements signature.
+        # Through a SavedModel, as Keras' own export: the weights freeze, the post-processing
+        # function keeps its implements signature (a frozen-graph conversion inlines it away)
+        # and the outputs keep their names in the model's signature.
         archive = keras.export.ExportArchive()
         archive.track(network)
-        archive.add_endpoint("serve", serve, input_signature=[tf.TensorSpec(shape, tf.float32, name="image")])
+        archive.add_endpoint("serve", serve, input_signature=[spec])
         archive.write_out(folder, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(folder)
         converter.allow_custom_ops = True
