@@ -149,8 +149,10 @@ def ssdlite_coco() -> ExperimentConfig:
 def ssdlite_shapes() -> ExperimentConfig:
     """A small offline detection recipe: SSDLite MobileNetV3-Small on generated shapes at 64x64.
 
-    Adam at 2e-3 (cosine, 1-epoch warmup), 30 epochs of 512 images at batch 32, narrower
-    extra blocks (128, 64, 64, 32), BN momentum 0.9, flip only: a few minutes on a laptop CPU.
+    Adam at 2e-3 (cosine, 1-epoch warmup), 30 epochs of the 2,048 generated training images
+    at batch 32, narrower extra blocks (128, 64, 64, 32), BN momentum 0.9, flip only. A demo
+    of the loop, not a solved task: measured here, 6 epochs reach 0.015 mAP@.5 on the
+    256 test images (30 epochs on 512 images: 0.012, while 0.41 on the images trained on).
     """
     return ExperimentConfig(
         model=ModelConfig(name="mobilenet_v3_small", bn_momentum=0.9),
