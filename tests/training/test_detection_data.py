@@ -134,3 +134,23 @@ def test_pipelines_pad_boxes_and_eval_batches():
     n = len(first["classes"])
     np.testing.assert_allclose(batches[0][1]["boxes"][0, :n], first["boxes"])
     assert batches[0][1]["classes"][0].numpy().tolist() == first["classes"].tolist() + [0] * (6 - n)
+
+
+@pytest.mark.parametrize("name, builder", [("coco/2017", "coco/2017"), ("voc", "voc/2007")])
+def test_tfds_sources_not_prepared_name_the_dataset(tmp_path, name, builder):
+    from mnas_keras.training.data.detection import TFDSDetectionSource
+    from mnas_keras.training.errors import DatasetNotPreparedError
+
+    with pytest.raises(DatasetNotPreparedError, match=f"'{builder}' is not prepared in '{tmp_path}'"):
+        TFDSDetectionSource(name, data_dir=str(tmp_path))
+    with pytest.raises(DataError, match="unsupported detection dataset 'kitti'"):
+        TFDSDetectionSource("kitti", data_dir=str(tmp_path))
+
+
+def test_cli_task_detection_config():
+    from mnas_keras.training.cli import build_config
+
+    cfg = build_config(recipe="ssdlite_shapes", task="detection", dataset="coco_folder", data_dir="x",
+                       overrides=["task.classification_loss=softmax"])
+    assert cfg.task.name == "detection" and cfg.task.classification_loss == "softmax"
+    assert cfg.task.match_iou == 0.5 and cfg.data.name == "coco_folder"
