@@ -110,6 +110,8 @@ def convert_detector(
     import tensorflow as tf
 
     if isinstance(model, (str, os.PathLike)):
+        import mnas_keras.heads  # noqa: F401 - registers SSDLite for loading
+
         model = keras.saving.load_model(model)
     if not all(hasattr(model, a) for a in ("anchors", "num_classes", "image_size")):
         raise TFLiteConversionError(
