@@ -14,6 +14,8 @@ import importlib
 _LAZY = {
     "convert": "mnas_keras.tflite.conversion",
     "save": "mnas_keras.tflite.conversion",
+    "convert_detector": "mnas_keras.tflite.detection",
+    "run_detector": "mnas_keras.tflite.detection",
     "QUANTIZATIONS": "mnas_keras.tflite.conversion",
     "HARD_SWISH_MODES": "mnas_keras.tflite.conversion",
     "rewrite_hard_swish": "mnas_keras.tflite.rewrite",

@@ -6,6 +6,7 @@ Usage::
         --calibration=random:100 --output=mnasnet_a1_int8.tflite
     mnas-tflite convert --model=trained.keras --quantization=float16 --output=m.tflite
     mnas-tflite ops --model=mnasnet_a1_int8.tflite
+    mnas-tflite detect --model=ssdlite.tflite --image=street.jpg --output=street_boxes.png
     mnas-tflite benchmark --models=mnasnet_a1,mobilenet_v3_small,keras:MobileNetV2 \\
         --input_size=224 --quantization=none,int8 --runs=50 --isolate --json
 
@@ -32,7 +33,7 @@ from absl import app, flags
 
 from mnas_keras.tflite.errors import TFLiteError
 
-COMMANDS = ("convert", "ops", "benchmark")
+COMMANDS = ("convert", "ops", "benchmark", "detect")
 _QUANT_CHOICES = ("none", "float16", "dynamic", "int8", "int8_io")
 
 
@@ -48,6 +49,8 @@ def _flag_values() -> flags.FlagValues:
         "int8 calibration data: 'random:N' (uniform [0, 255], fine for latency only), "
         "'digits:N' (scikit-learn digits) or a .npy file of input images.", flag_values=fv,
     )
+    flags.DEFINE_string("image", None, "detect: the image file to run the detector on.", flag_values=fv)
+    flags.DEFINE_float("min_score", 0.3, "detect: draw detections scoring at least this.", flag_values=fv)
     flags.DEFINE_string("output", None, "convert: output .tflite path (default <model>[_<quant>].tflite).", flag_values=fv)
     flags.DEFINE_integer("threads", 1, "LiteRT interpreter threads.", lower_bound=1, flag_values=fv)
     flags.DEFINE_integer("warmup", 10, "Untimed warm-up invocations.", lower_bound=0, flag_values=fv)
@@ -303,6 +306,44 @@ def _benchmark(fv) -> int:
     return 0
 
 
+def _detect(fv) -> int:
+    """Runs a ``convert_detector`` .tflite on one image and draws its boxes into a PNG."""
+    if not fv.model or not fv.model.endswith(".tflite"):
+        raise app.UsageError("detect needs --model=<detector>.tflite (made by mnas_keras.tflite.convert_detector)")
+    if not fv.image:
+        raise app.UsageError("detect needs --image=<image file>")
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    from mnas_keras.tflite.detection import run_detector
+    from mnas_keras.tflite.errors import InvalidModelError
+
+    if not os.path.exists(fv.model):
+        raise InvalidModelError(f"--model {fv.model!r} does not exist")
+    try:
+        image = Image.open(fv.image).convert("RGB")
+    except (OSError, ValueError) as err:
+        raise TFLiteError(f"--image {fv.image!r} cannot be read as an image: {err}") from None
+    result = run_detector(fv.model, np.asarray(image, np.float32))
+    if "boxes" not in result:
+        raise TFLiteError(f"{fv.model!r} is a raw export (no TFLite_Detection_PostProcess); convert it with postprocess=True")
+    width, height = image.size
+    draw = ImageDraw.Draw(image)
+    kept = []
+    for box, cls, score in zip(result["boxes"], result["classes"], result["scores"]):
+        if score < fv.min_score:
+            continue
+        y0, x0, y1, x1 = (float(v) for v in np.clip(box, 0, 1))
+        rect = [x0 * width, y0 * height, x1 * width, y1 * height]
+        draw.rectangle(rect, outline=(255, 0, 0), width=max(1, round(min(width, height) / 200)))
+        draw.text((rect[0] + 2, rect[1] + 1), f"{int(cls)} {score:.2f}", fill=(255, 255, 0))
+        kept.append({"box": [round(v, 4) for v in (y0, x0, y1, x1)], "class": int(cls), "score": round(float(score), 4)})
+    output = fv.output or os.path.splitext(fv.image)[0] + "_detections.png"
+    image.save(output)
+    print(json.dumps({"output": output, "detections": kept}))
+    return 0
+
+
 def main(argv) -> int:
     """Entry point with an explicit argv (``argv[0]`` is the program name)."""
     fv = _flag_values()
@@ -317,7 +358,7 @@ def main(argv) -> int:
 
     _cli.import_tensorflow(sys.argv)  # argv here has lost --verbosity to absl
     try:
-        return {"convert": _convert, "ops": _ops, "benchmark": _benchmark}[command](fv)
+        return {"convert": _convert, "ops": _ops, "benchmark": _benchmark, "detect": _detect}[command](fv)
     except TFLiteError as err:
         print(f"mnas-tflite {command}: error: {_cli.one_line(err)}", file=sys.stderr)
         return 2

@@ -22,7 +22,7 @@ Example:
     >>> get_recipe("mnasnet", ["trainer.epochs=1"]).trainer.epochs
     1
     >>> sorted(RECIPES)
-    ['digits', 'lraspp_cityscapes', 'lraspp_shapes', 'mnasnet', 'mobilenet_v3_large', 'mobilenet_v3_small']
+    ['digits', 'lraspp_cityscapes', 'lraspp_shapes', 'mnasnet', 'mobilenet_v3_large', 'mobilenet_v3_small', 'ssdlite_coco', 'ssdlite_shapes']
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from mnas_keras.training.config import (
     TrainerConfig,
     override,
 )
+from mnas_keras.training.detection_config import DetectionConfig
 from mnas_keras.training.errors import ConfigError
 
 
@@ -185,6 +186,49 @@ def lraspp_shapes() -> ExperimentConfig:
     )
 
 
+def ssdlite_coco() -> ExperimentConfig:
+    """SSDLite MobileNetV3-Large on COCO 2017 (TF OD API ``ssdlite_mobilenet_v3_large_320x320_coco``).
+
+    From the config: 320x320, focal loss (alpha 0.75, gamma 2), smooth L1, momentum 0.9,
+    L2 4e-5, batch 512, 400k steps, cosine decay from 0.4 with a 2000-step warmup, no EMA,
+    flip + SSD random crop, NMS 0.6 / 1e-8 / 100, BN decay 0.97. Choices here: the warmup
+    starts at 0 (TF OD API: 0.13333) and lasts 2000 / 231 = 8.66 epochs of COCO train2017
+    (118,287 images at batch 512); ``task.augmentation="ssd"`` adds photometric distortion
+    to the config's flip + SSD crop.
+    """
+    return ExperimentConfig(
+        model=ModelConfig(name="mobilenet_v3_large", bn_momentum=0.97),
+        data=DataConfig(name="coco/2017", train_split="train", eval_split="validation", image_size=320,
+                        augmentation="none", crop_padding=0, shuffle_buffer=2048),
+        task=DetectionConfig(),
+        optimizer=OptimizerConfig(name="sgd", momentum=0.9, weight_decay=4e-5, ema_decay=None),
+        schedule=ScheduleConfig(name="cosine", base_learning_rate=0.4, base_batch_size=512,
+                                warmup_epochs=2000 / 231),
+        trainer=TrainerConfig(epochs=1732, train_steps=400_000, global_batch_size=512, steps_per_loop=100,
+                              eval_every_epochs=10),
+    )
+
+
+def ssdlite_shapes() -> ExperimentConfig:
+    """A small offline detection recipe: SSDLite MobileNetV3-Small on generated shapes at 64x64.
+
+    Adam at 2e-3 (cosine, 1-epoch warmup), 30 epochs of the 2,048 generated training images
+    at batch 32, narrower extra blocks (128, 64, 64, 32), BN momentum 0.9, flip only. A demo
+    of the loop, not a solved task: measured here, 6 epochs reach 0.015 mAP@.5 on the
+    256 test images (30 epochs on 512 images: 0.012, while 0.41 on the images trained on).
+    """
+    return ExperimentConfig(
+        model=ModelConfig(name="mobilenet_v3_small", bn_momentum=0.9),
+        data=DataConfig(name="shapes", train_split="train", eval_split="test", image_size=64,
+                        augmentation="none", crop_padding=0, shuffle_buffer=512),
+        task=DetectionConfig(extra_filters=(128, 64, 64, 32), augmentation="flip", score_threshold=0.01),
+        optimizer=OptimizerConfig(name="adam", weight_decay=0.0, ema_decay=None),
+        schedule=ScheduleConfig(name="cosine", base_learning_rate=2e-3, base_batch_size=32, warmup_epochs=1.0),
+        trainer=TrainerConfig(epochs=30, global_batch_size=32, steps_per_loop=16, eval_every_epochs=0,
+                              max_checkpoints=2),
+    )
+
+
 RECIPES: dict[str, Callable[[], ExperimentConfig]] = {
     "mnasnet": mnasnet,
     "mobilenet_v3_large": mobilenet_v3_large,
@@ -192,6 +236,8 @@ RECIPES: dict[str, Callable[[], ExperimentConfig]] = {
     "digits": digits,
     "lraspp_cityscapes": lraspp_cityscapes,
     "lraspp_shapes": lraspp_shapes,
+    "ssdlite_coco": ssdlite_coco,
+    "ssdlite_shapes": ssdlite_shapes,
 }
 
 

@@ -56,7 +56,7 @@ def test_override_mapping_and_json_list():
         ("trainer.epochs.x=1", "'epochs' has no sub-keys"),
         ("trainer=1", "is a section"),
         ("noequals", "must look like 'section.key=value'"),
-        ("task.name=detection", "task.name must be one of"),
+        ("task.name=nonexistent", "task.name must be one of"),
         ("data.augmentation=mixup", "data.augmentation must be one of"),
     ],
 )

@@ -14,8 +14,11 @@ from mnas_keras.training.tasks.classification import (
     outputs_are_probabilities,
 )
 from mnas_keras.training.tasks.segmentation import SegmentationTask, build_segmenter
+from mnas_keras.training.tasks.detection import DetectionTask, build_detector
 
 __all__ = [
+    "DetectionTask",
+    "build_detector",
     "TASKS",
     "ClassificationTask",
     "SegmentationTask",
