@@ -18,12 +18,12 @@ def load_digits(size: int = 32, channels: int = 3, test_fraction: float = 0.2, s
     float32 upsampled bilinearly from 8x8, labels int32; a seeded stratified split.
     """
     try:
+        from scipy.ndimage import zoom
         from sklearn.datasets import load_digits as sk_load_digits
     except ImportError as err:  # pragma: no cover - depends on the environment
         raise ImportError(
-            "load_digits needs scikit-learn: pip install 'mnas_keras[data]'"
+            "load_digits needs scikit-learn and scipy: pip install 'mnas_keras[data]'"
         ) from err
-    from scipy.ndimage import zoom
 
     if size < 8 or channels not in (1, 3):
         raise ValueError(f"Expected size >= 8 and channels in (1, 3). Received: size={size}, channels={channels}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import os
 
 from mnas_keras.codec import Architecture, get_architecture, minimalistic
@@ -51,6 +53,16 @@ def check_common(weights, include_top, classes, input_shape, pooling, input_tens
             raise ValueError(f"Input size must be at least 32x32. Received: input_shape={input_shape}")
 
 
+# The Architecture fields that are MnasNet options, passed through as they are (the name,
+# blocks and dropout_rate are handled explicitly; default_size is not a model option).
+_ARCHITECTURE_OPTIONS = tuple(
+    field.name
+    for field in dataclasses.fields(Architecture)
+    if field.name in inspect.signature(MnasNet.__init__).parameters
+    and field.name not in ("name", "blocks", "dropout_rate")
+)
+
+
 def build_application(
     arch: Architecture | str,
     *,
@@ -79,18 +91,9 @@ def build_application(
     blocks = minimalistic(arch.blocks) if minimalistic_variant else arch.blocks
     if reduced_tail:
         blocks = halve_tail(blocks)
-    activation = "relu" if minimalistic_variant else arch.activation
-    options = dict(
-        stem_filters=arch.stem_filters,
-        scale_stem=arch.scale_stem,
-        activation=activation,
-        head=arch.head,
-        head_filters=arch.head_filters,
-        head_expansion=arch.head_expansion,
-        bn_momentum=arch.bn_momentum,
-        bn_epsilon=arch.bn_epsilon,
-        preprocessing=arch.preprocessing,
-    )
+    options = {option: getattr(arch, option) for option in _ARCHITECTURE_OPTIONS}
+    if minimalistic_variant:
+        options["activation"] = "relu"
     options.update(kwargs)  # any MnasNet option may be overridden
     return MnasNet(
         blocks,

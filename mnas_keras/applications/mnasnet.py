@@ -71,32 +71,114 @@ def _mnasnet(arch, title, input_shape, alpha, include_top, weights, input_tensor
     return model
 
 
-def _make(arch: str, title: str, dropout: float, pyname: str):
-    def constructor(
-        input_shape=None,
-        alpha=1.0,
-        include_top=True,
-        weights=None,
-        input_tensor=None,
-        classes=1000,
-        pooling=None,
-        dropout_rate=dropout,
-        classifier_activation="softmax",
-        include_preprocessing=True,
-        name=None,
-        **kwargs,
-    ):
-        return _mnasnet(arch, title, input_shape, alpha, include_top, weights, input_tensor,
-                        classes, pooling, dropout_rate, classifier_activation,
-                        include_preprocessing, name, **kwargs)
-
-    constructor.__doc__ = _DOC.format(title=title, arch=arch, dropout=dropout)
-    constructor.__name__ = constructor.__qualname__ = pyname
-    return constructor
+def MnasNetA1(
+    input_shape=None,
+    alpha=1.0,
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    classes=1000,
+    pooling=None,
+    dropout_rate=0.2,
+    classifier_activation="softmax",
+    include_preprocessing=True,
+    name=None,
+    **kwargs,
+):
+    return _mnasnet(
+        "mnasnet_a1", "MnasNet-A1", input_shape, alpha, include_top, weights, input_tensor,
+        classes, pooling, dropout_rate, classifier_activation, include_preprocessing, name,
+        **kwargs
+    )
 
 
-MnasNetA1 = _make("mnasnet_a1", "MnasNet-A1", 0.2, "MnasNetA1")
-MnasNetB1 = _make("mnasnet_b1", "MnasNet-B1", 0.2, "MnasNetB1")
-MnasNetSmall = _make("mnasnet_small", "MnasNet-small", 0.0, "MnasNetSmall")
-MnasNetD1 = _make("mnasnet_d1", "MnasNet-D1", 0.2, "MnasNetD1")
-MnasNetD1_320 = _make("mnasnet_d1_320", "MnasNet-D1-320", 0.2, "MnasNetD1_320")
+def MnasNetB1(
+    input_shape=None,
+    alpha=1.0,
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    classes=1000,
+    pooling=None,
+    dropout_rate=0.2,
+    classifier_activation="softmax",
+    include_preprocessing=True,
+    name=None,
+    **kwargs,
+):
+    return _mnasnet(
+        "mnasnet_b1", "MnasNet-B1", input_shape, alpha, include_top, weights, input_tensor,
+        classes, pooling, dropout_rate, classifier_activation, include_preprocessing, name,
+        **kwargs
+    )
+
+
+def MnasNetSmall(
+    input_shape=None,
+    alpha=1.0,
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    classes=1000,
+    pooling=None,
+    dropout_rate=0.0,
+    classifier_activation="softmax",
+    include_preprocessing=True,
+    name=None,
+    **kwargs,
+):
+    return _mnasnet(
+        "mnasnet_small", "MnasNet-small", input_shape, alpha, include_top, weights,
+        input_tensor, classes, pooling, dropout_rate, classifier_activation,
+        include_preprocessing, name, **kwargs
+    )
+
+
+def MnasNetD1(
+    input_shape=None,
+    alpha=1.0,
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    classes=1000,
+    pooling=None,
+    dropout_rate=0.2,
+    classifier_activation="softmax",
+    include_preprocessing=True,
+    name=None,
+    **kwargs,
+):
+    return _mnasnet(
+        "mnasnet_d1", "MnasNet-D1", input_shape, alpha, include_top, weights, input_tensor,
+        classes, pooling, dropout_rate, classifier_activation, include_preprocessing, name,
+        **kwargs
+    )
+
+
+def MnasNetD1_320(
+    input_shape=None,
+    alpha=1.0,
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    classes=1000,
+    pooling=None,
+    dropout_rate=0.2,
+    classifier_activation="softmax",
+    include_preprocessing=True,
+    name=None,
+    **kwargs,
+):
+    return _mnasnet(
+        "mnasnet_d1_320", "MnasNet-D1-320", input_shape, alpha, include_top, weights,
+        input_tensor, classes, pooling, dropout_rate, classifier_activation,
+        include_preprocessing, name, **kwargs
+    )
+
+
+# keras.applications style: one shared docstring template, filled per constructor.
+MnasNetA1.__doc__ = _DOC.format(title="MnasNet-A1", arch="mnasnet_a1", dropout=0.2)
+MnasNetB1.__doc__ = _DOC.format(title="MnasNet-B1", arch="mnasnet_b1", dropout=0.2)
+MnasNetSmall.__doc__ = _DOC.format(title="MnasNet-small", arch="mnasnet_small", dropout=0.0)
+MnasNetD1.__doc__ = _DOC.format(title="MnasNet-D1", arch="mnasnet_d1", dropout=0.2)
+MnasNetD1_320.__doc__ = _DOC.format(title="MnasNet-D1-320", arch="mnasnet_d1_320", dropout=0.2)

@@ -126,30 +126,50 @@ def _mobilenet_v3(model_type, title, input_shape, alpha, minimalistic, include_t
     return model
 
 
-def _make(model_type: str, title: str):
-    def constructor(
-        input_shape=None,
-        alpha=1.0,
-        minimalistic=False,
-        include_top=True,
-        weights="imagenet",
-        input_tensor=None,
-        classes=1000,
-        pooling=None,
-        dropout_rate=0.2,
-        classifier_activation="softmax",
-        include_preprocessing=True,
-        name=None,
-        **kwargs,
-    ):
-        return _mobilenet_v3(model_type, title, input_shape, alpha, minimalistic, include_top,
-                             weights, input_tensor, classes, pooling, dropout_rate,
-                             classifier_activation, include_preprocessing, name, **kwargs)
-
-    constructor.__doc__ = _DOC.format(title=title, arch=f"mobilenet_v3_{model_type}")
-    constructor.__name__ = constructor.__qualname__ = title
-    return constructor
+def MobileNetV3Large(
+    input_shape=None,
+    alpha=1.0,
+    minimalistic=False,
+    include_top=True,
+    weights="imagenet",
+    input_tensor=None,
+    classes=1000,
+    pooling=None,
+    dropout_rate=0.2,
+    classifier_activation="softmax",
+    include_preprocessing=True,
+    name=None,
+    **kwargs,
+):
+    return _mobilenet_v3(
+        "large", "MobileNetV3Large", input_shape, alpha, minimalistic, include_top, weights,
+        input_tensor, classes, pooling, dropout_rate, classifier_activation,
+        include_preprocessing, name, **kwargs
+    )
 
 
-MobileNetV3Large = _make("large", "MobileNetV3Large")
-MobileNetV3Small = _make("small", "MobileNetV3Small")
+def MobileNetV3Small(
+    input_shape=None,
+    alpha=1.0,
+    minimalistic=False,
+    include_top=True,
+    weights="imagenet",
+    input_tensor=None,
+    classes=1000,
+    pooling=None,
+    dropout_rate=0.2,
+    classifier_activation="softmax",
+    include_preprocessing=True,
+    name=None,
+    **kwargs,
+):
+    return _mobilenet_v3(
+        "small", "MobileNetV3Small", input_shape, alpha, minimalistic, include_top, weights,
+        input_tensor, classes, pooling, dropout_rate, classifier_activation,
+        include_preprocessing, name, **kwargs
+    )
+
+
+# keras.applications style: one shared docstring template, filled per constructor.
+MobileNetV3Large.__doc__ = _DOC.format(title="MobileNetV3Large", arch="mobilenet_v3_large")
+MobileNetV3Small.__doc__ = _DOC.format(title="MobileNetV3Small", arch="mobilenet_v3_small")

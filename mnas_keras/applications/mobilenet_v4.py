@@ -83,30 +83,70 @@ def _mobilenet_v4(arch, title, input_shape, alpha, include_top, weights, input_t
     return model
 
 
-def _make(arch: str, title: str, size: int, pyname: str):
-    def constructor(
-        input_shape=None,
-        alpha=1.0,
-        include_top=True,
-        weights=None,
-        input_tensor=None,
-        classes=1000,
-        pooling=None,
-        dropout_rate=0.2,
-        classifier_activation="softmax",
-        include_preprocessing=True,
-        name=None,
-        **kwargs,
-    ):
-        return _mobilenet_v4(arch, title, input_shape, alpha, include_top, weights, input_tensor,
-                             classes, pooling, dropout_rate, classifier_activation,
-                             include_preprocessing, name, **kwargs)
-
-    constructor.__doc__ = _DOC.format(title=title, arch=arch, size=size)
-    constructor.__name__ = constructor.__qualname__ = pyname
-    return constructor
+def MobileNetV4ConvSmall(
+    input_shape=None,
+    alpha=1.0,
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    classes=1000,
+    pooling=None,
+    dropout_rate=0.2,
+    classifier_activation="softmax",
+    include_preprocessing=True,
+    name=None,
+    **kwargs,
+):
+    return _mobilenet_v4(
+        "mobilenet_v4_conv_small", "Conv-Small", input_shape, alpha, include_top, weights,
+        input_tensor, classes, pooling, dropout_rate, classifier_activation,
+        include_preprocessing, name, **kwargs
+    )
 
 
-MobileNetV4ConvSmall = _make("mobilenet_v4_conv_small", "Conv-Small", 224, "MobileNetV4ConvSmall")
-MobileNetV4ConvMedium = _make("mobilenet_v4_conv_medium", "Conv-Medium", 256, "MobileNetV4ConvMedium")
-MobileNetV4ConvLarge = _make("mobilenet_v4_conv_large", "Conv-Large", 384, "MobileNetV4ConvLarge")
+def MobileNetV4ConvMedium(
+    input_shape=None,
+    alpha=1.0,
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    classes=1000,
+    pooling=None,
+    dropout_rate=0.2,
+    classifier_activation="softmax",
+    include_preprocessing=True,
+    name=None,
+    **kwargs,
+):
+    return _mobilenet_v4(
+        "mobilenet_v4_conv_medium", "Conv-Medium", input_shape, alpha, include_top, weights,
+        input_tensor, classes, pooling, dropout_rate, classifier_activation,
+        include_preprocessing, name, **kwargs
+    )
+
+
+def MobileNetV4ConvLarge(
+    input_shape=None,
+    alpha=1.0,
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    classes=1000,
+    pooling=None,
+    dropout_rate=0.2,
+    classifier_activation="softmax",
+    include_preprocessing=True,
+    name=None,
+    **kwargs,
+):
+    return _mobilenet_v4(
+        "mobilenet_v4_conv_large", "Conv-Large", input_shape, alpha, include_top, weights,
+        input_tensor, classes, pooling, dropout_rate, classifier_activation,
+        include_preprocessing, name, **kwargs
+    )
+
+
+# keras.applications style: one shared docstring template, filled per constructor.
+MobileNetV4ConvSmall.__doc__ = _DOC.format(title="Conv-Small", arch="mobilenet_v4_conv_small", size=224)
+MobileNetV4ConvMedium.__doc__ = _DOC.format(title="Conv-Medium", arch="mobilenet_v4_conv_medium", size=256)
+MobileNetV4ConvLarge.__doc__ = _DOC.format(title="Conv-Large", arch="mobilenet_v4_conv_large", size=384)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from typing import Sequence
 
 import keras
@@ -164,34 +165,9 @@ class MnasNet(keras.Model):
         x = inputs if graph_input is None else graph_input
         if include_preprocessing:
             x = preprocessing_layer(preprocessing, input_shape[-1])(x)
-        options = BuildOptions(
-            alpha=float(alpha),
-            stem_filters=int(stem_filters),
-            scale_stem=bool(scale_stem),
-            activation=activation,
-            head=head,
-            head_filters=int(head_filters),
-            head_expansion=int(head_expansion),
-            include_top=bool(include_top),
-            pooling=pooling,
-            classes=int(classes) if classes is not None else 0,
-            classifier_activation=classifier_activation,
-            dropout_rate=float(dropout_rate),
-            drop_connect_rate=float(drop_connect_rate),
-            bn_momentum=float(bn_momentum),
-            bn_epsilon=float(bn_epsilon),
-            output_stride=int(output_stride),
-        )
-        outputs, endpoints = build_graph(x, specs, options)
-        super().__init__(inputs=inputs, outputs=outputs, name=name, **kwargs)
-        history = getattr(graph_input, "_keras_history", None)
-        self._upstream_layer = None
-        if graph_input is not None and not isinstance(history[0], keras.layers.InputLayer):
-            self._upstream_layer = history[0].name
-        self.blocks = encode(specs)
-        self.endpoints = endpoints
-        self._mnas_config = {
-            "blocks": list(self.blocks),
+        # The network's options, normalized once: the saved config and the builder's options.
+        config = {
+            "blocks": list(encode(specs)),
             "input_shape": input_shape,
             "alpha": float(alpha),
             "stem_filters": int(stem_filters),
@@ -213,6 +189,18 @@ class MnasNet(keras.Model):
             "output_stride": int(output_stride),
             "name": name,
         }
+        options = BuildOptions(**{
+            field.name: config[field.name] for field in dataclasses.fields(BuildOptions) if field.name != "classes"
+        }, classes=int(classes) if classes is not None else 0)
+        outputs, endpoints = build_graph(x, specs, options)
+        super().__init__(inputs=inputs, outputs=outputs, name=name, **kwargs)
+        history = getattr(graph_input, "_keras_history", None)
+        self._upstream_layer = None
+        if graph_input is not None and not isinstance(history[0], keras.layers.InputLayer):
+            self._upstream_layer = history[0].name
+        self.blocks = encode(specs)
+        self.endpoints = endpoints
+        self._mnas_config = config
 
     @property
     def specs(self) -> list[BlockSpec]:

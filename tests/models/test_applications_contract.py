@@ -92,3 +92,36 @@ def test_mnasnet_one_channel_normalization_by_hand():
     np.testing.assert_allclose(np.asarray(layer(x))[0, 0, 0, 0], (200.0 - mean) / std, rtol=1e-5)
     assert IMAGENET_MEAN[0] == pytest.approx(0.485 * 255) and IMAGENET_STD[2] == pytest.approx(0.225 * 255)
     assert model.output_shape == (None, 5)
+
+
+@pytest.mark.parametrize("kind", sorted(OURS))
+def test_constructor_signature_matches_keras_applications(kind):
+    # Same parameters, order and defaults as keras.applications' constructor; ours differ only
+    # in ``name=None`` (the model is still named like theirs, see above) and the extra **kwargs.
+    import inspect
+
+    ours = inspect.signature(OURS[kind]).parameters
+    theirs = inspect.signature(THEIRS[kind]).parameters
+    assert [p for p in ours if p != "kwargs"] == list(theirs)
+    for param in theirs:
+        if param != "name":
+            assert ours[param].default == theirs[param].default, param
+    assert ours["kwargs"].kind is inspect.Parameter.VAR_KEYWORD
+
+
+def test_every_constructor_is_a_plain_function_with_a_uniform_signature():
+    # keras.applications style: an explicit def per model (its own name), one argument list.
+    import inspect
+
+    import mnas_keras.applications as apps
+
+    names = ["MnasNetA1", "MnasNetB1", "MnasNetSmall", "MnasNetD1", "MnasNetD1_320",
+             "MobileNetV4ConvSmall", "MobileNetV4ConvMedium", "MobileNetV4ConvLarge"]
+    expected = ["input_shape", "alpha", "include_top", "weights", "input_tensor", "classes", "pooling",
+                "dropout_rate", "classifier_activation", "include_preprocessing", "name", "kwargs"]
+    for name in names + ["MobileNetV3Small", "MobileNetV3Large"]:
+        fn = getattr(apps, name)
+        assert fn.__name__ == fn.__qualname__ == name
+        params = [p for p in inspect.signature(fn).parameters if p != "minimalistic"]
+        assert params == expected, name
+        assert "Args:" in fn.__doc__ and "Returns:" in fn.__doc__, name

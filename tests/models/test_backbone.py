@@ -161,3 +161,26 @@ def test_every_registered_model_trains(name):
     assert y.shape == (2, 5) and np.all(np.isfinite(np.asarray(y)))
     missing = [w.name for w, g in zip(m.trainable_weights, grads) if g is None]
     assert not missing
+
+
+def test_global_options_share_their_defaults():
+    # The network's global options appear in Architecture (the data), BuildOptions (the
+    # builder) and MnasNet.__init__ (the public signature); their defaults must agree, and
+    # the values below are the published MnasNet-A1 settings (tensorflow/tpu mnasnet_models:
+    # stem 32, head 1280, dropout 0.2, batch norm momentum 0.99, epsilon 1e-3).
+    import dataclasses
+    import inspect
+
+    from mnas_keras.codec import Architecture
+    from mnas_keras.models import BuildOptions, MnasNet
+
+    published = dict(stem_filters=32, head_filters=1280, dropout_rate=0.2, bn_momentum=0.99, bn_epsilon=1e-3,
+                     alpha=1.0, activation="relu", head="mnasnet")
+    signature = inspect.signature(MnasNet.__init__).parameters
+    for cls in (Architecture, BuildOptions):
+        for field in dataclasses.fields(cls):
+            if field.name in signature and field.default is not dataclasses.MISSING:
+                assert signature[field.name].default == field.default, (cls.__name__, field.name)
+    for option, value in published.items():
+        assert signature[option].default == value, option
+    assert {f.name for f in dataclasses.fields(BuildOptions)} <= set(signature)
