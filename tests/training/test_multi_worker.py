@@ -27,7 +27,8 @@ def _start_cluster(model_dir, steps):
         cmd = [sys.executable, "-m", "mnas_keras.training.cli", "--recipe=digits", f"--blocks={BLOCKS}",
                f"--model_dir={model_dir}", "--strategy=multi_worker_mirrored", f"--train_steps={steps}",
                "--overrides=trainer.steps_per_loop=1", "--overrides=trainer.checkpoint_every_steps=100",
-               "--overrides=trainer.global_batch_size=32", "--overrides=trainer.export=false"]
+               "--overrides=trainer.global_batch_size=32", "--overrides=trainer.export=false",
+               "--allow_changes=trainer.train_steps"]  # the rerun extends the preempted run
         procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
     return procs
 

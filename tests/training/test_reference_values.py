@@ -130,7 +130,7 @@ def test_resuming_with_another_image_size_or_model_is_refused(tmp_path):
 
     stored = get_recipe("digits", ["data.image_size=32"])
     write_run_config(str(tmp_path), stored)
-    check_run_config(str(tmp_path), get_recipe("digits", ["data.image_size=32", "trainer.epochs=3"]), True)
+    check_run_config(str(tmp_path), get_recipe("digits", ["data.image_size=32", "trainer.epochs=3"]), True, ("trainer.epochs",))
     with pytest.raises(CheckpointError, match=r"data.image_size: 32 -> 64"):
         check_run_config(str(tmp_path), get_recipe("digits", ["data.image_size=64"]), True)
     with pytest.raises(CheckpointError, match=r"model.alpha: 0.5 -> 1.0"):
