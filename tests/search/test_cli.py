@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -47,6 +49,26 @@ def test_errors_name_the_problem(tmp_path):
     assert bad.returncode == 2 and bad.stderr.strip() == "mnas-search: error: Unknown command line flag 'no_such_flag'"
     described = _cli("--describe_space")
     assert described.returncode == 0 and "nominal size 2.808e+18" in described.stdout
+
+
+@pytest.mark.parametrize("module,flag", [
+    ("search", "--train_subset=-3"), ("search", "--val_subset=0"), ("search", "--latency_size=0"),
+    ("search", "--latency_size=-5"), ("search", "--runs=0"), ("latency_table", "--latency_size=0"),
+    ("latency_table", "--runs=0"),
+])
+def test_out_of_range_values_are_refused_before_any_work(module, flag, tmp_path):
+    """Issue 13: these were accepted silently (a negative subset trained on all but 3 images,
+    latency_size 0 became the image size, -5 recorded every sample failed and exited 0)."""
+    tool = {"search": "mnas-search", "latency_table": "mnas-latency-table"}[module]
+    if module == "search":
+        done = _cli(flag, f"--run_dir={tmp_path / 'run'}")
+    else:
+        done = subprocess.run([sys.executable, "-m", "mnas_keras.search.cli.latency_table", flag], cwd=ROOT,
+                              env={**os.environ, "PYTHONPATH": ROOT}, capture_output=True, text=True, timeout=120)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr[-2000:]
+    assert lines[0].startswith(f"{tool}: error: flag {flag}: "), lines[0]
+    assert not (tmp_path / "run").exists()
 
 
 def test_latency_table_command_errors_are_one_line(tmp_path):

@@ -23,7 +23,7 @@ def _define_flags():
         return
     flags.DEFINE_string("table", "latency_table.json", "Table JSON to build or extend.")
     flags.DEFINE_string("space", "mnasnet", "'mnasnet' or a space .json.")
-    flags.DEFINE_integer("latency_size", 224, "Input resolution.")
+    flags.DEFINE_integer("latency_size", 224, "Input resolution (>= 32).", lower_bound=32)
     flags.DEFINE_integer("num_threads", 1, "LiteRT threads.")
     flags.DEFINE_integer("stem_filters", None, "Stem filters (default: the space's).")
     flags.DEFINE_integer("classes", 10, "Classifier classes of the measured networks.")
@@ -32,7 +32,7 @@ def _define_flags():
     flags.DEFINE_integer("calibration", 12, "Networks measured whole to fit the correction.")
     flags.DEFINE_integer("holdout", 0, "Held-out networks for the accuracy report (0: no report).")
     flags.DEFINE_string("report_dir", None, "Where report.md / scatter.png go (default: next to the table).")
-    flags.DEFINE_integer("runs", 50, "Timed runs per model.")
+    flags.DEFINE_integer("runs", 50, "Timed runs per model (>= 1).", lower_bound=1)
     flags.DEFINE_integer("warmup", 10, "Warm-up runs per model.")
     flags.DEFINE_integer("seed", 0, "Seed of the sampled networks.")
     flags.DEFINE_string("anchor", "mnasnet_a1", "Drift-correction anchor of a new table: an architecture name, "
