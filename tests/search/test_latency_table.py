@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import statistics
 import time
 import warnings
 
@@ -153,11 +154,16 @@ def test_sliced_parts_compute_the_branch(tmp_path):
 
 
 def test_prediction_tracks_measured_latency(table):
-    """Networks of the tiny space span a few x in latency; the table must rank them."""
+    """Networks of the tiny space span a few x in latency; the table must rank them.
+
+    The networks are timed with the table's own drift correction (the anchor interleaved in
+    the same group), so a machine slowed by other load since the table was built measures
+    in the table's units: raw milliseconds under load were 2.4x the table's in CI.
+    """
     space = tiny_space()
     held_out = ([0, 0, 0, 0], [1, 0, 0, 0], [1, 1, 0, 1], [0, 1, 1, 0], [0, 0, 1, 1], [1, 1, 1, 0])
     networks = [space.decode(d) for d in held_out]
-    measured = latency_build.measure_networks(networks, table.settings, runs=30, warmup=5)
+    measured = LatencyTable.from_dict(table.to_dict()).measure_networks(networks, runs=30, warmup=5)
     predicted = [table.predict(b) for b in networks]
     rank = lambda v: np.argsort(np.argsort(v))  # noqa: E731
     rho = np.corrcoef(rank(measured), rank(predicted))[0, 1]
@@ -188,11 +194,29 @@ def test_evaluator_rejects_table_for_other_settings(table):
         ProxyEvaluator(latency_mode="guess", latency_table=table)
 
 
+class _FasterThanPredicted(LatencyTable):
+    """A table whose whole networks "measure" 0.8 x the prediction of a frozen copy.
+
+    Timing is not what ``predicted_then_measured`` is about (the table tests above time
+    LiteRT): with a deterministic measurement the front to measure is known exactly. A
+    factor below 1 keeps every measured network on the front (it only gets faster), so
+    the measured set is the front; on a loaded machine, real timings let a measured
+    network drop off the front and a dominated one join it.
+    """
+
+    factor = 0.8
+
+    def measure_networks(self, blocks_list, log=None, **options):
+        self.calls = getattr(self, "calls", 0) + len(blocks_list)
+        return [self.factor * self.frozen.predict(b) for b in blocks_list]
+
+
 def test_search_predicted_then_measured(table, tmp_path):
     from mnas_keras.search.evaluation.proxy import ProxyEvaluator
     from mnas_keras.search.run.search import Search
 
-    t = LatencyTable.from_dict(table.to_dict())
+    t = _FasterThanPredicted.from_dict(table.to_dict())
+    t.frozen = LatencyTable.from_dict(table.to_dict())
     t.path = str(tmp_path / "search_table.json")
     evaluator = ProxyEvaluator(image_size=32, epochs=1, train_subset=64, val_subset=32, bn_recalibration=32,
                                latency_input_size=SIZE, stem_filters=8, runs=20, warmup=3,
@@ -206,19 +230,22 @@ def test_search_predicted_then_measured(table, tmp_path):
     samples = [r for r in journal if r.get("event") == "result" and not r.get("cached")]
     assert samples and all(r["latency_source"] == "table" for r in samples)
     for r in samples:
-        assert r["latency_ms"] == pytest.approx(LatencyTable.from_dict(table.to_dict()).predict(r["blocks"]))
+        assert r["latency_ms"] == pytest.approx(t.frozen.predict(r["blocks"]))
     measured = [r for r in journal if r.get("event") == "measured"]
     front_keys = {r["key"] for r in result.front}
-    assert measured and {m["key"] for m in measured} == front_keys
+    assert measured and {m["key"] for m in measured} == front_keys and t.calls == len(front_keys)
     for r in result.front:
-        assert r["latency_source"] == "measured" and r["latency_ms"] != r["predicted_latency_ms"]
-    assert front_keys <= set(t.measured) and t.fit["models"] >= 5
+        assert r["latency_source"] == "measured"
+        assert r["latency_ms"] == pytest.approx(0.8 * t.frozen.predict(r["blocks"]))
+        assert r["predicted_latency_ms"] == pytest.approx(t.frozen.predict(r["blocks"]))
+    assert front_keys <= set(t.measured) and t.fit["models"] == 4 + len(front_keys)
     assert json.load(open(t.path))["measured"].keys() >= front_keys
     # resume: nothing is measured again, the outputs keep the measured latencies
     again = Search(space, evaluator, run_dir, controller="random", num_samples=3, tensorboard=False,
                    export=False, log=logs.append, evaluate_reference=False, target_ms=1.0).run()
     journal2 = [json.loads(line) for line in open(result.files["journal"])]
     assert len([r for r in journal2 if r.get("event") == "measured"]) == len(measured)
+    assert t.calls == len(front_keys)
     assert {r["key"]: r["latency_ms"] for r in again.front} == {r["key"]: r["latency_ms"] for r in result.front}
 
 
@@ -259,19 +286,23 @@ def test_table_command(tmp_path):
 
 def test_drift_correction_units(table):
     """Timings are the ratio to the anchor timed in the same group, times the table's
-    ``anchor_ms`` (fixed when the table was first measured)."""
+    ``anchor_ms`` (fixed when the table was first measured). Checked on the timing's own raw
+    medians, not against an earlier measurement: on the loaded CI machine even two copies
+    of one model timed in one group differed by up to 2.3x, so no timing bound holds there."""
     assert table.drift_corrected and table.settings["anchor_ms"] > 0
     key = "block:32x32:r1_k3_s11_e1_i8_o8_dsconv"
     part = latency_build.convert_parts([key], table.settings)[key]
     t = LatencyTable.from_dict(table.to_dict())
     first = t.settings["anchor_ms"]
-    values = t.time_tflites({"a": part, "b": part}, runs=10, warmup=2, group=1)
+    values = t.time_tflites({"a": part, "b": part, "anchor": t.anchor_tflite}, runs=10, warmup=2, group=2)
     timing = t.last_timing
     assert len(timing.anchor_ms) == 2 and t.settings["anchor_ms"] == first
-    for name, anchor in zip("ab", timing.anchor_ms):
-        assert timing.relative[name] == pytest.approx(timing.latencies[name] / anchor)
-        assert values[name] == pytest.approx(timing.relative[name] * first)
-    assert 0.3 < values["a"] / table.part_latencies[key] < 3.0
+    assert t.last_anchor_ms == pytest.approx(statistics.median(timing.anchor_ms))
+    for name, group in (("a", 0), ("b", 0), ("anchor", 1)):
+        assert timing.relative[name] == pytest.approx(timing.latencies[name] / timing.anchor_ms[group])
+        assert values[name] == pytest.approx(timing.latencies[name] / timing.anchor_ms[group] * first)
+    # within a group the anchor cancels: the ratio of two models is the ratio of their timings
+    assert values["a"] / values["b"] == pytest.approx(timing.latencies["a"] / timing.latencies["b"])
 
 
 def test_concurrent_saves_keep_every_addition(tmp_path):

@@ -393,15 +393,21 @@ class LatencyTable:
         """Whether timings are taken relative to an anchor network (see the module docs)."""
         return bool(self.settings.get("anchor"))
 
+    @property
+    def anchor_tflite(self) -> bytes | None:
+        """The drift-correction anchor's ``.tflite`` (converted on first use; None without
+        an anchor)."""
+        if self.drift_corrected and self._anchor_tflite is None:
+            self._anchor_tflite = latency_build.convert_network(self.settings["anchor"], self.settings)
+        return self._anchor_tflite
+
     def time_tflites(self, tflites, log=None, **options) -> dict[str, float]:
         """Times ``{name: .tflite bytes or path}`` under the table's settings; milliseconds in
         the table's units (drift-corrected by the anchor when the table has one)."""
         if not self.drift_corrected:
             self.last_timing = latency_build.time_models(tflites, self.settings, log=log, **options)
             return dict(self.last_timing.latencies)
-        if self._anchor_tflite is None:
-            self._anchor_tflite = latency_build.convert_network(self.settings["anchor"], self.settings)
-        timing = self.last_timing = latency_build.time_models(tflites, self.settings, anchor=self._anchor_tflite,
+        timing = self.last_timing = latency_build.time_models(tflites, self.settings, anchor=self.anchor_tflite,
                                                               log=log, **options)
         self.last_anchor_ms = statistics.median(timing.anchor_ms)
         if not self.settings.get("anchor_ms"):
