@@ -14,6 +14,7 @@ import pytest
 from mnas_keras.search.latency import build as latency_build
 from mnas_keras.search.errors import SearchConfigError
 from mnas_keras.search.latency.modes import TableLatency
+from mnas_keras.search.latency.recipe import NetworkRecipe
 from mnas_keras.search.latency.table import (
     LatencyTable,
     LatencyTableError,
@@ -137,9 +138,9 @@ def test_sliced_parts_compute_the_branch(tmp_path):
     from mnas_keras.tflite import convert
     from mnas_keras.tflite.latency import load_interpreter
 
-    settings = {**LatencyTable.create(32).settings, "stem_filters": 8, "head_filters": 16}
+    recipe = NetworkRecipe(input_size=32, stem_filters=8, head_filters=16)
     keys = ["block:16x16:r1_k3_s22_e3_i8_o16_se0.25", "block:8x8:r1_k5_s11_e1_i16_o16_conv_poolskip"]
-    tensors = [latency_build._build_part(i, k, settings) for i, k in enumerate(keys)]
+    tensors = [recipe.build_part(k, prefix=f"p{i}_") for i, k in enumerate(keys)]
     model = keras.Model([t[0] for t in tensors], [t[1] for t in tensors])
     parts = split_branches(convert(model))
     rng = np.random.default_rng(0)
@@ -163,7 +164,7 @@ def test_prediction_tracks_measured_latency(table):
     space = tiny_space()
     held_out = ([0, 0, 0, 0], [1, 0, 0, 0], [1, 1, 0, 1], [0, 1, 1, 0], [0, 0, 1, 1], [1, 1, 1, 0])
     networks = [space.decode(d) for d in held_out]
-    measured = LatencyTable.from_dict(table.to_dict()).measure_networks(networks, runs=30, warmup=5)
+    measured = LatencyTable.from_dict(table.to_dict()).measure_networks_table_ms(networks, runs=30, warmup=5)
     predicted = [table.predict(b) for b in networks]
     rank = lambda v: np.argsort(np.argsort(v))  # noqa: E731
     rho = np.corrcoef(rank(measured), rank(predicted))[0, 1]
@@ -206,7 +207,7 @@ class _FasterThanPredicted(LatencyTable):
 
     factor = 0.8
 
-    def measure_networks(self, blocks_list, log=None, **options):
+    def measure_networks_table_ms(self, blocks_list, log=None, **options):
         self.calls = getattr(self, "calls", 0) + len(blocks_list)
         return [self.factor * self.frozen.predict(b) for b in blocks_list]
 
@@ -358,7 +359,7 @@ def test_int8_table(tmp_path):
     whole = latency_build.convert_network(networks[3], t.settings)
     assert {"QUANTIZE", "DEQUANTIZE"} <= set(list_operators(whole))
     t.measure_missing(networks[3:])
-    measured = t.measure_networks(networks[3:])
+    measured = t.measure_networks_table_ms(networks[3:])
     for blocks, value in zip(networks[3:], measured):
         assert 0.5 < t.predict(blocks) / value < 2.0, (t.predict(blocks), value)
     out = TableLatency(t, "predicted").estimate(networks[4])

@@ -44,6 +44,8 @@ TRAIN_MODES = ("auto", "graph", "eager", "fit")
 #: ``train_mode="auto"`` trains eagerly up to this many steps: tracing a training step costs
 #: about as much as 20 eager steps of a MnasNet-sized model on a 2-core machine.
 EAGER_STEPS = 20
+#: ``model_kwargs`` that are settings of the network recipe.
+_RECIPE_KWARGS = ("head_filters", "activation", "include_preprocessing")
 
 
 class _Timeout(Exception):
@@ -176,12 +178,30 @@ class ProxyEvaluator:
         if self.int8:
             raise SearchConfigError(f"latency_mode={mode!r} predicts one latency (the table's objective); "
                                     "int8=True (measure fp32 and int8) needs latency_mode='measured'")
-        wrong = {k: (table.settings.get(k), v) for k, v in (("input_size", self.latency_input_size),
-                 ("objective", self.latency_objective),
-                 ("num_threads", self.num_threads), ("stem_filters", self.stem_filters)) if table.settings.get(k) != v}
+        # The table's recipe must be this evaluator's (classes only change the classifier:
+        # compared when the evaluator knows them without loading its data).
+        mine = self.recipe_for(classes=self._classes or table.recipe.classes)
+        wrong = table.recipe.differences(mine)
+        if table.settings.get("num_threads") != self.num_threads:
+            wrong["num_threads"] = (table.settings.get("num_threads"), self.num_threads)
         if wrong:
             raise SearchConfigError(f"the latency table was built for other settings (table, evaluator): {wrong}")
         return TableLatency(table, mode)
+
+    def recipe_for(self, classes: int):
+        """The :class:`~mnas_keras.search.latency.recipe.NetworkRecipe` of this evaluator's
+        networks with ``classes`` outputs."""
+        from mnas_keras.search.latency.recipe import NetworkRecipe
+
+        kwargs = {k: self.model_kwargs[k] for k in _RECIPE_KWARGS if k in self.model_kwargs}
+        return NetworkRecipe(input_size=self.latency_input_size, objective=self.latency_objective,
+                             stem_filters=self.stem_filters, classes=int(classes), **kwargs)
+
+    @property
+    def recipe(self):
+        """The :class:`~mnas_keras.search.latency.recipe.NetworkRecipe` of the networks this
+        evaluator trains and measures (what :meth:`build` builds)."""
+        return self.recipe_for(self.classes)
 
     @property
     def latency_mode(self) -> str:
@@ -273,14 +293,8 @@ class ProxyEvaluator:
     # ------------------------------------------------------------------ model
     def build(self, blocks: Sequence[str]):
         """The (untrained) Keras model of an architecture, with open spatial size."""
-        import keras
-
-        from mnas_keras.models import MnasNet
-
-        keras.utils.set_random_seed(self.seed)
-        kwargs = {"stem_filters": self.stem_filters, "dropout_rate": self.dropout_rate,
-                  "include_preprocessing": True, **self.model_kwargs}
-        return MnasNet(list(blocks), input_shape=(None, None, 3), classes=self.classes, **kwargs)
+        extra = {k: v for k, v in self.model_kwargs.items() if k not in _RECIPE_KWARGS}
+        return self.recipe.build(blocks, dropout_rate=self.dropout_rate, seed=self.seed, **extra)
 
     def _train(self, model, x, y) -> dict:
         import keras

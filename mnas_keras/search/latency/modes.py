@@ -127,7 +127,7 @@ def measure_front(records: list[dict], journal, table: LatencyTable, rescore: Ca
     """Replaces predicted latencies on the Pareto front by measured ones (in place).
 
     Applies ``measured`` events already in the journal first (a resumed run), then measures
-    the front's predicted members with :meth:`LatencyTable.measure_networks` (so
+    the front's predicted members with :meth:`LatencyTable.measure_networks_table_ms` (so
     measurements and predictions share units and objective) and repeats on the new front
     until it is all measured. Each measurement is journaled, rescored and added to the table.
     """
@@ -137,7 +137,7 @@ def measure_front(records: list[dict], journal, table: LatencyTable, rescore: Ca
     objective = table.settings.get("objective", "fp32")
 
     def measure(blocks):
-        return table.measure_networks([blocks])[0]
+        return table.measure_networks_table_ms([blocks])[0]
 
     def apply(record, value, predicted):
         record["predicted_latency_ms"] = predicted
