@@ -59,30 +59,54 @@ def test_space_parts_cover_sampled_networks():
         assert set(network_parts(space.decode(space.sample(rng)), 224)) <= keys
 
 
-def test_predict_is_the_fitted_sum_of_parts(table):
-    space = tiny_space()
-    rng = random.Random(5)
-    for _ in range(5):
-        blocks = space.decode(space.sample(rng))
-        parts = table.breakdown(blocks)
-        assert [k for k, _ in parts] == network_parts(blocks, SIZE, 8)
-        scale = table.fit["scale"]
-        expected = table.fit["intercept_ms"] + sum(scale[part_kind(k)] * ms for k, ms in parts)
-        assert table.predict(blocks) == pytest.approx(expected, rel=1e-12)
-        assert table.parts_sum(blocks)[0] == pytest.approx(sum(ms for _, ms in parts), rel=1e-12)
-    # 4 calibration networks: one global scale
-    assert table.fit["models"] == 4 and len(set(table.fit["scale"].values())) == 1
-    assert table.fit["scale"]["conv"] > 0
+#: A network of the doctest's tiny space and its parts, written out by hand: stem (32 px in,
+#: stride 2), the dsconv block and a stride-2 mbconv stage of two blocks at 16 and 8 px, head.
+HAND_BLOCKS = ["r1_k3_s11_e1_i8_o8_dsconv", "r2_k3_s22_e6_i8_o16"]
+HAND_PARTS = {"stem:32x32x3>8": 1.0, "block:16x16:r1_k3_s11_e1_i8_o8_dsconv": 2.0,
+              "block:16x16:r1_k3_s22_e6_i8_o16": 3.0, "block:8x8:r1_k3_s11_e6_i16_o16": 4.0, "head:8x8x16": 5.0}
 
 
-def test_predict_is_fast(table):
-    blocks = tiny_space().reference_blocks()
-    times = []
-    for _ in range(200):
-        start = time.perf_counter()
-        table.predict(blocks)
-        times.append(time.perf_counter() - start)
-    assert np.median(times) < 5e-3
+def test_predict_is_the_fitted_sum_of_parts():
+    """By hand: intercept 0.5 + other 1.0 * (1 + 5) + dsconv 0.9 * 2 + mbconv 1.2 * (3 + 4)
+    = 16.7 ms; the table's own session fixture is not needed."""
+    t = LatencyTable({"input_size": 32, "stem_filters": 8}, parts=HAND_PARTS,
+                     fit={"intercept_ms": 0.5, "scale": {"conv": 7.0, "dsconv": 0.9, "mbconv": 1.2, "other": 1.0}})
+    assert t.parts(HAND_BLOCKS) == list(HAND_PARTS)
+    assert t.predict(HAND_BLOCKS) == pytest.approx(16.7, rel=1e-12)
+    assert t.parts_sum(HAND_BLOCKS) == (pytest.approx(15.0), 5)
+
+
+def test_refit_recovers_a_known_correction():
+    """Networks whose latencies are exactly 0.3 ms + 1.5 x the sum of their parts: without
+    ridge, the fit (one global scale below 6 networks) recovers 0.3 and 1.5."""
+    t = LatencyTable({"input_size": 32, "stem_filters": 8}, parts=HAND_PARTS)
+    extra = {"block:16x16:r1_k5_s11_e1_i8_o8_dsconv": 2.5, "block:16x16:r1_k5_s22_e6_i8_o16": 3.5,
+             "block:8x8:r1_k5_s11_e6_i16_o16": 4.5}
+    t.update_parts(extra)
+    networks = {("r1_k3_s11_e1_i8_o8_dsconv", "r2_k3_s22_e6_i8_o16"): 15.0,
+                ("r1_k5_s11_e1_i8_o8_dsconv", "r2_k3_s22_e6_i8_o16"): 15.5,
+                ("r1_k5_s11_e1_i8_o8_dsconv", "r2_k5_s22_e6_i8_o16"): 16.5}
+    for blocks, parts_ms in networks.items():
+        t.add_measurement(list(blocks), 0.3 + 1.5 * parts_ms, refit=False)
+    fit = t.refit(ridge=0.0)
+    assert fit["models"] == 3 and fit["intercept_ms"] == pytest.approx(0.3, abs=1e-9)
+    assert fit["scale"] == pytest.approx(dict.fromkeys(("conv", "dsconv", "mbconv", "other"), 1.5))
+
+
+def test_predict_needs_no_tensorflow():
+    """Predicting is look-ups and a sum: in a fresh process it gives the hand value without
+    TensorFlow (or Keras) ever being imported."""
+    import subprocess
+    import sys
+
+    code = ("import json, sys\n"
+            "from mnas_keras.search.latency.table import LatencyTable\n"
+            f"t = LatencyTable({{'input_size': 32, 'stem_filters': 8}}, parts={HAND_PARTS!r})\n"
+            f"value = t.predict({HAND_BLOCKS!r})\n"
+            "print(json.dumps([value, 'tensorflow' in sys.modules, 'keras' in sys.modules]))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout) == [15.0, False, False]
 
 
 def test_missing_parts_are_named(table):
