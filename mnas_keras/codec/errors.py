@@ -6,3 +6,10 @@ class BlockStringError(ValueError):
 
     The message names the offending token (or field) and what was expected.
     """
+
+
+class CellStringError(ValueError):
+    """A NASNet cell string or cell spec is malformed.
+
+    The message names the offending block, operand or token and what was expected.
+    """
