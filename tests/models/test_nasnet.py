@@ -1,0 +1,181 @@
+"""NASNet cells as data: NASNetMobile against keras.applications.NASNetMobile, published
+counts, the builder's other ops (hand-counted parameters) and TFLite built-in conversion."""
+
+import re
+
+import keras
+import numpy as np
+import pytest
+
+import mnas_keras
+from mnas_keras.applications import NASNetMobile
+from mnas_keras.codec.cells import NASNET_A_NORMAL, NASNET_A_REDUCTION, CellSpec
+from mnas_keras.models import profile
+from mnas_keras.models.cells import CellNetworkError, build_cell, build_cell_network
+from tests.tflite.conftest import randomize_batchnorm
+
+# keras.applications' cell ids in build order: two stem cells, 4 normal, reduce, 4, reduce, 4.
+KERAS_CELL_IDS = ["stem_1", "stem_2", "0", "1", "2", "3", "reduce_4", "5", "6", "7", "8", "reduce_8",
+                  "9", "10", "11", "12"]
+SEPARABLE = re.compile(r"^separable_conv_([12])(_bn)?_(normal|reduction)_(left|right)(\d)_(.+)$")
+
+
+def our_layer_name(keras_name):
+    """The name of our layer holding the weights of keras.applications' layer ``keras_name``."""
+    fixed = {"stem_conv1": "stem_conv", "stem_bn1": "stem_bn", "predictions": "predictions"}
+    if keras_name in fixed:
+        return fixed[keras_name]
+    match = SEPARABLE.match(keras_name)
+    if match:
+        conv, bn, kind, side, block, cell_id = match.groups()
+        block = int(block)
+        if kind == "reduction" and side == "left" and block == 4:
+            block = 5  # keras names the separable op of reduction block 5 "reduction_left4"
+        spec = CellSpec.from_string(NASNET_A_NORMAL if kind == "normal" else NASNET_A_REDUCTION)
+        op = spec.blocks[block - 1].ops[0 if side == "left" else 1]
+        cell = KERAS_CELL_IDS.index(cell_id)
+        return f"cell{cell}_b{block}{'a' if side == 'left' else 'b'}_{op}_sep{conv}{'_bn' if bn else ''}"
+    patterns = [
+        (r"^adjust_conv_([12])_(.+)$", lambda m: f"_adjust_conv{m.group(1)}"),
+        (r"^adjust_conv_projection_(.+)$", lambda m: "_adjust_conv"),
+        (r"^adjust_bn_(.+)$", lambda m: "_adjust_bn"),
+        (r"^(?:normal|reduction)_conv_1_(.+)$", lambda m: "_h_conv"),
+        (r"^(?:normal|reduction)_bn_1_(.+)$", lambda m: "_h_bn"),
+    ]
+    for pattern, suffix in patterns:
+        match = re.match(pattern, keras_name)
+        if match:
+            return f"cell{KERAS_CELL_IDS.index(match.groups()[-1])}{suffix(match)}"
+    raise AssertionError(f"unmapped keras layer {keras_name}")
+
+
+@pytest.fixture(scope="module")
+def mobile_pair():
+    """(ours, keras') NASNetMobile at 224, logits, random BN statistics, weights copied."""
+    theirs = keras.applications.NASNetMobile(weights=None, classifier_activation=None)
+    randomize_batchnorm(theirs, seed=3)
+    ours = NASNetMobile(weights=None, classifier_activation=None)
+    copied = set()
+    for layer in theirs.layers:
+        if layer.weights:
+            target = ours.get_layer(our_layer_name(layer.name))
+            target.set_weights(layer.get_weights())
+            copied.add(target.name)
+    assert copied == {layer.name for layer in ours.layers if layer.weights}
+    return ours, theirs
+
+
+def test_nasnet_mobile_counts_are_the_published_ones(mobile_pair):
+    ours, _ = mobile_pair
+    # keras.io applications table / keras.applications summary: 5,326,716 total,
+    # 5,289,978 trainable, 1,126 weight tensors (742 trainable).
+    assert ours.count_params() == 5_326_716
+    assert sum(int(np.prod(w.shape)) for w in ours.trainable_weights) == 5_289_978
+    assert (len(ours.weights), len(ours.trainable_weights)) == (1126, 742)
+    assert ours.output_shape == (None, 1000) and ours.input_shape == (None, 224, 224, 3)
+
+
+def test_nasnet_mobile_outputs_equal_keras_applications(mobile_pair):
+    ours, theirs = mobile_pair
+    raw = np.random.default_rng(0).uniform(0, 255, (2, 224, 224, 3)).astype("float32")
+    expected = np.asarray(theirs(keras.applications.nasnet.preprocess_input(raw.copy())))
+    got = np.asarray(ours(raw))  # our model rescales [0, 255] to [-1, 1] itself
+    assert np.abs(got - expected).max() / np.abs(expected).max() < 1e-5
+    assert np.abs(expected).max() > 1.0  # random BN statistics give a real scale
+
+
+def test_nasnet_mobile_multiply_adds_match_the_paper(mobile_pair):
+    # NASNet Table 3: 564M multiply-adds for NASNet-A (4 @ 1056) at 224x224.
+    madds = profile(mobile_pair[0]).madds
+    assert abs(madds - 564e6) / 564e6 < 0.03
+
+
+def test_hand_counted_normal_cell_with_factorized_conv_and_pool():
+    # F = 8 on an 8x8x16 input: h = 1x1 conv (16*8) + BN (4*8); p (16 channels != 8) gets the
+    # same projection; conv1x3_3x1 = 3*8*8 + 3*8*8 + BN 32; max5x5 on 8 channels adds none.
+    x = keras.Input((8, 8, 16))
+    out, passed = build_cell(x, None, "conv1x3_3x1@0+max5x5@1", 8, reduction=False, name="c")
+    model = keras.Model(x, out)
+    assert passed is x and out.shape[1:] == (8, 8, 8)
+    assert model.count_params() == (128 + 32) * 2 + 192 + 192 + 32
+
+
+def test_hand_counted_reduction_cell_with_identity_dilated_conv_and_concat():
+    # F = 8 on 8x8x8 (p = x): h = 64 + 32; id with stride 2 = ReLU, 1x1/2 conv 64 + BN 32;
+    # dil3x3 = 3*3*8*8 + BN 32; the concat block is 4x4x16 and is the only unused state.
+    x = keras.Input((8, 8, 8))
+    out, _ = build_cell(x, None, "id@0&dil3x3@1", 8, reduction=True, name="c")
+    model = keras.Model(x, out)
+    assert out.shape[1:] == (4, 4, 16)
+    assert model.count_params() == 96 + 96 + 576 + 32
+
+
+def test_dilated_op_is_a_rate_2_conv_by_numpy():
+    x = keras.Input((9, 9, 2))
+    out, _ = build_cell(x, None, "dil3x3@0+id@0;out=2", 2, reduction=False, name="c")
+    model = keras.Model(x, out)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            rng = np.random.default_rng(len(layer.name))
+            layer.set_weights([rng.normal(size=w.shape).astype("float32") for w in layer.get_weights()])
+    data = np.random.default_rng(1).normal(size=(1, 9, 9, 2)).astype("float32")
+    # By hand: h = BN(conv1x1(relu(x))) with fresh BN = x' / sqrt(1 + 1e-3); the block adds
+    # BN(dilated_conv(relu(h))) and h.
+    scale = 1 / np.sqrt(1 + 1e-3)
+    h = np.maximum(data, 0) @ model.get_layer("c_h_conv").get_weights()[0][0, 0] * scale
+    k = model.get_layer("c_b1a_dil3x3_conv1").get_weights()[0]
+    padded = np.pad(np.maximum(h, 0), ((0, 0), (2, 2), (2, 2), (0, 0)))
+    conv = np.zeros_like(h)
+    for i in range(9):
+        for j in range(9):
+            patch = padded[0, i:i + 5:2, j:j + 5:2, :]  # rate 2: every second pixel
+            conv[0, i, j] = np.einsum("abc,abcd->d", patch, k)
+    np.testing.assert_allclose(np.asarray(model(data)), conv * scale + h, rtol=1e-4, atol=1e-4)
+
+
+def test_every_op_builds_in_both_cells_and_converts_to_builtin_tflite():
+    from mnas_keras.tflite import check_builtin_ops, compare, convert
+
+    ops = ["id", "conv1x3_3x1", "conv1x7_7x1", "dil3x3", "avg3x3", "max3x3", "max5x5", "max7x7", "conv1x1",
+           "conv3x3", "sep3x3", "sep5x5", "sep7x7"]
+    blocks = [f"{a}@{i % 2}{'&' if i == 3 else '+'}{b}@{i + 1}" for i, (a, b) in enumerate(zip(ops[::2], ops[1::2]))]
+    cell = ",".join(blocks) + ",sep7x7@0+id@2;out=0.5.6.7"  # concat block, states 0/1 in the output
+    model = build_cell_network(cell, cell, input_shape=(32, 32, 3), num_cells=1, filters=8, stem_cells=1,
+                               classes=4, classifier_activation=None)
+    # Stem 15x15x32, stem cell (F=4) -> 8x8, normal F=8 at 8x8, then 4x4 (F=16) and 2x2 (F=32);
+    # the output concatenates F (state 0) + 2F (concat block) + F + F = 5F channels.
+    assert model.get_layer("head_relu").output.shape[1:] == (2, 2, 160)
+    randomize_batchnorm(model, seed=2)
+    tflite = convert(model)
+    check_builtin_ops(tflite)
+    images = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
+    assert compare(model, tflite, images).max_rel_diff < 1e-4
+
+
+def test_registry_and_keras_file_round_trip(tmp_path):
+    model = mnas_keras.create_model("nasnet_mobile", input_shape=(32, 32, 3), alpha=0.25, classes=3)
+    assert model.name == "nasnet_mobile" and model.output_shape == (None, 3)
+    path = str(tmp_path / "n.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)  # safe mode on
+    x = np.random.default_rng(0).uniform(0, 255, (1, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(model(x)), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(input_shape=(None, None, 3)), "fixed input size"),
+        (dict(input_shape=(24, 24, 3)), "at least 32x32"),
+        (dict(normal="sep3x3@0+id@7"), "input 7 does not exist yet"),
+        (dict(weights="imagenet"), "keras.applications.NASNetMobile"),
+    ],
+)
+def test_clear_errors(kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        NASNetMobile(**{"weights": None, **kwargs})
+
+
+def test_builder_error_is_a_value_error():
+    with pytest.raises(CellNetworkError, match="num_cells=0"):
+        build_cell_network(NASNET_A_NORMAL, NASNET_A_REDUCTION, input_shape=(32, 32, 3), num_cells=0)
