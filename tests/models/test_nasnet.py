@@ -77,7 +77,7 @@ def test_nasnet_mobile_counts_are_the_published_ones(mobile_pair):
 
 def test_nasnet_mobile_outputs_equal_keras_applications(mobile_pair):
     ours, theirs = mobile_pair
-    raw = np.random.default_rng(0).uniform(0, 255, (2, 224, 224, 3)).astype("float32")
+    raw = np.random.default_rng(0).uniform(0, 255, (1, 224, 224, 3)).astype("float32")
     expected = np.asarray(theirs(keras.applications.nasnet.preprocess_input(raw.copy())))
     got = np.asarray(ours(raw))  # our model rescales [0, 255] to [-1, 1] itself
     assert np.abs(got - expected).max() / np.abs(expected).max() < 1e-5
@@ -140,26 +140,25 @@ def test_every_op_builds_in_both_cells_and_converts_to_builtin_tflite():
            "conv3x3", "sep3x3", "sep5x5", "sep7x7"]
     blocks = [f"{a}@{i % 2}{'&' if i == 3 else '+'}{b}@{i + 1}" for i, (a, b) in enumerate(zip(ops[::2], ops[1::2]))]
     cell = ",".join(blocks) + ",sep7x7@0+id@2;out=0.5.6.7"  # concat block, states 0/1 in the output
-    model = build_cell_network(cell, cell, input_shape=(32, 32, 3), num_cells=1, filters=8, stem_cells=1,
-                               classes=4, classifier_activation=None)
-    # Stem 15x15x32, stem cell (F=4) -> 8x8, normal F=8 at 8x8, then 4x4 (F=16) and 2x2 (F=32);
-    # the output concatenates F (state 0) + 2F (concat block) + F + F = 5F channels.
-    assert model.get_layer("head_relu").output.shape[1:] == (2, 2, 160)
-    randomize_batchnorm(model, seed=2)
+    # A reduction cell (9x9 -> 5x5, p = the input) then a normal cell (p = 9x9, factorized
+    # down to 5x5); the output concatenates F (state 0) + 2F (concat block) + F + F = 5F.
+    x = keras.Input((9, 9, 6))
+    y, p = build_cell(x, None, cell, 4, reduction=True, name="r")
+    y, _ = build_cell(y, p, cell, 4, reduction=False, name="n")
+    assert y.shape[1:] == (5, 5, 20)
+    model = randomize_batchnorm(keras.Model(x, y), seed=2)
     tflite = convert(model)
     check_builtin_ops(tflite)
-    images = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
+    images = np.random.default_rng(0).uniform(-1, 1, (2, 9, 9, 6)).astype("float32")
     assert compare(model, tflite, images).max_rel_diff < 1e-4
 
 
-def test_registry_and_keras_file_round_trip(tmp_path):
-    model = mnas_keras.create_model("nasnet_mobile", input_shape=(32, 32, 3), alpha=0.25, classes=3)
-    assert model.name == "nasnet_mobile" and model.output_shape == (None, 3)
-    path = str(tmp_path / "n.keras")
-    model.save(path)
-    loaded = keras.saving.load_model(path)  # safe mode on
-    x = np.random.default_rng(0).uniform(0, 255, (1, 32, 32, 3)).astype("float32")
-    np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(model(x)), rtol=1e-6, atol=1e-7)
+def test_registry_name_with_width_suffix():
+    # alpha 0.25: F = round(44 * 0.25) = 11; the last normal cells are 4F wide and output
+    # 6 * 4F = 264 channels (1056 * 0.25).
+    model = mnas_keras.create_model("nasnet_mobile_025", input_shape=(32, 32, 3), include_top=False,
+                                    pooling="avg", num_cells=1)
+    assert model.name == "nasnet_mobile" and model.output_shape == (None, 264)
 
 
 @pytest.mark.parametrize(
