@@ -9,7 +9,7 @@ trainable), the count of keras.applications' model, whose weights it can take
 
 Example:
     >>> from mnas_keras.applications import NASNetMobile
-    >>> NASNetMobile(input_shape=(32, 32, 3), alpha=0.25, weights=None, classes=10).output_shape
+    >>> NASNetMobile(input_shape=(32, 32, 3), alpha=0.25, weights=None, classes=10, num_cells=1).output_shape
     (None, 10)
 """
 

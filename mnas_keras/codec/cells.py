@@ -5,7 +5,7 @@ makes ``B`` blocks. Each block picks two inputs, applies one operation to each a
 two results. State 0 is ``h_i`` (the previous cell's output, projected to the cell's width),
 state 1 is ``h_{i-1}`` (the cell before that), and block ``b`` (1-based) writes state ``b + 1``.
 The cell's output concatenates, along channels, the states that no block used (the paper's
-rule), or the states listed after ``;out=``.
+rule; the last block's output is always among them), or the states listed after ``;out=``.
 
 A cell string is the blocks joined by ``,``; a block is ``OP@INPUT`` twice, joined by ``+``
 (add) or ``&`` (concatenate along channels)::
@@ -166,10 +166,6 @@ class CellSpec:
             if len(set(outputs)) != len(outputs):
                 raise CellStringError(f"output states {outputs} repeat a state; expected each at most once")
             object.__setattr__(self, "outputs", None if outputs == _default_outputs(blocks) else outputs)
-        elif not _default_outputs(blocks):
-            raise CellStringError(
-                "every state is used by a later block, so the cell has no output; add ';out=...'"
-            )
 
     @property
     def num_states(self) -> int:

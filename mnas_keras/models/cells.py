@@ -21,11 +21,11 @@ NASNet (so that NASNet-A reproduces ``keras.applications.NASNetMobile`` exactly)
   reduction cell is brought down by a factorized reduction first.
 
 Example:
-    >>> from mnas_keras.codec.cells import NASNET_A_NORMAL, NASNET_A_REDUCTION
-    >>> model = build_cell_network(NASNET_A_NORMAL, NASNET_A_REDUCTION, input_shape=(32, 32, 3),
-    ...                            num_cells=1, filters=12, classes=10)
-    >>> model.output_shape
-    (None, 10)
+    >>> from mnas_keras.codec.cells import NASNET_A_REDUCTION
+    >>> x = keras.Input((16, 16, 8))
+    >>> y, _ = build_cell(x, None, NASNET_A_REDUCTION, 8, reduction=True, name="r")
+    >>> tuple(y.shape)  # half the size, 4 states of F = 8 channels concatenated
+    (None, 8, 8, 32)
 """
 
 from __future__ import annotations
