@@ -13,3 +13,10 @@ class CellStringError(ValueError):
 
     The message names the offending block, operand or token and what was expected.
     """
+
+
+class MacroStringError(ValueError):
+    """A NAS-RL macro string or spec is malformed.
+
+    The message names the offending layer or token and what was expected.
+    """
