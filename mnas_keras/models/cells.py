@@ -46,8 +46,8 @@ def _as_cell(cell) -> CellSpec:
     return cell if isinstance(cell, CellSpec) else CellSpec.from_string(cell)
 
 
-def _bn(name):
-    return keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)
+def _bn(name, bn):
+    return keras.layers.BatchNormalization(momentum=bn[0], epsilon=bn[1], name=name)
 
 
 def _conv(filters, kernel, name, strides=1, padding="same", dilation=1):
@@ -69,7 +69,7 @@ def _pad_for_stride(x, kernel, name):
     return keras.layers.ZeroPadding2D(tuple(pads), name=name)(x)
 
 
-def _factorized_reduction(x, filters, name):
+def _factorized_reduction(x, filters, name, bn):
     """Halves the size: ReLU, then two 1x1 stride-2 convs (one on the input shifted by one
     pixel), concatenated to ``filters`` channels, then BN (NASNet appendix A.4)."""
     x = keras.layers.Activation("relu", name=f"{name}_relu")(x)
@@ -80,15 +80,15 @@ def _factorized_reduction(x, filters, name):
     b = keras.layers.AveragePooling2D(1, strides=2, padding="valid", name=f"{name}_pool2")(b)
     b = _conv(filters - filters // 2, 1, f"{name}_conv2")(b)
     x = keras.layers.Concatenate(name=f"{name}_concat")([a, b])
-    return _bn(f"{name}_bn")(x)
+    return _bn(f"{name}_bn", bn)(x)
 
 
-def _relu_conv_bn(x, filters, kernel, name, strides=1):
+def _relu_conv_bn(x, filters, kernel, name, bn, strides=1):
     x = keras.layers.Activation("relu", name=f"{name}_relu")(x)
-    return _bn(f"{name}_bn")(_conv(filters, kernel, f"{name}_conv", strides=strides)(x))
+    return _bn(f"{name}_bn", bn)(_conv(filters, kernel, f"{name}_conv", strides=strides)(x))
 
 
-def _separable(x, filters, k, strides, name):
+def _separable(x, filters, k, strides, name, bn):
     for i, s in ((1, strides), (2, 1)):
         x = keras.layers.Activation("relu", name=f"{name}_relu{i}")(x)
         padding = "same"
@@ -97,11 +97,11 @@ def _separable(x, filters, k, strides, name):
             padding = "valid"
         x = keras.layers.SeparableConv2D(filters, k, strides=s, padding=padding, use_bias=False,
                                          name=f"{name}_sep{i}")(x)
-        x = _bn(f"{name}_sep{i}_bn")(x)
+        x = _bn(f"{name}_sep{i}_bn", bn)(x)
     return x
 
 
-def _conv_op(x, filters, kernels, strides, name, dilation=1):
+def _conv_op(x, filters, kernels, strides, name, bn, dilation=1):
     x = keras.layers.Activation("relu", name=f"{name}_relu")(x)
     for i, kernel in enumerate(kernels):
         # A factorized 1xK, Kx1 pair strides along its kernel's long side each.
@@ -115,10 +115,10 @@ def _conv_op(x, filters, kernels, strides, name, dilation=1):
                   padding=padding, dilation=dilation)(x)
     if dilation > 1 and strides == 2:
         x = keras.layers.AveragePooling2D(1, strides=2, padding="valid", name=f"{name}_subsample")(x)
-    return _bn(f"{name}_bn")(x)
+    return _bn(f"{name}_bn", bn)(x)
 
 
-def _pool_op(x, kind, k, filters, strides, name):
+def _pool_op(x, kind, k, filters, strides, name, bn):
     layer = keras.layers.MaxPooling2D if kind == "max" else keras.layers.AveragePooling2D
     if strides == 2:
         x = _pad_for_stride(x, (k, k), f"{name}_pad")
@@ -126,30 +126,31 @@ def _pool_op(x, kind, k, filters, strides, name):
     else:
         x = layer(k, strides=1, padding="same", name=f"{name}_pool")(x)
     if x.shape[-1] != filters:
-        x = _bn(f"{name}_proj_bn")(_conv(filters, 1, f"{name}_proj_conv")(x))
+        x = _bn(f"{name}_proj_bn", bn)(_conv(filters, 1, f"{name}_proj_conv")(x))
     return x
 
 
-def _apply_op(x, op, filters, strides, name):
+def _apply_op(x, op, filters, strides, name, bn):
     if op == "id":
         if strides == 1 and x.shape[-1] == filters:
             return x
-        return _relu_conv_bn(x, filters, 1, f"{name}_proj", strides=strides)
+        return _relu_conv_bn(x, filters, 1, f"{name}_proj", bn, strides=strides)
     if op.startswith("sep"):
-        return _separable(x, filters, int(op[3]), strides, name)
+        return _separable(x, filters, int(op[3]), strides, name, bn)
     if op.startswith(("avg", "max")):
-        return _pool_op(x, op[:3], int(op[3]), filters, strides, name)
+        return _pool_op(x, op[:3], int(op[3]), filters, strides, name, bn)
     if op == "dil3x3":
-        return _conv_op(x, filters, [(3, 3)], strides, name, dilation=2)
+        return _conv_op(x, filters, [(3, 3)], strides, name, bn, dilation=2)
     if op == "conv1x3_3x1":
-        return _conv_op(x, filters, [(1, 3), (3, 1)], strides, name)
+        return _conv_op(x, filters, [(1, 3), (3, 1)], strides, name, bn)
     if op == "conv1x7_7x1":
-        return _conv_op(x, filters, [(1, 7), (7, 1)], strides, name)
+        return _conv_op(x, filters, [(1, 7), (7, 1)], strides, name, bn)
     k = int(op[4])  # conv1x1, conv3x3
-    return _conv_op(x, filters, [(k, k)], strides, name)
+    return _conv_op(x, filters, [(k, k)], strides, name, bn)
 
 
-def build_cell(x, p, cell, filters: int, *, reduction: bool, name: str):
+def build_cell(x, p, cell, filters: int, *, reduction: bool, name: str, bn_momentum: float = BN_MOMENTUM,
+               bn_epsilon: float = BN_EPSILON):
     """Applies one cell and returns ``(output, x)`` (the next cell's two inputs).
 
     Args:
@@ -160,31 +161,34 @@ def build_cell(x, p, cell, filters: int, *, reduction: bool, name: str):
         filters: the cell's width ``F``; every op outputs ``F`` channels, a concat block ``2F``.
         reduction: apply stride 2 to the ops reading state 0 or 1 (halves the size).
         name: prefix of the cell's layer names.
+        bn_momentum: batch norm momentum (default 0.9997, keras.applications NASNet).
+        bn_epsilon: batch norm epsilon (default 1e-3).
 
     Returns:
         ``(output, x)``: the output concatenates ``cell.output_states``.
     """
     cell = _as_cell(cell)
+    bn = (bn_momentum, bn_epsilon)
     if p is None:
         p = x
     elif tuple(p.shape[1:3]) != tuple(x.shape[1:3]):
-        p = _factorized_reduction(p, filters, f"{name}_adjust")
+        p = _factorized_reduction(p, filters, f"{name}_adjust", bn)
     elif p.shape[-1] != filters:
-        p = _relu_conv_bn(p, filters, 1, f"{name}_adjust")
-    h = _relu_conv_bn(x, filters, 1, f"{name}_h")
+        p = _relu_conv_bn(p, filters, 1, f"{name}_adjust", bn)
+    h = _relu_conv_bn(x, filters, 1, f"{name}_h", bn)
     states = [h, p]
     for b, block in enumerate(cell.blocks):
         outs = []
         for side, index, op in zip("ab", block.inputs, block.ops):
             strides = 2 if reduction and index < 2 else 1
-            outs.append(_apply_op(states[index], op, filters, strides, f"{name}_b{b + 1}{side}_{op}"))
+            outs.append(_apply_op(states[index], op, filters, strides, f"{name}_b{b + 1}{side}_{op}", bn))
         merge = keras.layers.Add if block.combine == "add" else keras.layers.Concatenate
         states.append(merge(name=f"{name}_b{b + 1}_{block.combine}")(outs))
     outputs = []
     for index in cell.output_states:
         state = states[index]
         if reduction and index < 2:
-            state = _factorized_reduction(state, state.shape[-1], f"{name}_out{index}_reduce")
+            state = _factorized_reduction(state, state.shape[-1], f"{name}_out{index}_reduce", bn)
         outputs.append(state)
     out = outputs[0] if len(outputs) == 1 else keras.layers.Concatenate(name=f"{name}_concat")(outputs)
     return out, x
@@ -208,6 +212,8 @@ def build_cell_network(
     dropout_rate: float = 0.0,
     classifier_activation="softmax",
     include_preprocessing: bool = False,
+    bn_momentum: float = BN_MOMENTUM,
+    bn_epsilon: float = BN_EPSILON,
     name: str = "cell_network",
 ) -> keras.Model:
     """A functional Keras model from a normal and a reduction cell.
@@ -235,6 +241,8 @@ def build_cell_network(
         classifier_activation: the classifier's activation (``None`` for logits).
         include_preprocessing: map raw [0, 255] pixels to [-1, 1] first
             (``keras.applications.nasnet.preprocess_input``).
+        bn_momentum: batch norm momentum of every layer (0.9997 as keras.applications).
+        bn_epsilon: batch norm epsilon (1e-3).
         name: the model's name.
 
     Returns:
@@ -266,13 +274,15 @@ def build_cell_network(
     if include_preprocessing:
         x = keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="rescaling")(x)
     x = _conv(stem_filters, 3, "stem_conv", strides=2, padding="valid")(x)
-    x = _bn("stem_bn")(x)
+    bn = (bn_momentum, bn_epsilon)
+    x = _bn("stem_bn", bn)(x)
     p = None
     index = 0
 
     def cell(x, p, spec, width, is_reduction):
         nonlocal index
-        out = build_cell(x, p, spec, width, reduction=is_reduction, name=f"cell{index}")
+        out = build_cell(x, p, spec, width, reduction=is_reduction, name=f"cell{index}", bn_momentum=bn[0],
+                         bn_epsilon=bn[1])
         index += 1
         return out
 

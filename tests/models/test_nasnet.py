@@ -178,3 +178,12 @@ def test_clear_errors(kwargs, message):
 def test_builder_error_is_a_value_error():
     with pytest.raises(CellNetworkError, match="num_cells=0"):
         build_cell_network(NASNET_A_NORMAL, NASNET_A_REDUCTION, input_shape=(32, 32, 3), num_cells=0)
+
+
+def test_batch_norm_settings_reach_every_layer():
+    # Training configs pass bn_momentum through the application's **kwargs.
+    x, p = keras.Input((8, 8, 4)), keras.Input((16, 16, 4))  # p is factorized down to 8x8
+    out, _ = build_cell(x, p, NASNET_A_REDUCTION, 4, reduction=True, name="c", bn_momentum=0.9, bn_epsilon=1e-5)
+    bns = [layer for layer in keras.Model([x, p], out).layers
+           if isinstance(layer, keras.layers.BatchNormalization)]
+    assert bns and {(b.momentum, b.epsilon) for b in bns} == {(0.9, 1e-5)}
