@@ -119,7 +119,7 @@ def cells(draw):
     return CellSpec(tuple(blocks), None if outputs is None else tuple(outputs))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(cells())
 def test_round_trip_is_exact(cell):
     text = cell.to_string()
@@ -130,7 +130,7 @@ def test_round_trip_is_exact(cell):
     assert again.blocks == cell.blocks
 
 
-@settings(max_examples=800, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(st.text(alphabet="sepidconvavgmax0123456789x_@+&,;.=out ", max_size=40))
 def test_fuzz_only_cell_string_errors(text):
     try:
@@ -140,7 +140,7 @@ def test_fuzz_only_cell_string_errors(text):
     assert CellSpec.from_string(cell.to_string()) == cell
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(cells(), st.integers(0, 200), st.sampled_from(list("@+&,;.=x9_ ")))
 def test_fuzz_mutated_valid_strings(cell, position, char):
     text = cell.to_string()

@@ -65,14 +65,14 @@ def macros(draw):
     return MacroSpec(tuple(layers))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(macros())
 def test_round_trip_is_exact(spec):
     text = spec.to_string()
     assert MacroSpec.from_string(text) == spec and MacroSpec.from_string(text).to_string() == text
 
 
-@settings(max_examples=800, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(st.text(alphabet="ksfinx0123456789_.,", max_size=40))
 def test_fuzz_only_macro_string_errors(text):
     try:
@@ -82,7 +82,7 @@ def test_fuzz_only_macro_string_errors(text):
     assert MacroSpec.from_string(spec.to_string()) == spec
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(macros(), st.integers(0, 200), st.sampled_from(list("_.,x9kfsi ")))
 def test_fuzz_mutated_valid_strings(spec, position, char):
     text = spec.to_string()
