@@ -14,13 +14,20 @@ from mnas_keras.models import profile
 from mnas_keras.models.cells import CellNetworkError, build_cell, build_cell_network
 from tests.tflite.conftest import randomize_batchnorm
 
-# keras.applications' cell ids in build order: two stem cells, 4 normal, reduce, 4, reduce, 4.
-KERAS_CELL_IDS = ["stem_1", "stem_2", "0", "1", "2", "3", "reduce_4", "5", "6", "7", "8", "reduce_8",
-                  "9", "10", "11", "12"]
+
+
+def keras_cell_ids(n):
+    """keras.applications' NASNet cell ids in build order: 2 stem cells, n normal, a reduction,
+    n normal, a reduction, n normal (for n = 4: stem_1 stem_2 0..3 reduce_4 5..8 reduce_8 9..12)."""
+    return (["stem_1", "stem_2"] + [str(i) for i in range(n)] + [f"reduce_{n}"]
+            + [str(i) for i in range(n + 1, 2 * n + 1)] + [f"reduce_{2 * n}"]
+            + [str(i) for i in range(2 * n + 1, 3 * n + 1)])
+
+
 SEPARABLE = re.compile(r"^separable_conv_([12])(_bn)?_(normal|reduction)_(left|right)(\d)_(.+)$")
 
 
-def our_layer_name(keras_name):
+def our_layer_name(keras_name, n=4):
     """The name of our layer holding the weights of keras.applications' layer ``keras_name``."""
     fixed = {"stem_conv1": "stem_conv", "stem_bn1": "stem_bn", "predictions": "predictions"}
     if keras_name in fixed:
@@ -33,7 +40,7 @@ def our_layer_name(keras_name):
             block = 5  # keras names the separable op of reduction block 5 "reduction_left4"
         spec = CellSpec.from_string(NASNET_A_NORMAL if kind == "normal" else NASNET_A_REDUCTION)
         op = spec.blocks[block - 1].ops[0 if side == "left" else 1]
-        cell = KERAS_CELL_IDS.index(cell_id)
+        cell = keras_cell_ids(n).index(cell_id)
         return f"cell{cell}_b{block}{'a' if side == 'left' else 'b'}_{op}_sep{conv}{'_bn' if bn else ''}"
     patterns = [
         (r"^adjust_conv_([12])_(.+)$", lambda m: f"_adjust_conv{m.group(1)}"),
@@ -45,8 +52,18 @@ def our_layer_name(keras_name):
     for pattern, suffix in patterns:
         match = re.match(pattern, keras_name)
         if match:
-            return f"cell{KERAS_CELL_IDS.index(match.groups()[-1])}{suffix(match)}"
+            return f"cell{keras_cell_ids(n).index(match.groups()[-1])}{suffix(match)}"
     raise AssertionError(f"unmapped keras layer {keras_name}")
+
+
+def copy_keras_weights(theirs, ours, n=4):
+    copied = set()
+    for layer in theirs.layers:
+        if layer.weights:
+            target = ours.get_layer(our_layer_name(layer.name, n))
+            target.set_weights(layer.get_weights())
+            copied.add(target.name)
+    assert copied == {layer.name for layer in ours.layers if layer.weights}
 
 
 @pytest.fixture(scope="module")
@@ -55,13 +72,7 @@ def mobile_pair():
     theirs = keras.applications.NASNetMobile(weights=None, classifier_activation=None)
     randomize_batchnorm(theirs, seed=3)
     ours = NASNetMobile(weights=None, classifier_activation=None)
-    copied = set()
-    for layer in theirs.layers:
-        if layer.weights:
-            target = ours.get_layer(our_layer_name(layer.name))
-            target.set_weights(layer.get_weights())
-            copied.add(target.name)
-    assert copied == {layer.name for layer in ours.layers if layer.weights}
+    copy_keras_weights(theirs, ours)
     return ours, theirs
 
 
@@ -82,6 +93,24 @@ def test_nasnet_mobile_outputs_equal_keras_applications(mobile_pair):
     got = np.asarray(ours(raw))  # our model rescales [0, 255] to [-1, 1] itself
     assert np.abs(got - expected).max() / np.abs(expected).max() < 1e-5
     assert np.abs(expected).max() > 1.0  # random BN statistics give a real scale
+
+
+def test_small_nasnet_with_skip_reduction_equals_keras_applications():
+    # keras.applications' NASNet builder with other settings (F = 192 // 24 = 8, one normal cell
+    # per stage, 8 stem filters, NASNet-A Large's skip_reduction) as the oracle.
+    from keras.src.applications.nasnet import NASNet
+
+    theirs = NASNet(input_shape=(32, 32, 3), penultimate_filters=192, num_blocks=1, stem_block_filters=8,
+                    skip_reduction=True, weights=None, classes=5, default_size=32, classifier_activation=None)
+    randomize_batchnorm(theirs, seed=5)
+    ours = build_cell_network(NASNET_A_NORMAL, NASNET_A_REDUCTION, input_shape=(32, 32, 3), num_cells=1,
+                              filters=8, stem_filters=8, skip_reduction=True, classes=5,
+                              classifier_activation=None)
+    assert ours.count_params() == theirs.count_params()
+    copy_keras_weights(theirs, ours, n=1)
+    x = np.random.default_rng(2).uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
+    expected = np.asarray(theirs(x))
+    assert np.abs(np.asarray(ours(x)) - expected).max() / np.abs(expected).max() < 1e-5
 
 
 def test_nasnet_mobile_multiply_adds_match_the_paper(mobile_pair):
