@@ -6,11 +6,6 @@ arXiv 1707.07012 Table 3: 5.3M parameters, 564M multiply-adds, 74.0% top-1), ass
 ``NASNET_A_REDUCTION``. With 1000 classes at 224x224 it has 5,326,716 parameters (5,289,978
 trainable), the count of keras.applications' model, whose weights it can take
 (``tests/models/test_nasnet.py`` copies them across and compares outputs).
-
-Example:
-    >>> from mnas_keras.applications import NASNetMobile
-    >>> NASNetMobile(input_shape=(32, 32, 3), alpha=0.25, weights=None, classes=10, num_cells=1).output_shape
-    (None, 10)
 """
 
 from __future__ import annotations
@@ -68,6 +63,11 @@ def NASNetMobile(
     Raises:
         ValueError: bad arguments, as keras.applications phrases them.
         WeightsUnavailableError: ``weights="imagenet"``.
+
+    Example:
+        >>> from mnas_keras.applications import NASNetMobile
+        >>> NASNetMobile(input_shape=(32, 32, 3), alpha=0.25, weights=None, classes=10, num_cells=1).output_shape
+        (None, 10)
     """
     check_common(weights, include_top, classes, input_shape, pooling, input_tensor)
     if weights == "imagenet":

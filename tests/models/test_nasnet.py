@@ -216,3 +216,13 @@ def test_batch_norm_settings_reach_every_layer():
     bns = [layer for layer in keras.Model([x, p], out).layers
            if isinstance(layer, keras.layers.BatchNormalization)]
     assert bns and {(b.momentum, b.epsilon) for b in bns} == {(0.9, 1e-5)}
+
+
+def test_constructor_has_the_package_signature():
+    # The uniform keras.applications-style argument list of every constructor here.
+    import inspect
+
+    expected = ["input_shape", "alpha", "include_top", "weights", "input_tensor", "classes", "pooling",
+                "dropout_rate", "classifier_activation", "include_preprocessing", "name", "kwargs"]
+    assert list(inspect.signature(NASNetMobile).parameters) == expected
+    assert NASNetMobile.__name__ == "NASNetMobile" and "Args:" in NASNetMobile.__doc__
