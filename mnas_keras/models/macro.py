@@ -39,7 +39,7 @@ def _merge(tensors, name):
         if dh or dw:
             t = keras.layers.ZeroPadding2D(((0, dh), (0, dw)), name=f"{name}_pad{i}")(t)
         padded.append(t)
-    return keras.layers.Concatenate(name=f"{name}_concat" if name != "top" else "top_concat")(padded)
+    return keras.layers.Concatenate(name=f"{name}_concat")(padded)
 
 
 def build_macro_network(

@@ -55,6 +55,13 @@ def test_converts_to_builtin_tflite_with_parity(model):
     assert compare(model, tflite, x).max_rel_diff < 1e-4
 
 
+def test_builds_on_an_input_tensor_from_another_layer():
+    source = keras.Input((9, 9, 3))
+    scaled = keras.layers.Rescaling(0.5)(source)
+    net = build_macro_network("k3x3_f24,k1x1_f24_in1", input_tensor=scaled, classes=2)
+    assert net.inputs[0] is source and net.output_shape == (None, 2)
+
+
 def test_clear_errors():
     with pytest.raises(MacroNetworkError, match="fixed input size"):
         build_macro_network(SPEC, input_shape=(None, None, 3))
