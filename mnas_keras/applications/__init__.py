@@ -10,7 +10,13 @@ from mnas_keras.applications.errors import WeightsUnavailableError
 from mnas_keras.applications.imagenet_utils import decode_predictions, preprocess_input
 from mnas_keras.applications.mnasnet import MnasNetA1, MnasNetB1, MnasNetD1, MnasNetD1_320, MnasNetSmall
 from mnas_keras.applications.mobilenet_v3 import MobileNetV3Large, MobileNetV3Small
-from mnas_keras.applications.mobilenet_v4 import MobileNetV4ConvLarge, MobileNetV4ConvMedium, MobileNetV4ConvSmall
+from mnas_keras.applications.mobilenet_v4 import (
+    MobileNetV4ConvLarge,
+    MobileNetV4ConvMedium,
+    MobileNetV4ConvSmall,
+    MobileNetV4HybridLarge,
+    MobileNetV4HybridMedium,
+)
 from mnas_keras.applications.registry import UnknownModelError, create_model, list_models, parse_model_name
 
 __all__ = [
@@ -24,6 +30,8 @@ __all__ = [
     "MobileNetV4ConvLarge",
     "MobileNetV4ConvMedium",
     "MobileNetV4ConvSmall",
+    "MobileNetV4HybridLarge",
+    "MobileNetV4HybridMedium",
     "UnknownModelError",
     "WeightsUnavailableError",
     "create_model",

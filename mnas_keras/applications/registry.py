@@ -27,6 +27,8 @@ _CONSTRUCTORS = {
     "mobilenet_v4_conv_small": (mobilenet_v4.MobileNetV4ConvSmall, {}),
     "mobilenet_v4_conv_medium": (mobilenet_v4.MobileNetV4ConvMedium, {}),
     "mobilenet_v4_conv_large": (mobilenet_v4.MobileNetV4ConvLarge, {}),
+    "mobilenet_v4_hybrid_medium": (mobilenet_v4.MobileNetV4HybridMedium, {}),
+    "mobilenet_v4_hybrid_large": (mobilenet_v4.MobileNetV4HybridLarge, {}),
 }
 _ALPHA_SUFFIX = re.compile(r"^(.*)_(\d{3})$")
 
