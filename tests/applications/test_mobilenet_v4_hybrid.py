@@ -345,3 +345,46 @@ def test_keras_round_trip_with_mqa_and_layer_scale(tmp_path):
     x = rng.uniform(0, 255, (2, 32, 32, 3)).astype("float32")
     np.testing.assert_allclose(np.asarray(again(x)), np.asarray(model(x)), rtol=1e-5, atol=1e-5)
     assert sum(isinstance(l, (LayerScale, MultiQueryAttention)) for l in again.layers) == 3
+
+
+# --------------------------------------------------------------------------- TFLite
+# Float parity (< 1e-4) and built-in ops of both Hybrid models: tests/tflite/test_verify.py
+# converts every registered model at 32x32. Here int8: one XNNPACK partition.
+def test_int8_attention_and_gelu_run_in_one_xnnpack_partition():
+    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
+
+    from mnas_keras.models import MnasNet
+    from mnas_keras.tflite import compare, conversion_info, convert
+    from mnas_keras.tflite.latency import delegation, randomize_batch_norm
+
+    blocks = ["r1_k3_s22_e4_i16_o16_a3_ls", "r1_k3_s11_e1_i16_o16_mqa_h2_d8_v2_ls", "r1_k1_s11_e1_i16_o32_conv"]
+    model = MnasNet(blocks, input_shape=(32, 32, 3), stem_filters=16, activation="gelu", head="mobilenetv4",
+                    head_filters=64, classes=5, classifier_activation=None)
+    randomize_batch_norm(model, seed=1)
+    rng = np.random.default_rng(0)
+    for layer in model.layers:
+        if isinstance(layer, LayerScale):  # trained-looking scales, not 1e-5
+            layer.gamma.assign(rng.uniform(0.5, 1.5, layer.gamma.shape).astype("float32"))
+    data = rng.uniform(0, 255, (8, 32, 32, 3)).astype("float32")
+    fb = convert(model, "int8", data, batch_size=1)
+    report = delegation(fb)
+    assert (report.partitions, report.undelegated) == (1, {})
+    assert conversion_info(fb)["float_ops"] == ["SOFTMAX", "BATCH_MATMUL", "GELU"]
+    interpreter = Interpreter(model_content=fb)
+    kinds = {}
+    for op in interpreter._get_ops_details():
+        dtype = interpreter._get_tensor_details(op["outputs"][0], 0)["dtype"] if len(op["outputs"]) else None
+        kinds.setdefault(op["op_name"], set()).add(np.dtype(dtype).name)
+    assert kinds["SOFTMAX"] == kinds["BATCH_MATMUL"] == kinds["GELU"] == {"float32"}
+    assert kinds["CONV_2D"] == {"int8"}
+    report = compare(model, fb, data)
+    assert report.max_rel_diff < 0.1 and report.top1_agreement >= 0.75
+    # The stock full-integer conversion of the same graph leaves those operators to
+    # built-in int8 kernels: more than one partition.
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([d[None]] for d in data)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    stock = delegation(converter.convert())
+    assert stock.partitions > 1 and {"SOFTMAX", "GELU"} <= set(stock.undelegated)
