@@ -67,7 +67,7 @@ def _float_islands(model) -> bool:
     from mnas_keras.models.graph import leaf_layers
 
     for layer in leaf_layers(model):
-        if type(layer).__name__ in ("MultiQueryAttention", "MultiHeadAttention", "Softmax"):
+        if type(layer).__name__ in ("MultiQueryAttention", "MultiHeadAttention"):
             return True
         if getattr(getattr(layer, "activation", None), "__name__", "") == "gelu":
             return True
@@ -380,7 +380,7 @@ def convert(
     """Converts a Keras model to a TFLite flatbuffer that uses built-in operators only.
 
     An ``int8``/``int8_io`` model whose Keras model has an attention core
-    (``MultiQueryAttention``, ``MultiHeadAttention``, ``Softmax``) or GELU activations keeps
+    (``MultiQueryAttention``, ``MultiHeadAttention``) or GELU activations keeps
     :data:`FLOAT_OPS_IN_INT8` in float32, with QUANTIZE/DEQUANTIZE around them, so that
     XNNPACK runs the whole model in one partition; the metadata records ``float_ops``.
 
