@@ -388,3 +388,13 @@ def test_int8_attention_and_gelu_run_in_one_xnnpack_partition():
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     stock = delegation(converter.convert())
     assert stock.partitions > 1 and {"SOFTMAX", "GELU"} <= set(stock.undelegated)
+
+
+def test_qat_bridge_names_the_hybrid_block():
+    from mnas_keras.models import MnasNet
+    from mnas_keras.tflite import qat
+
+    model = MnasNet(["r1_k3_s11_e1_i16_o16_mqa_h2_d8_ls"], input_shape=(16, 16, 3), stem_filters=16, classes=3)
+    x = np.zeros((2, 16, 16, 3), "float32")
+    with pytest.raises(ValueError, match="'r1_k3_s11_e1_i16_o16_mqa_h2_d8_ls'.*no tf_keras twin"):
+        qat.quantization_aware_training(model, x, np.zeros(2, "int32"))
