@@ -10,8 +10,15 @@ from mnas_keras.applications.errors import WeightsUnavailableError
 from mnas_keras.applications.imagenet_utils import decode_predictions, preprocess_input
 from mnas_keras.applications.mnasnet import MnasNetA1, MnasNetB1, MnasNetD1, MnasNetD1_320, MnasNetSmall
 from mnas_keras.applications.mobilenet_v3 import MobileNetV3Large, MobileNetV3Small
-from mnas_keras.applications.mobilenet_v4 import MobileNetV4ConvLarge, MobileNetV4ConvMedium, MobileNetV4ConvSmall
 from mnas_keras.applications.nasnet import NASNetMobile
+
+from mnas_keras.applications.mobilenet_v4 import (
+    MobileNetV4ConvLarge,
+    MobileNetV4ConvMedium,
+    MobileNetV4ConvSmall,
+    MobileNetV4HybridLarge,
+    MobileNetV4HybridMedium,
+)
 from mnas_keras.applications.registry import UnknownModelError, create_model, list_models, parse_model_name
 
 __all__ = [
@@ -26,6 +33,9 @@ __all__ = [
     "MobileNetV4ConvMedium",
     "MobileNetV4ConvSmall",
     "NASNetMobile",
+
+    "MobileNetV4HybridLarge",
+    "MobileNetV4HybridMedium",
     "UnknownModelError",
     "WeightsUnavailableError",
     "create_model",

@@ -1,9 +1,11 @@
-"""MobileNetV4 Conv applications: Conv-Small, Conv-Medium and Conv-Large (arXiv 2404.10518).
+"""MobileNetV4 applications (arXiv 2404.10518): Conv-Small/Medium/Large, Hybrid-Medium/Large.
 
-The block strings (``mnas_keras.ARCHITECTURES["mobilenet_v4_conv_*"]``) transcribe timm's
+The block strings (``mnas_keras.ARCHITECTURES["mobilenet_v4_*"]``) transcribe timm's
 ``_gen_mobilenet_v4`` definitions, so the parameter counts equal timm's exactly (1000
-classes, trainable: 3,774,024 / 9,715,512 / 32,590,864; timm reports 3.77M / 9.72M /
-32.59M). The Hybrid models (Mobile MQA attention, layer scale) are not built yet.
+classes, trainable: 3,774,024 / 9,715,512 / 32,590,864 / 11,074,648 / 37,764,624; timm
+reports 3.77M / 9.72M / 32.59M / 11.07M / 37.76M). The Hybrid models add Mobile MQA
+attention blocks (``mqa``) and layer scale (``ls``) on every UIB and MQA block;
+Hybrid-Large uses GELU throughout.
 
 Example:
     >>> from mnas_keras.applications import MobileNetV4ConvSmall
@@ -19,9 +21,10 @@ from mnas_keras.applications.errors import WeightsUnavailableError
 _DOC = """Instantiates the MobileNetV4 {title} architecture (arXiv 2404.10518).
 
     Built from the block strings of ``mnas_keras.ARCHITECTURES["{arch}"]`` (timm's
-    definition; published input {size}x{size}). Stem 3x3 stride-2 conv, FusedIB / conv
-    stages, Universal Inverted Bottleneck stages, a 960-filter 1x1 conv, then the
-    MobileNetV4 head: global pool, 1x1 conv to 1280 without bias, BN, ReLU, dropout, dense.
+    definition; published input {size}x{size}; {params:,} trainable parameters at 1000
+    classes, as timm's). Stem 3x3 stride-2 conv, FusedIB / conv stages, Universal Inverted
+    Bottleneck stages{extra}, a 960-filter 1x1 conv, then the MobileNetV4 head: global
+    pool, 1x1 conv to 1280 without bias, BN, {act}, dropout, dense.
     Batch norm uses PyTorch's epsilon (1e-5) and momentum (0.9 in Keras terms).
 
     No official Keras weights exist: ``weights`` is ``None`` or the path of a weights file
@@ -146,7 +149,58 @@ def MobileNetV4ConvLarge(
     )
 
 
+def MobileNetV4HybridMedium(
+    input_shape=None,
+    alpha=1.0,
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    classes=1000,
+    pooling=None,
+    dropout_rate=0.2,
+    classifier_activation="softmax",
+    include_preprocessing=True,
+    name=None,
+    **kwargs,
+):
+    return _mobilenet_v4(
+        "mobilenet_v4_hybrid_medium", "Hybrid-Medium", input_shape, alpha, include_top, weights,
+        input_tensor, classes, pooling, dropout_rate, classifier_activation,
+        include_preprocessing, name, **kwargs
+    )
+
+
+def MobileNetV4HybridLarge(
+    input_shape=None,
+    alpha=1.0,
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    classes=1000,
+    pooling=None,
+    dropout_rate=0.2,
+    classifier_activation="softmax",
+    include_preprocessing=True,
+    name=None,
+    **kwargs,
+):
+    return _mobilenet_v4(
+        "mobilenet_v4_hybrid_large", "Hybrid-Large", input_shape, alpha, include_top, weights,
+        input_tensor, classes, pooling, dropout_rate, classifier_activation,
+        include_preprocessing, name, **kwargs
+    )
+
+
 # keras.applications style: one shared docstring template, filled per constructor.
-MobileNetV4ConvSmall.__doc__ = _DOC.format(title="Conv-Small", arch="mobilenet_v4_conv_small", size=224)
-MobileNetV4ConvMedium.__doc__ = _DOC.format(title="Conv-Medium", arch="mobilenet_v4_conv_medium", size=256)
-MobileNetV4ConvLarge.__doc__ = _DOC.format(title="Conv-Large", arch="mobilenet_v4_conv_large", size=384)
+_MQA = (" with Mobile MQA attention blocks (one shared K/V head; K/V downsampled by a stride-2 "
+        "depthwise conv at stride 16) and layer scale (init 1e-5) on every UIB and MQA block")
+MobileNetV4ConvSmall.__doc__ = _DOC.format(title="Conv-Small", arch="mobilenet_v4_conv_small", size=224,
+                                           params=3_774_024, extra="", act="ReLU")
+MobileNetV4ConvMedium.__doc__ = _DOC.format(title="Conv-Medium", arch="mobilenet_v4_conv_medium", size=256,
+                                            params=9_715_512, extra="", act="ReLU")
+MobileNetV4ConvLarge.__doc__ = _DOC.format(title="Conv-Large", arch="mobilenet_v4_conv_large", size=384,
+                                           params=32_590_864, extra="", act="ReLU")
+MobileNetV4HybridMedium.__doc__ = _DOC.format(title="Hybrid-Medium", arch="mobilenet_v4_hybrid_medium", size=256,
+                                              params=11_074_648, extra=_MQA, act="ReLU")
+MobileNetV4HybridLarge.__doc__ = _DOC.format(title="Hybrid-Large", arch="mobilenet_v4_hybrid_large", size=384,
+                                             params=37_764_624, extra=_MQA, act="GELU (exact, everywhere)")

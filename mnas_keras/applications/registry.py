@@ -28,6 +28,9 @@ _CONSTRUCTORS = {
     "mobilenet_v4_conv_medium": (mobilenet_v4.MobileNetV4ConvMedium, {}),
     "mobilenet_v4_conv_large": (mobilenet_v4.MobileNetV4ConvLarge, {}),
     "nasnet_mobile": (nasnet.NASNetMobile, {}),
+
+    "mobilenet_v4_hybrid_medium": (mobilenet_v4.MobileNetV4HybridMedium, {}),
+    "mobilenet_v4_hybrid_large": (mobilenet_v4.MobileNetV4HybridLarge, {}),
 }
 _ALPHA_SUFFIX = re.compile(r"^(.*)_(\d{3})$")
 

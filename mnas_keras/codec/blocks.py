@@ -24,6 +24,12 @@ token        meaning                                       default when absent
 ``a3``       UIB start depthwise kernel (before expansion)  ``a0``: none
 ``p3``       UIB end depthwise kernel (after projection)    ``p0``: none
 ``k0``       UIB: no middle depthwise (see below)           (``k`` is required)
+``mqa``      ConvOp: Mobile MQA attention block (below)     MBConv
+``h4``       MQA: query heads (> 0)                         required by ``mqa``
+``d64``      MQA: key = value dimension (> 0)               required by ``mqa``
+``v2``       MQA: K/V downsampling stride (> 0)             ``v1``: none
+``ls``       layer scale (learned per-channel, init 1e-5)   none
+``gelu``     block activation GELU (exact, erf)             the model's activation
 =========== ============================================ ==========================
 
 The Universal Inverted Bottleneck (MobileNetV4, arXiv 2404.10518) is an MBConv block with
@@ -33,11 +39,21 @@ optional start and end depthwise convs (no activation after either): ExtraDW
 is allowed only in an MBConv block that still has a depthwise conv (``a`` or ``p``) or an
 expansion (``e`` != 1), and a strided block needs a depthwise conv to take the stride.
 Canonical encoding omits ``a0``/``p0``, so strings without them read as before.
-Not in the grammar yet: MobileNetV4's Mobile MQA attention blocks and layer scale (Hybrid
-models). They need a distinct block kind, e.g. an ``mqa`` op flag with its own keys (heads
-``h4``, key/value dimension ``d64``, K/V downsampling stride ``v2``, its depthwise kernel
-``k3``; ``e1``, ``s11``, no SE, no ``a``/``p``) and a layer-scale flag for MBConv and ``mqa``
-blocks; ``h``/``d``/``v`` are free keys, so existing strings would stay unchanged.
+
+Mobile MQA (MobileNetV4 Hybrid models) is its own block kind, the ``mqa`` ConvOp:
+``r1_k3_s11_e1_i160_o160_mqa_h4_d64_v2_ls`` is BN (no activation) -> query 1x1 conv to
+``h * d``; key and value each: (``v > 1``: ``k x k`` depthwise with stride ``v`` + BN) ->
+1x1 conv to ``d`` (one K/V head shared by all query heads) -> softmax(q k^T / sqrt(d)) v ->
+1x1 conv to ``o``; layer scale and a residual when ``i == o``. An ``mqa`` block has ``e1``,
+``s11`` (no query stride), ``k > 0`` (the K/V downsampling kernel, unused when ``v1``), no
+SE, no ``a``/``p``, no activation flag and no ``poolskip``; ``h``/``d``/``v`` belong to it
+alone. ``ls`` (timm's ``layer_scale_init_value``, 1e-5 in MobileNetV4) multiplies the block
+output by a learned per-channel vector before the residual add; it applies to MBConv and
+``mqa`` blocks. Canonical encoding writes ``mqa`` as the op flag, ``h``/``d``/``v`` after
+``a``/``p`` (``v1`` omitted) and ``ls`` last; strings without the new tokens encode exactly
+as before.
+Not in the grammar: the layer-scale init value (fixed at MobileNetV4's 1e-5) and the query
+stride of timm's ``MultiQueryAttention2d`` (no MobileNetV4 model uses it).
 
 Example:
     >>> spec = BlockSpec.from_string("r1_k3_s11_e1_i32_o16_se0.25")
@@ -50,6 +66,9 @@ Example:
     >>> uib = BlockSpec.from_string("r1_k0_s11_e4_i96_o96_p0_a3")  # ConvNeXt-like UIB
     >>> uib.start_kernel, uib.kernel, uib.end_kernel, uib.to_string()
     (3, 0, 0, 'r1_k0_s11_e4_i96_o96_a3')
+    >>> mqa = BlockSpec.from_string("r1_k3_s1_e1_i160_o160_ls_v2_d64_h4_mqa")
+    >>> mqa.op, mqa.heads, mqa.key_dim, mqa.kv_stride, mqa.layer_scale, mqa.to_string()
+    ('mqa', 4, 64, 2, True, 'r1_k3_s11_e1_i160_o160_mqa_h4_d64_v2_ls')
 """
 
 from __future__ import annotations
@@ -62,30 +81,33 @@ from typing import Iterable, Sequence
 
 from mnas_keras.codec.errors import BlockStringError
 
-CONV_OPS = ("mbconv", "conv", "dsconv")
+CONV_OPS = ("mbconv", "conv", "dsconv", "mqa")
 SKIP_OPS = ("identity", "pool", "none")
-ACTIVATIONS = ("relu", "relu6", "hswish", "swish")
+ACTIVATIONS = ("relu", "relu6", "hswish", "swish", "gelu")
 SE_GATES = ("sigmoid", "hsig")
 SE_BASES = ("input", "expanded")
 
-_VALUED_KEYS = ("r", "k", "s", "e", "i", "o", "se", "a", "p")
+_VALUED_KEYS = ("r", "k", "s", "e", "i", "o", "se", "a", "p", "h", "d", "v")
 _REQUIRED_KEYS = ("r", "k", "s", "e", "i", "o")
 _FLAG_GROUPS = {
     # flag -> (field, value)
     "mbconv": ("op", "mbconv"),
     "conv": ("op", "conv"),
     "dsconv": ("op", "dsconv"),
+    "mqa": ("op", "mqa"),
     "noskip": ("skip", "none"),
     "poolskip": ("skip", "pool"),
     "relu": ("activation", "relu"),
     "relu6": ("activation", "relu6"),
     "hswish": ("activation", "hswish"),
     "swish": ("activation", "swish"),
+    "gelu": ("activation", "gelu"),
     "hsig": ("se_gate", "hsig"),
     "sexp": ("se_base", "expanded"),
+    "ls": ("layer_scale", True),
 }
 _FLAG_FOR = {
-    "op": {"conv": "conv", "dsconv": "dsconv"},
+    "op": {"conv": "conv", "dsconv": "dsconv", "mqa": "mqa"},
     "skip": {"none": "noskip", "pool": "poolskip"},
     "activation": {a: a for a in ACTIVATIONS},
     "se_gate": {"hsig": "hsig"},
@@ -181,12 +203,24 @@ class BlockSpec:
     se_base: str = "input"
     start_kernel: int = 0
     end_kernel: int = 0
+    heads: int = 0
+    key_dim: int = 0
+    kv_stride: int = 1
+    layer_scale: bool = False
 
     def __post_init__(self):
         for name in ("repeats", "input_filters", "output_filters"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise BlockStringError(f"{name} must be a positive integer; received {value!r}")
+        for name in ("heads", "key_dim"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise BlockStringError(f"{name} must be a non-negative integer; received {value!r}")
+        if isinstance(self.kv_stride, bool) or not isinstance(self.kv_stride, int) or self.kv_stride < 1:
+            raise BlockStringError(f"kv_stride must be a positive integer; received {self.kv_stride!r}")
+        if not isinstance(self.layer_scale, bool):
+            raise BlockStringError(f"layer_scale must be True or False; received {self.layer_scale!r}")
         for name in ("kernel", "start_kernel", "end_kernel"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -229,11 +263,48 @@ class BlockSpec:
             raise BlockStringError(
                 f"a 'dsconv' block has no expansion; expected e1, received e{_fraction_to_str(self.expansion)}"
             )
+        self._check_mqa()
         self._check_uib()
+
+    def _check_mqa(self) -> None:
+        """The Mobile MQA rules: ``h``/``d``/``v`` only and always on ``mqa`` (tokens named)."""
+        if self.op != "mqa":
+            stray = [f"{key}{value}" for key, value, unset in (
+                ("h", self.heads, 0), ("d", self.key_dim, 0), ("v", self.kv_stride, 1)) if value != unset]
+            if stray:
+                raise BlockStringError(
+                    f"token '{stray[0]}': heads/key dim/K-V stride belong to Mobile MQA blocks; add the "
+                    "'mqa' flag (e.g. 'r1_k3_s11_e1_i160_o160_mqa_h4_d64_v2')"
+                )
+            if self.layer_scale and self.op != "mbconv":
+                raise BlockStringError(
+                    f"token 'ls': layer scale applies to MBConv (UIB) and 'mqa' blocks, not "
+                    f"'{_FLAG_FOR['op'][self.op]}'"
+                )
+            return
+        for key, value in (("h", self.heads), ("d", self.key_dim)):
+            if not value:
+                raise BlockStringError(f"an 'mqa' block needs '{key}' > 0 (e.g. 'h4', 'd64'); it is missing")
+        rules = [
+            (self.expansion != 1, f"e{_fraction_to_str(self.expansion)}", "e1 (attention has no expansion)"),
+            (self.strides != (1, 1), f"s{self.strides[0]}{self.strides[1]}",
+             "s11 (no query stride; use 'v' for the K/V stride)"),
+            (self.kernel == 0, "k0", "k > 0 (the K/V downsampling depthwise kernel)"),
+            (self.start_kernel, f"a{self.start_kernel}", "no start depthwise"),
+            (self.end_kernel, f"p{self.end_kernel}", "no end depthwise"),
+            (self.se_ratio is not None, f"se{_float_to_str(self.se_ratio or 0)}", "no squeeze-excite"),
+            (self.activation is not None, str(self.activation), "no activation flag (attention has none)"),
+            (self.skip == "pool", "poolskip", "an identity shortcut or 'noskip'"),
+        ]
+        for bad, token, expected in rules:
+            if bad:
+                raise BlockStringError(f"token '{token}': an 'mqa' block takes {expected}")
 
     def _check_uib(self) -> None:
         """The Universal Inverted Bottleneck rules for ``a``/``p``/``k0`` (tokens named)."""
         extra = [f"{key}{value}" for key, value in (("a", self.start_kernel), ("p", self.end_kernel)) if value]
+        if self.op == "mqa":
+            return
         if self.op != "mbconv":
             if self.kernel == 0:
                 raise BlockStringError(
@@ -364,6 +435,9 @@ class BlockSpec:
                 se_ratio=se_ratio,
                 start_kernel=kernel_size("a"),
                 end_kernel=kernel_size("p"),
+                heads=positive_int("h") if "h" in values else 0,
+                key_dim=positive_int("d") if "d" in values else 0,
+                kv_stride=positive_int("v") if "v" in values else 1,
                 **fields,
             )
         except BlockStringError as err:
@@ -389,6 +463,12 @@ class BlockSpec:
             tokens.append(f"a{self.start_kernel}")
         if self.end_kernel:
             tokens.append(f"p{self.end_kernel}")
+        if self.op == "mqa":
+            tokens += [f"h{self.heads}", f"d{self.key_dim}"]
+            if self.kv_stride != 1:
+                tokens.append(f"v{self.kv_stride}")
+        if self.layer_scale:
+            tokens.append("ls")
         return "_".join(tokens)
 
     def __str__(self) -> str:

@@ -1,6 +1,8 @@
 """Activation layers by the codec's activation names, for Keras 3.
 
 Names: ``relu``, ``relu6``, ``hswish`` (hard-swish, ``x * relu6(x + 3) / 6``), ``swish``,
+``gelu`` (exact, ``x * Phi(x)`` with the normal CDF; PyTorch's ``nn.GELU()``, MobileNetV4
+Hybrid-Large),
 ``sigmoid`` and ``hsig`` (hard-sigmoid, ``relu6(x + 3) / 6``, the SE gate of MobileNetV3).
 
 Example:
@@ -12,7 +14,7 @@ Example:
 
 import keras
 
-ACTIVATION_NAMES = ("relu", "relu6", "hswish", "swish", "sigmoid", "hsig")
+ACTIVATION_NAMES = ("relu", "relu6", "hswish", "swish", "gelu", "sigmoid", "hsig")
 
 
 def activation_layer(kind: str, name: str | None = None) -> keras.layers.Layer:
@@ -25,6 +27,8 @@ def activation_layer(kind: str, name: str | None = None) -> keras.layers.Layer:
         return keras.layers.Activation("hard_swish", name=name)
     if kind == "swish":
         return keras.layers.Activation("swish", name=name)
+    if kind == "gelu":
+        return keras.layers.Activation("gelu", name=name)  # approximate=False: erf
     if kind == "sigmoid":
         return keras.layers.Activation("sigmoid", name=name)
     if kind == "hsig":

@@ -15,7 +15,7 @@ from mnas_keras.models.builder import BuildOptions, build_graph
 
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
-_ACTIVATIONS = ("relu", "relu6", "hswish", "swish")
+_ACTIVATIONS = ("relu", "relu6", "hswish", "swish", "gelu")
 
 
 def _check(condition: bool, message: str) -> None:

@@ -23,6 +23,13 @@ Block semantics follow tensorflow/tpu's MnasNet (and keras.applications' MobileN
   of 8 (MobileNetV3);
 * ``conv`` ConvOp: kxk conv to ``o`` (``e == 1``), or a fused kxk expand conv plus linear
   1x1 project (``e > 1``); ``dsconv``: depthwise kxk, BN, act, SE, 1x1 to ``o``, BN, act;
+* ``mqa`` (Mobile MQA, MobileNetV4 Hybrid; timm's ``MobileAttention`` with
+  ``MultiQueryAttention2d``): BN without activation, query 1x1 conv to ``h * d``, key and
+  value each (``v > 1``: ``k x k`` depthwise with stride ``v`` + BN) and a 1x1 conv to ``d``,
+  ``mnas_keras.layers.MultiQueryAttention``, 1x1 output conv to ``o``; no biases;
+* ``ls`` (layer scale): ``mnas_keras.layers.LayerScale`` (init 1e-5) on the block output,
+  before the shortcut (timm applies it to every UIB and MQA block of the Hybrid models,
+  strided ones included);
 * ``poolskip``: shortcut added always, average-pooled when strided and projected by a 1x1
   conv + BN when the widths differ.
 """
@@ -36,7 +43,10 @@ from typing import Any, Callable, Sequence
 import keras
 
 from mnas_keras.codec import BlockSpec, make_divisible, round_filters
-from mnas_keras.layers import DropConnect, activation_layer
+from mnas_keras.layers import DropConnect, LayerScale, MultiQueryAttention, activation_layer
+
+LAYER_SCALE_INIT = 1e-5
+"""Initial layer-scale value of ``ls`` blocks (MobileNetV4's, timm ``layer_scale_init_value``)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,6 +173,8 @@ class _GraphBuilder:
         in_stride = self.in_stride = self.stride
         strides, dilation = self._stride_and_dilation(spec.strides)
         y = builder(self, x, spec, activation, strides, dilation, prefix)
+        if spec.layer_scale:
+            y = LayerScale(LAYER_SCALE_INIT, name=prefix + "layer_scale")(y)
         return self._skip(shortcut, y, spec, strides, prefix), in_stride
 
     def _skip(self, shortcut, y, spec, strides, prefix):
@@ -217,6 +229,22 @@ class _GraphBuilder:
             x = self.depthwise(x, spec.end_kernel, end_strides, dilation, prefix + "end_dw")
             x = self.bn(x, prefix + "end_dw_bn")
         return x
+
+    def _mqa(self, x, spec, activation, strides, dilation, prefix):
+        # Mobile MQA: one K/V head shared by all query heads, K/V optionally downsampled.
+        x = self.bn(x, prefix + "attn_norm")
+        query = self.conv(x, spec.heads * spec.key_dim, 1, prefix + "query")
+        kv = {}
+        for part in ("key", "value"):
+            y = x
+            if spec.kv_stride > 1:
+                y = self.depthwise(y, spec.kernel, spec.kv_stride, 1, prefix + part + "_down")
+                y = self.bn(y, prefix + part + "_down_bn")
+            kv[part] = self.conv(y, spec.key_dim, 1, prefix + part)
+        y = MultiQueryAttention(spec.heads, spec.key_dim, name=prefix + "attention")(
+            [query, kv["key"], kv["value"]]
+        )
+        return self.conv(y, spec.output_filters, 1, prefix + "output")
 
     def _conv(self, x, spec, activation, strides, dilation, prefix):
         fused = spec.expansion != 1
@@ -335,6 +363,7 @@ _BLOCKS = {
     "mbconv": _GraphBuilder._mbconv,
     "conv": _GraphBuilder._conv,
     "dsconv": _GraphBuilder._dsconv,
+    "mqa": _GraphBuilder._mqa,
 }
 
 

@@ -2,9 +2,10 @@
 
 Multiply-adds are counted as the MnasNet and MobileNetV3 papers count them: convolutions
 (``H*W*Cout*k*k*Cin/groups``), depthwise convolutions (``H*W*C*k*k``), separable convolutions
-(``H*W*C*(k*k + Cout)``, the MnasNet paper's formula), fully connected layers
-and the SE block's 1x1 convolutions; batch norm, activations, pooling, the SE multiply and
-residual adds are not counted.
+(``H*W*C*(k*k + Cout)``, the MnasNet paper's formula), fully connected layers, the SE block's
+1x1 convolutions and attention's two matrix products (layers with a ``multiply_adds()`` method,
+e.g. ``mnas_keras.layers.MultiQueryAttention``); batch norm, activations, pooling, the SE
+multiply, layer scale and residual adds are not counted.
 
 Example:
     >>> from mnas_keras.models import MnasNet
@@ -73,6 +74,8 @@ def _spatial(shape) -> int:
 
 
 def _layer_madds(layer) -> int:
+    if callable(getattr(layer, "multiply_adds", None)):
+        return int(layer.multiply_adds())
     out = tuple(layer.output.shape)
     if isinstance(layer, keras.layers.DepthwiseConv2D):
         k = math.prod(layer.kernel_size)

@@ -54,6 +54,43 @@ RepresentativeData = Union[Callable[[], Iterable[Any]], Any]
 
 _INT8 = ("int8", "int8_io")
 
+FLOAT_OPS_IN_INT8 = ("SOFTMAX", "BATCH_MATMUL", "GELU")
+"""Operators an int8 model with attention or GELU keeps in float32 (see :func:`convert`).
+
+LiteRT's XNNPACK delegate runs none of them in int8 (the int8 SOFTMAX, the BATCH_MATMUL of
+two activations and the int8 GELU fall back to built-in kernels and split the delegated
+graph), but runs all of them, and the QUANTIZE/DEQUANTIZE around them, in float32."""
+
+
+def _float_islands(model) -> bool:
+    """Whether ``model`` has attention cores or GELU activations (by class/function name)."""
+    from mnas_keras.models.graph import leaf_layers
+
+    for layer in leaf_layers(model):
+        if type(layer).__name__ in ("MultiQueryAttention", "MultiHeadAttention"):
+            return True
+        if getattr(getattr(layer, "activation", None), "__name__", "") == "gelu":
+            return True
+    return False
+
+
+def _quantize_with_float_ops(converter, quantization):
+    """Calibrates, then quantizes everything except :data:`FLOAT_OPS_IN_INT8`."""
+    tf = _tf()
+    from tensorflow.lite.python import convert as tfl_convert
+
+    converter.experimental_mlir_quantizer = True
+    converter._experimental_calibrate_only = True  # calibration statistics only
+    calibrated = converter.convert()
+    io_type = tf.int8 if quantization == "int8_io" else tf.float32
+    return tfl_convert.mlir_quantize(
+        calibrated,
+        fully_quantize=quantization == "int8_io",
+        input_data_type=io_type,
+        output_data_type=io_type,
+        denylisted_ops=list(FLOAT_OPS_IN_INT8),
+    )
+
 
 def _tf():
     import tensorflow as tf
@@ -342,6 +379,11 @@ def convert(
 ) -> bytes:
     """Converts a Keras model to a TFLite flatbuffer that uses built-in operators only.
 
+    An ``int8``/``int8_io`` model whose Keras model has an attention core
+    (``MultiQueryAttention``, ``MultiHeadAttention``) or GELU activations keeps
+    :data:`FLOAT_OPS_IN_INT8` in float32, with QUANTIZE/DEQUANTIZE around them, so that
+    XNNPACK runs the whole model in one partition; the metadata records ``float_ops``.
+
     Args:
         model: a ``keras.Model`` or a path to a ``.keras`` file (loaded with safe mode on).
         quantization: ``None`` (float32), ``"float16"`` (float16 weights), ``"dynamic"``
@@ -433,10 +475,14 @@ def convert(
             # Freeze the traced graph directly instead of saving a temporary SavedModel.
             converter.experimental_lower_to_saved_model = False
         _configure(converter, quantization, representative_data, shapes, dtypes, calibration_steps)
+        float_ops = quantization in _INT8 and isinstance(model, _keras().Model) and _float_islands(model)
         try:
             # The stock path exports a SavedModel first and Keras prints its summary.
             with contextlib.redirect_stdout(io.StringIO()) if method == "keras" else contextlib.nullcontext():
-                flatbuffer = converter.convert()
+                if float_ops:
+                    flatbuffer = _quantize_with_float_ops(converter, quantization)
+                else:
+                    flatbuffer = converter.convert()
         except Exception as err:
             if isinstance(err, TFLiteConversionError):
                 raise
@@ -448,6 +494,8 @@ def convert(
         info["dilation"] = {"mode": dilation, "layers": dilated}
     if pools:
         info["average_pools_as_depthwise"] = pools
+    if float_ops:
+        info["float_ops"] = list(FLOAT_OPS_IN_INT8)
     flatbuffer = add_metadata(flatbuffer, METADATA_NAME, json.dumps(info, sort_keys=True).encode())
     if path is not None:
         save(flatbuffer, path)

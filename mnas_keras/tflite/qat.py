@@ -95,6 +95,15 @@ def _submit(method, model, x, y, options, timeout):
             f"model {model.name!r} is not a mnas_keras.MnasNet (its config has no 'blocks'); the "
             "QAT/pruning bridge rebuilds models from their block strings"
         )
+    from mnas_keras.codec import decode
+
+    hybrid = [s.to_string() for s in decode(model.get_config()["blocks"]) if s.op == "mqa" or s.layer_scale]
+    if hybrid:
+        raise QATError(
+            f"block {hybrid[0]!r} of model {model.name!r}: Mobile MQA ('mqa') and layer-scale ('ls') "
+            "blocks (MobileNetV4 Hybrid) have no tf_keras twin in the QAT/pruning bridge; use "
+            "post-training int8 (mnas_keras.tflite.convert(model, 'int8', data))"
+        )
     x, y = _check_data(x, y)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mnas_qat_") as folder:

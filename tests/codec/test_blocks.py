@@ -203,7 +203,7 @@ def test_spec_fields_are_validated():
     with pytest.raises(BlockStringError, match="se_ratio"):
         BlockSpec(1, 3, (1, 1), 1, 8, 8, se_ratio=2.0)
     with pytest.raises(BlockStringError, match="activation"):
-        BlockSpec(1, 3, (1, 1), 1, 8, 8, activation="gelu")
+        BlockSpec(1, 3, (1, 1), 1, 8, 8, activation="mish")
     with pytest.raises(BlockStringError, match="strides"):
         BlockSpec(1, 3, (0, 1), 1, 8, 8)
 

@@ -27,5 +27,5 @@ def test_activation_values_by_hand(kind):
 
 
 def test_unknown_activation():
-    with pytest.raises(ValueError, match="unknown activation 'gelu'"):
-        activation_layer("gelu")
+    with pytest.raises(ValueError, match="unknown activation 'mish'"):
+        activation_layer("mish")

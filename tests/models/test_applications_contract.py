@@ -116,7 +116,8 @@ def test_every_constructor_is_a_plain_function_with_a_uniform_signature():
     import mnas_keras.applications as apps
 
     names = ["MnasNetA1", "MnasNetB1", "MnasNetSmall", "MnasNetD1", "MnasNetD1_320",
-             "MobileNetV4ConvSmall", "MobileNetV4ConvMedium", "MobileNetV4ConvLarge"]
+             "MobileNetV4ConvSmall", "MobileNetV4ConvMedium", "MobileNetV4ConvLarge",
+             "MobileNetV4HybridMedium", "MobileNetV4HybridLarge"]
     expected = ["input_shape", "alpha", "include_top", "weights", "input_tensor", "classes", "pooling",
                 "dropout_rate", "classifier_activation", "include_preprocessing", "name", "kwargs"]
     for name in names + ["MobileNetV3Small", "MobileNetV3Large"]:
