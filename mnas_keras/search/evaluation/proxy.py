@@ -153,12 +153,12 @@ class ProxyEvaluator:
         self.seed = int(seed)
         self.model_kwargs = dict(model_kwargs or {})
         self.saves_artifacts = bool(save_artifacts)
-        self.latency_source = (latency_source if latency_source is not None
-                               else self._latency_source(latency_mode, latency_table))
         self._given_data = data is not None
         self._data = data
         self._splits = None
         self._classes = classes
+        self.latency_source = (latency_source if latency_source is not None
+                               else self._latency_source(latency_mode, latency_table))
 
     def _measured(self):
         from mnas_keras.search.latency.sources import MeasuredLatency
