@@ -128,12 +128,12 @@ def _colour_far_from(rng, others, distance: float = 90.0) -> np.ndarray:
 
 
 def make_shapes_classification(num: int, size: int = 32, seed: int = 0, max_distractors: int = 3,
-                               noise: float = 8.0) -> tuple[np.ndarray, np.ndarray]:
+                               noise: float = 8.0, background: float = 30.0) -> tuple[np.ndarray, np.ndarray]:
     """``num`` generated images and labels: ``(uint8 [num, size, size, 3], int64 [num])``.
 
     Labels are balanced (``num // 20`` or one more per class) in a seeded order. Per image:
     a background from the segmentation generator's ``_texture`` (colour gradient plus two
-    gratings), 0 to ``max_distractors`` solid shapes of side 15-30% of the image, then the
+    gratings of amplitude ``background``), 0 to ``max_distractors`` solid shapes of side 15-30% of the image, then the
     object: side 45-85% of the image at a random position, two colours at least 90 apart
     (max over channels) from each other and from the background mean, one of
     :data:`TEXTURES`; finally Gaussian noise of standard deviation ``noise`` (0-255 scale).
@@ -145,6 +145,7 @@ def make_shapes_classification(num: int, size: int = 32, seed: int = 0, max_dist
         seed: generator seed; the same arguments always give the same arrays.
         max_distractors: most distractor shapes per image (>= 0).
         noise: pixel noise standard deviation (>= 0).
+        background: amplitude of the background's gratings (0-255 scale; 0 = a plain gradient).
 
     Raises:
         DataError: a bad argument (the message names it).
@@ -160,7 +161,7 @@ def make_shapes_classification(num: int, size: int = 32, seed: int = 0, max_dist
     images = np.empty((num, size, size, 3), np.uint8)
     for i, label in enumerate(labels):
         shape, texture = SHAPES[label // len(TEXTURES)], TEXTURES[label % len(TEXTURES)]
-        image = _texture(rng, size, strength=30.0)
+        image = _texture(rng, size, strength=background)
         background = image.mean(axis=(0, 1))
         for _ in range(rng.integers(0, max_distractors + 1)):
             side = max(3, int(rng.uniform(0.15, 0.3) * size))
