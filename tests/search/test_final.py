@@ -49,7 +49,7 @@ def test_bad_options_name_the_flag():
 def test_final_stage_trains_measures_writes_and_resumes(digits32, tmp_path):
     from mnas_keras.search.evaluation.proxy import ProxyEvaluator
 
-    evaluator = ProxyEvaluator(data=digits32, train_subset=64, val_subset=32, bn_recalibration=64, stem_filters=16,
+    evaluator = ProxyEvaluator(data=digits32, train_subset=32, val_subset=32, bn_recalibration=32, stem_filters=16,
                                runs=3, warmup=1, isolate_latency=False, seed=3)
     reference = {"arch_id": arch_id(REFERENCE), "blocks": REFERENCE, "accuracy": 0.5, "status": "ok"}
     front = [{"arch_id": arch_id(FOUND), "blocks": FOUND, "reward": 0.9, "accuracy": 0.6}, reference]
@@ -73,12 +73,12 @@ def test_final_stage_trains_measures_writes_and_resumes(digits32, tmp_path):
     assert out["verdict"].startswith("fair comparison (1 epochs, 2 seeds")
     assert len(list(csv.DictReader(open(out["files"]["final_csv"])))) == 2
     assert os.path.getsize(out["files"]["final_plot"]) > 0
-    # resume: nothing trained or measured again; a cut last line is trained again; a new seed adds its runs
+    # resume: nothing trained or measured again; a line cut by a crash is trained again
     logs.clear()
     again = FinalStage(evaluator, folder, epochs=1, top_k=1, seeds=[0, 1], log=logs.append).run(front, reference)
     assert logs == [] and again["rows"][0]["accuracies"] == ref_row["accuracies"]
     text = open(os.path.join(folder, "journal.jsonl")).read().splitlines()
     with open(os.path.join(folder, "journal.jsonl"), "w") as f:
         f.write("\n".join(text[:-1]) + "\n" + text[-1][:20])
-    FinalStage(evaluator, folder, epochs=1, top_k=1, seeds=[0, 1, 2], log=logs.append).run(front, reference)
-    assert sum(line.startswith("final training") for line in logs) == 3
+    FinalStage(evaluator, folder, epochs=1, top_k=1, seeds=[0, 1], log=logs.append).run(front, reference)
+    assert [line.split(":")[0] for line in logs if line.startswith("final training")] == ["final training 4/4"]

@@ -29,6 +29,8 @@ Example:
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import tensorflow as tf
 
@@ -46,19 +48,21 @@ MIN_SIZE = 16
 RING_HOLE = 0.55
 
 
-def class_name(label: int) -> str:
-    """``"<shape>/<texture>"`` of class ``label`` (0-19).
+def class_name(label: int, shapes: Sequence[str] = SHAPES, textures: Sequence[str] = TEXTURES) -> str:
+    """``"<shape>/<texture>"`` of class ``label`` (``shape_index * len(textures) +
+    texture_index``; 0-19 with all shapes and textures).
 
     Raises:
         DataError: ``label`` is not a class id.
 
     Example:
-        >>> class_name(0), class_name(7), class_name(19)
-        ('square/solid', 'disc/dots', 'ring/dots')
+        >>> class_name(0), class_name(7), class_name(19), class_name(3, textures=("solid", "dots"))
+        ('square/solid', 'disc/dots', 'ring/dots', 'disc/dots')
     """
-    if not 0 <= int(label) < NUM_CLASSES:
-        raise DataError(f"shapes_classification label must be in 0..{NUM_CLASSES - 1}; received {label!r}")
-    return f"{SHAPES[int(label) // len(TEXTURES)]}/{TEXTURES[int(label) % len(TEXTURES)]}"
+    count = len(shapes) * len(textures)
+    if not 0 <= int(label) < count:
+        raise DataError(f"shapes_classification label must be in 0..{count - 1}; received {label!r}")
+    return f"{shapes[int(label) // len(textures)]}/{textures[int(label) % len(textures)]}"
 
 
 def shape_mask(shape: str, image_size: int, y0: int, x0: int, side: int) -> np.ndarray:
@@ -121,21 +125,32 @@ def texture_pattern(texture: str, size: int, rng: np.random.Generator) -> np.nda
 
 def _colour_far_from(rng, others, distance: float = 90.0) -> np.ndarray:
     for _ in range(100):
-        colour = rng.uniform(0, 255, 3)
+        colour = rng.uniform(10, 245, 3)  # never 0 or 255: clipping is the noise's and background's
         if all(np.abs(colour - o).max() >= distance for o in others):
             return colour
     return colour
 
 
+def _check_subsets(shapes, textures) -> tuple[tuple, tuple]:
+    shapes, textures = tuple(shapes), tuple(textures)
+    for name, chosen, known in (("shapes", shapes, SHAPES), ("textures", textures, TEXTURES)):
+        unknown = [c for c in chosen if c not in known]
+        if not chosen or unknown or len(set(chosen)) != len(chosen):
+            raise DataError(f"shapes_classification {name} must be distinct names from {known}, at least one; "
+                            f"received {list(chosen)}")
+    return shapes, textures
+
+
 def make_shapes_classification(num: int, size: int = 32, seed: int = 0, max_distractors: int = 3,
-                               noise: float = 8.0, background: float = 30.0) -> tuple[np.ndarray, np.ndarray]:
+                               noise: float = 8.0, background: float = 30.0, shapes: Sequence[str] = SHAPES,
+                               textures: Sequence[str] = TEXTURES) -> tuple[np.ndarray, np.ndarray]:
     """``num`` generated images and labels: ``(uint8 [num, size, size, 3], int64 [num])``.
 
     Labels are balanced (``num // 20`` or one more per class) in a seeded order. Per image:
     a background from the segmentation generator's ``_texture`` (colour gradient plus two
     gratings of amplitude ``background``), 0 to ``max_distractors`` solid shapes of side 15-30% of the image, then the
     object: side 45-85% of the image at a random position, two colours at least 90 apart
-    (max over channels) from each other and from the background mean, one of
+    (max over channels; channels in 10-245) from each other and from the background mean, one of
     :data:`TEXTURES`; finally Gaussian noise of standard deviation ``noise`` (0-255 scale).
     About 1 ms per 32x32 image on one core.
 
@@ -146,6 +161,8 @@ def make_shapes_classification(num: int, size: int = 32, seed: int = 0, max_dist
         max_distractors: most distractor shapes per image (>= 0).
         noise: pixel noise standard deviation (>= 0).
         background: amplitude of the background's gratings (0-255 scale; 0 = a plain gradient).
+        shapes, textures: subsets of :data:`SHAPES` and :data:`TEXTURES`; labels are
+            ``shape_index * len(textures) + texture_index`` within them.
 
     Raises:
         DataError: a bad argument (the message names it).
@@ -156,11 +173,12 @@ def make_shapes_classification(num: int, size: int = 32, seed: int = 0, max_dist
         raise DataError(f"shapes_classification image size must be an integer >= {MIN_SIZE} pixels; received {size!r}")
     if max_distractors < 0 or noise < 0:
         raise DataError(f"max_distractors and noise must be >= 0; received {max_distractors!r}, {noise!r}")
+    shapes, textures = _check_subsets(shapes, textures)
     rng = np.random.default_rng(seed)
-    labels = rng.permutation(np.arange(num) % NUM_CLASSES).astype(np.int64)
+    labels = rng.permutation(np.arange(num) % (len(shapes) * len(textures))).astype(np.int64)
     images = np.empty((num, size, size, 3), np.uint8)
     for i, label in enumerate(labels):
-        shape, texture = SHAPES[label // len(TEXTURES)], TEXTURES[label % len(TEXTURES)]
+        shape, texture = shapes[label // len(textures)], textures[label % len(textures)]
         image = _texture(rng, size, strength=background)
         background = image.mean(axis=(0, 1))
         for _ in range(rng.integers(0, max_distractors + 1)):
@@ -192,16 +210,20 @@ class ShapesClassificationSource(ImageSource):
         size: image side in pixels (>= 16; 32 or 64 are typical).
         num_train, num_test: images per split, generated on first use and kept in memory.
         seed: the dataset seed.
+        shapes, textures: subsets of :data:`SHAPES` and :data:`TEXTURES` (fewer classes:
+            an easier task); ``num_classes`` is the product of their lengths.
 
     Raises:
-        DataError: bad size or counts, or an unknown split.
+        DataError: bad size, counts or subsets, or an unknown split.
     """
 
     name = "shapes_classification"
-    num_classes = NUM_CLASSES
-    class_names = tuple(class_name(k) for k in range(NUM_CLASSES))
 
-    def __init__(self, size: int = 32, num_train: int = 4000, num_test: int = 1000, seed: int = 0):
+    def __init__(self, size: int = 32, num_train: int = 4000, num_test: int = 1000, seed: int = 0,
+                 shapes: Sequence[str] = SHAPES, textures: Sequence[str] = TEXTURES):
+        self.shapes, self.textures = _check_subsets(shapes, textures)
+        self.num_classes = len(self.shapes) * len(self.textures)
+        self.class_names = tuple(class_name(k, self.shapes, self.textures) for k in range(self.num_classes))
         if not isinstance(size, (int, np.integer)) or size < MIN_SIZE:
             raise DataError(f"shapes_classification image size must be an integer >= {MIN_SIZE} pixels; "
                             f"received {size!r}")
@@ -221,7 +243,8 @@ class ShapesClassificationSource(ImageSource):
         self._check_split(split)
         if split not in self._arrays:
             offset = 1 if split == "train" else 2
-            self._arrays[split] = make_shapes_classification(self._sizes[split], self.size, 2 * self.seed + offset)
+            self._arrays[split] = make_shapes_classification(self._sizes[split], self.size, 2 * self.seed + offset,
+                                                             shapes=self.shapes, textures=self.textures)
         return self._arrays[split]
 
     def num_examples(self, split: str) -> int:
@@ -234,7 +257,8 @@ class ShapesClassificationSource(ImageSource):
         return shard_for(ds, input_context)
 
 
-def load_shapes_classification(size: int = 32, num_train: int = 4000, num_test: int = 1000, seed: int = 0):
+def load_shapes_classification(size: int = 32, num_train: int = 4000, num_test: int = 1000, seed: int = 0,
+                               shapes: Sequence[str] = SHAPES, textures: Sequence[str] = TEXTURES):
     """The source's splits as float32 arrays: ``(x_train, y_train), (x_test, y_test)``,
     images ``[N, size, size, 3]`` in [0, 255], labels int32, as
     :func:`mnas_keras.datasets.load_digits` returns them (the search's ``data`` format).
@@ -244,7 +268,7 @@ def load_shapes_classification(size: int = 32, num_train: int = 4000, num_test: 
         >>> x.shape, x.dtype.name, y.dtype.name, sorted(set(yt.tolist())) == list(range(20))
         ((20, 16, 16, 3), 'float32', 'int32', True)
     """
-    source = ShapesClassificationSource(size, num_train, num_test, seed)
+    source = ShapesClassificationSource(size, num_train, num_test, seed, shapes=shapes, textures=textures)
     out = []
     for split in ("train", "test"):
         images, labels = source.arrays(split)
