@@ -82,3 +82,16 @@ def test_final_stage_trains_measures_writes_and_resumes(digits32, tmp_path):
         f.write("\n".join(text[:-1]) + "\n" + text[-1][:20])
     FinalStage(evaluator, folder, epochs=1, top_k=1, seeds=[0, 1], log=logs.append).run(front, reference)
     assert [line.split(":")[0] for line in logs if line.startswith("final training")] == ["final training 4/4"]
+
+
+def test_cli_refuses_bad_final_flags_before_any_work(tmp_path):
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    done = subprocess.run([sys.executable, "-m", "mnas_keras.search.cli", "--final_seeds=0,0",
+                           f"--run_dir={tmp_path / 'run'}"], cwd=root, env={**os.environ, "PYTHONPATH": root},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+        "mnas-search: error: --final_seeds must be distinct integers >= 0, at least one; received ['0', '0']"]
+    assert not (tmp_path / "run").exists()
