@@ -101,8 +101,8 @@ def _define_flags() -> None:
     # issue 21: the proxy dataset and the final training stage (mnas_keras.search.run.final)
     d.DEFINE_enum("dataset", "digits", ["digits", "shapes_classification"],
                   "Proxy dataset: scikit-learn digits (upsampled) or generated shapes x textures (20 classes).")
-    d.DEFINE_integer("final_epochs", 6, "Final training epochs of the finalists and the reference.", lower_bound=1)
-    d.DEFINE_integer("final_top_k", 2, "Pareto-front architectures trained in the final stage (0 = no final stage).",
+    d.DEFINE_integer("final_epochs", 4, "Final training epochs of the finalists and the reference.", lower_bound=1)
+    d.DEFINE_integer("final_top_k", 1, "Pareto-front architectures trained in the final stage (0 = no final stage).",
                      lower_bound=0)
     d.DEFINE_list("final_seeds", ["0"], "Seeds of the final training (every finalist and the reference, each seed).")
 
