@@ -8,24 +8,42 @@ Layers, bottom up; a module imports only from its own layer or below
 (``tests/test_import_boundaries.py`` enforces it):
 
 1. ``errors``, ``space`` (decisions, decoding to block strings, ``arch_key``), ``reward``,
-   ``pareto`` (front, top-k, tables, plot) and ``controllers/`` (``ask``/``tell``;
-   REINFORCE, PPO, evolution, random). No TensorFlow.
-2. ``latency/``: part keys, the lookup table, building and timing parts on LiteRT, the
-   latency modes. A new latency source goes here.
+   ``pareto`` (front, top-k, tables, plot) and ``controllers/``. No TensorFlow.
+2. ``latency/``: part keys, the lookup table, the network recipe, building and timing
+   parts on LiteRT, the latency sources and modes.
 3. ``evaluation/``: evaluators (``evaluate(blocks, artifact_dir)``): the proxy evaluator
-   (proxy training plus a latency source), the synthetic one, export. A new evaluator goes
-   here.
+   (proxy training plus a latency source), the synthetic one, export.
 4. ``execution/``: executors (``start``/``submit``/``wait``/``close``): in process, process
-   pool, Ray. A new executor subclasses ``Executor`` and joins ``make_executor``.
+   pool, Ray.
 5. ``run/``: ``Search`` (configuration, run directory, outputs), ``SearchLoop`` (the one
    loop), the journal and summaries.
 6. ``cli/``: ``mnas-search``, ``mnas-latency-table``.
+
+Where each seam plugs in:
+
+* **A controller** subclasses :class:`Controller` (``controllers/base.py``: ``_propose()``
+  and ``_tell(trial_id, decisions, reward)``; state through ``_state``/``_load``) and joins
+  ``CONTROLLERS`` in ``controllers/__init__.py``. The loop calls ``ask(step)``, which returns
+  a :class:`Trial`, and ``tell(step, reward)``: results are matched by trial id.
+* **A latency source** implements :class:`~mnas_keras.search.latency.sources.LatencySource`
+  (``latency(model, calibration)``, ``finalize``, ``config``, ``with_runner``) in
+  ``latency/`` and is passed as ``ProxyEvaluator(latency_source=...)``; the built-in ones
+  are ``MeasuredLatency`` and ``TableLatency`` (``latency_mode``). Remote measurement is a
+  runner passed in (``with_runner``), as the Ray executor does.
+* **The network measured** is one :class:`~mnas_keras.search.latency.recipe.NetworkRecipe`
+  (``build(blocks)``, ``build_part(part)``), shared by the evaluator and the latency table.
+* **An evaluator** is any object with ``evaluate`` (the :class:`Evaluator` protocol in
+  ``evaluation/base.py``; optional ``config``, ``export``, ``finalize``,
+  ``with_latency_runner``); it is given to :class:`Search`.
+* **An executor** subclasses :class:`Executor` (``execution/base.py``) and joins
+  ``make_executor``; it is given to :class:`Search` (``executor=``).
 
 Example:
     >>> from mnas_keras import search
     >>> space = search.mnasnet_space()
     >>> controller = search.make_controller("reinforce", space.num_choices, seed=0)
-    >>> blocks = space.decode(controller.ask())
+    >>> trial = controller.ask()
+    >>> blocks = space.decode(trial.decisions); controller.tell(trial.id, 0.7)
     >>> len(blocks), search.Reward("soft", target_ms=10.0)(0.7, 10.0)
     (7, 0.7)
 """
@@ -37,6 +55,7 @@ from mnas_keras.search.controllers import (
     RandomSearch,
     RegularizedEvolution,
     Reinforce,
+    Trial,
     controller_from_state,
     make_controller,
 )
@@ -44,7 +63,9 @@ from mnas_keras.search.errors import SearchConfigError, SearchError, SearchSpace
 from mnas_keras.search.evaluation.base import Evaluator
 from mnas_keras.search.evaluation.proxy import ProxyEvaluator
 from mnas_keras.search.execution import Executor, InlineExecutor, LocalPoolExecutor, RayExecutor, make_executor
-from mnas_keras.search.latency.modes import LATENCY_MODES, prepare_table
+from mnas_keras.search.latency.modes import LATENCY_MODES, TableLatency, prepare_table
+from mnas_keras.search.latency.recipe import NetworkRecipe
+from mnas_keras.search.latency.sources import LatencySource, MeasuredLatency
 from mnas_keras.search.latency.table import (
     LatencyTable,
     LatencyTableError,
@@ -78,13 +99,16 @@ __all__ = [
     "InlineExecutor",
     "Journal",
     "LATENCY_MODES",
+    "LatencySource",
     "LatencyTable",
     "LatencyTableError",
     "LatencyTableWarning",
     "LocalPoolExecutor",
     "MNASNET_CHOICES",
     "MOBILENET_V2_STAGES",
+    "MeasuredLatency",
     "MissingPartsError",
+    "NetworkRecipe",
     "PPOController",
     "ProxyEvaluator",
     "RandomSearch",
@@ -105,6 +129,8 @@ __all__ = [
     "StageSpace",
     "SyntheticEvaluator",
     "SyntheticObjective",
+    "TableLatency",
+    "Trial",
     "absolute_reward",
     "arch_key",
     "controller_from_state",

@@ -99,6 +99,8 @@ def test_latency_table_modes(tmp_path):
                  timeout=400)
     assert first.returncode == 0, first.stderr[-3000:]
     assert "calibrating the latency table" in first.stdout
+    for noise in ("oneDNN custom operations", "cudart_stub", "absl::InitializeLog", "cpu_feature_guard"):
+        assert noise not in first.stderr, first.stderr[-2000:]  # TensorFlow's start-up lines (issue 13)
     table_path = tmp_path / "latency_table_32px_1t.json"
     table = json.loads(table_path.read_text())
     assert table["fit"]["models"] >= 5 and table["settings"]["anchor_ms"] > 0
@@ -114,7 +116,7 @@ def test_latency_table_modes(tmp_path):
     assert {r["key"] for r in front} <= {e["key"] for e in measured} | calibration
     for e in measured:  # front networks measured at the end are cached in the table
         assert table["measured"][e["key"]]["latency_ms"] == e["latency_ms"] and e["predicted_latency_ms"] > 0
-    second = _cli(*common, "--latency_mode=predicted", "--num_samples=2", f"--run_dir={tmp_path / 'b'}", timeout=400)
+    second = _cli(*common, "--latency_mode=predicted", "--num_samples=1", f"--run_dir={tmp_path / 'b'}", timeout=400)
     assert second.returncode == 0, second.stderr[-3000:]
     assert "calibrating" not in second.stdout
     events = [json.loads(line) for line in open(tmp_path / "b" / "journal.jsonl")]

@@ -49,8 +49,9 @@ def main(argv) -> int:
     from mnas_keras.search.space import get_space
     from mnas_keras.tflite.errors import TFLiteError
 
+    from mnas_keras import _cli
+
     f = flags.FLAGS
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         space = get_space(f.space)
         stem = f.stem_filters or space.stem_filters
@@ -65,6 +66,7 @@ def main(argv) -> int:
             table = LatencyTable.create(f.latency_size, f.num_threads, f.objective, stem_filters=stem, classes=f.classes,
                                         runs=f.runs, warmup=f.warmup, anchor=anchor)
             table.path = f.table
+        _cli.import_tensorflow(sys.argv)  # without its start-up lines unless --verbosity
         rng = random.Random(f.seed)
         nets = [space.decode(space.sample(rng)) for _ in range(f.calibration + f.holdout)]
         calibration, holdout = nets[:f.calibration], nets[f.calibration:]
@@ -78,7 +80,7 @@ def main(argv) -> int:
             table.save()
         print(f"{table!r}; fit {table.fit}; saved {table.path}")
         if holdout:
-            measured = table.measure_networks(holdout, log=print)
+            measured = table.measure_networks_table_ms(holdout, log=print)
             predicted = [table.predict(b) for b in holdout]
             folder = f.report_dir or os.path.join(os.path.dirname(os.path.abspath(table.path)), "latency_report")
             extra = {"drift correction": "anchor network" if table.drift_corrected else "none"}
@@ -101,6 +103,9 @@ def run() -> None:
 
     from mnas_keras.search.cli.common import flags_parser
 
+    from mnas_keras import _cli
+
+    _cli.quiet_logs(sys.argv)  # TensorFlow's C++ log to errors, absl's to warnings (unless --verbosity)
     _define_flags()
     app.run(main, flags_parser=flags_parser("mnas-latency-table"))
 

@@ -34,10 +34,9 @@ Flags are defined when the command runs, not on import.
 from __future__ import annotations
 
 import json
-import os
 import sys
 
-from absl import app, flags, logging
+from absl import app, flags
 
 FLAGS = flags.FLAGS
 
@@ -179,11 +178,10 @@ def build_search(values=None):
 def main(argv) -> int:
     from mnas_keras.search.errors import SearchError
 
+    from mnas_keras import _cli
+
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}; every option is a --flag")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if not FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)  # TensorFlow's converter logs at INFO
     try:
         if FLAGS.describe_space:
             from mnas_keras.search.space import get_space
@@ -193,6 +191,8 @@ def main(argv) -> int:
         from mnas_keras.search.run.final import check_final_options, run_final
 
         final_options = check_final_options(FLAGS.final_epochs, FLAGS.final_top_k, FLAGS.final_seeds)
+        if FLAGS.evaluator != "synthetic":
+            _cli.import_tensorflow(sys.argv)  # without its start-up lines unless --verbosity
         search = build_search()
         result = search.run()
         final = None
@@ -218,6 +218,9 @@ def run() -> None:
     """Console-script entry point (``mnas-search``)."""
     from mnas_keras.search.cli.common import flags_parser
 
+    from mnas_keras import _cli
+
+    _cli.quiet_logs(sys.argv)  # TensorFlow's C++ log to errors, absl's to warnings (unless --verbosity)
     _define_flags()
     app.run(main, flags_parser=flags_parser("mnas-search"))
 
