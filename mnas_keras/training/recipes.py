@@ -130,8 +130,8 @@ def digits() -> ExperimentConfig:
 def shapes_classification() -> ExperimentConfig:
     """The digits recipe on generated shapes x textures (20 classes, 32x32, 4,000 training
     images; :mod:`mnas_keras.training.data.shapes_classification`), with flips, 20 epochs.
-    Offline; a dataset on which architectures differ by more than seed-to-seed noise
-    (``benchmarks/proxy_spread.py``)."""
+    Offline; harder than digits (``benchmarks/proxy_spread.py`` measures how it separates
+    architectures)."""
     return override(digits(), {
         "data.name": "shapes_classification", "data.augmentation": "flip", "trainer.epochs": 20,
         "trainer.steps_per_loop": 62,
