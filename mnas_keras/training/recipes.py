@@ -11,7 +11,8 @@ Model Garden: RMSProp momentum 0.9 with epsilon 0.002, batch 4096, EMA 0.9999, L
 dropout 0.2; Large: learning rate 0.1 decayed x0.99 every 3 epochs (the paper's "decay
 rate of 0.01 every 3 epochs"); Small: 0.01 x0.99 every 3 epochs. Warmup (5 epochs), label
 smoothing (0.1) and length (350 epochs) are this package's choices where the sources are
-silent. ``"digits"`` is a small offline recipe for demos and tests. ``"lraspp_cityscapes"``
+silent. ``"digits"`` is a small offline recipe for demos and tests, ``"shapes_classification"``
+the same on generated shapes x textures (20 classes). ``"lraspp_cityscapes"``
 (MobileNetV3 paper, section 6.4) and ``"lraspp_shapes"`` (offline) train LR-ASPP
 segmentation.
 
@@ -22,7 +23,7 @@ Example:
     >>> get_recipe("mnasnet", ["trainer.epochs=1"]).trainer.epochs
     1
     >>> sorted(RECIPES)
-    ['digits', 'lraspp_cityscapes', 'lraspp_shapes', 'mnasnet', 'mobilenet_v3_large', 'mobilenet_v3_small', 'ssdlite_coco', 'ssdlite_shapes']
+    ['digits', 'lraspp_cityscapes', 'lraspp_shapes', 'mnasnet', 'mobilenet_v3_large', 'mobilenet_v3_small', 'shapes_classification', 'ssdlite_coco', 'ssdlite_shapes']
 """
 
 from __future__ import annotations
@@ -124,6 +125,17 @@ def digits() -> ExperimentConfig:
             max_checkpoints=2,
         ),
     )
+
+
+def shapes_classification() -> ExperimentConfig:
+    """The digits recipe on generated shapes x textures (20 classes, 32x32, 4,000 training
+    images; :mod:`mnas_keras.training.data.shapes_classification`), with flips, 20 epochs.
+    Offline; harder than digits (``benchmarks/proxy_spread.py`` measures how it separates
+    architectures)."""
+    return override(digits(), {
+        "data.name": "shapes_classification", "data.augmentation": "flip", "trainer.epochs": 20,
+        "trainer.steps_per_loop": 62,
+    })
 
 
 def lraspp_cityscapes() -> ExperimentConfig:
@@ -234,6 +246,7 @@ RECIPES: dict[str, Callable[[], ExperimentConfig]] = {
     "mobilenet_v3_large": mobilenet_v3_large,
     "mobilenet_v3_small": mobilenet_v3_small,
     "digits": digits,
+    "shapes_classification": shapes_classification,
     "lraspp_cityscapes": lraspp_cityscapes,
     "lraspp_shapes": lraspp_shapes,
     "ssdlite_coco": ssdlite_coco,

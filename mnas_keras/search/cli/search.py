@@ -9,6 +9,14 @@ It prints a line per sample and the Pareto front, and writes ``runs/mnas_search/
 ``.keras``/``.tflite`` and a latency report). Re-running the same command resumes; a
 second command on a run directory in use is refused (``run.lock`` names its pid; exit 2).
 
+After the search, the final training stage (:mod:`mnas_keras.search.run.final`) trains the
+``--final_top_k`` best Pareto-front architectures and the reference with one longer budget
+(``--final_epochs``) and seed set (``--final_seeds``), measures their fp32 and int8 latency
+side by side, writes ``final/final.{json,csv,png}`` (journaled, resumable) and ends the
+summary with the fair comparison: whether a found model dominates the reference.
+``--final_top_k=0`` skips it. ``--dataset=shapes_classification`` trains the proxy on
+generated shapes x textures (20 classes) instead of digits.
+
 Examples::
 
     mnas-search                                   # the small offline search
@@ -18,6 +26,7 @@ Examples::
     mnas-search --latency_mode=predicted_then_measured  # latency lookup table, front measured
     mnas-search --executor=ray --max_in_flight=2          # evaluations as Ray actors (local Ray)
     mnas-search --executor=ray --ray_address=auto --latency_resource=latency_device
+    mnas-search --final_top_k=3 --final_epochs=10 --final_seeds=0,1,2   # a longer, fairer final stage
 
 Flags are defined when the command runs, not on import.
 """
@@ -88,6 +97,13 @@ def _define_flags() -> None:
                     "Ray custom resource of the nodes that measure latency (e.g. 'latency_device'); "
                     "training runs on the other workers.")
     d.DEFINE_bool("ray_dashboard", False, "Start Ray's dashboard (bound to 127.0.0.1) with a local instance.")
+    # issue 21: the proxy dataset and the final training stage (mnas_keras.search.run.final)
+    d.DEFINE_enum("dataset", "digits", ["digits", "shapes_classification"],
+                  "Proxy dataset: scikit-learn digits (upsampled) or generated shapes x textures (20 classes).")
+    d.DEFINE_integer("final_epochs", 4, "Final training epochs of the finalists and the reference.", lower_bound=1)
+    d.DEFINE_integer("final_top_k", 1, "Pareto-front architectures trained in the final stage (0 = no final stage).",
+                     lower_bound=0)
+    d.DEFINE_list("final_seeds", ["0"], "Seeds of the final training (every finalist and the reference, each seed).")
 
 
 def _log(message: str) -> None:
@@ -129,8 +145,13 @@ def build_search(values=None):
                                   stem_filters=space.stem_filters, classes=10, objective=f.latency_objective,
                                   runs=f.runs, warmup=f.warmup,
                                   seed=f.seed, log=_log)
+        data = None
+        if getattr(f, "dataset", "digits") == "shapes_classification":
+            from mnas_keras.training.data.shapes_classification import load_shapes_classification
+
+            data = load_shapes_classification(size=f.image_size, num_train=2000, num_test=500, seed=0)
         evaluator = ProxyEvaluator(
-            image_size=f.image_size, epochs=f.epochs, batch_size=f.batch_size, learning_rate=f.learning_rate,
+            data=data, image_size=f.image_size, epochs=f.epochs, batch_size=f.batch_size, learning_rate=f.learning_rate,
             train_mode=f.train_mode, train_subset=f.train_subset, val_subset=f.val_subset,
             stem_filters=space.stem_filters, latency_input_size=f.latency_size, num_threads=f.num_threads,
             warmup=f.warmup, runs=f.runs, isolate_latency=f.isolate_latency, int8=f.int8,
@@ -167,18 +188,29 @@ def main(argv) -> int:
 
             print(get_space(FLAGS.space).describe())
             return 0
+        from mnas_keras.search.run.final import check_final_options, run_final
+
+        final_options = check_final_options(FLAGS.final_epochs, FLAGS.final_top_k, FLAGS.final_seeds)
         if FLAGS.evaluator != "synthetic":
             _cli.import_tensorflow(sys.argv)  # without its start-up lines unless --verbosity
         search = build_search()
         result = search.run()
+        final = None
+        if FLAGS.evaluator == "proxy":
+            final = run_final(search, result, epochs=final_options[0], top_k=final_options[1],
+                              seeds=final_options[2], log=_log)
     except SearchError as err:
         print(f"mnas-search: error: {err}", file=sys.stderr)
         return 2
-    files = result.files
+    files = {**result.files, **(final["files"] if final else {})}
     print(f"\nrun directory: {result.run_dir}")
-    for name in ("pareto_json", "pareto_csv", "plot", "export"):
+    for name in ("pareto_json", "pareto_csv", "plot", "export", "final_json", "final_csv", "final_plot"):
         if name in files:
             print(f"  {name:<12} {files[name]}")
+    if final:  # the summary ends with the fair comparison
+        print("\nfinal training (test accuracy, mean over seeds; latency measured side by side):")
+        print(final["table"])
+        print(final["verdict"])
     return 0
 
 

@@ -271,8 +271,8 @@ class TFDSSource(ImageSource):
             builder = tfds.builder(name, data_dir=data_dir)
         except tfds.core.registered.DatasetNotFoundError:
             raise DataError(
-                f"unknown dataset {name!r}: not a tensorflow-datasets name, and not 'digits' "
-                "or 'folder'"
+                f"unknown dataset {name!r}: not a tensorflow-datasets name, and not 'digits', "
+                "'shapes_classification' or 'folder'"
             ) from None
         self.builder = builder
         if not builder.is_prepared():
@@ -388,9 +388,14 @@ class DatasetSource(ImageSource):
 
 
 def load_source(config: DataConfig) -> ImageSource:
-    """The source that ``config.name`` names (``digits``, ``folder`` or a tfds name)."""
+    """The source that ``config.name`` names (``digits``, ``shapes_classification`` (generated
+    at ``config.image_size``), ``folder`` or a tfds name)."""
     if config.name == "digits":
         return DigitsSource()
     if config.name == "folder":
         return FolderSource(config.data_dir or "", class_split=config.train_split)
+    if config.name == "shapes_classification":
+        from mnas_keras.training.data.shapes_classification import ShapesClassificationSource
+
+        return ShapesClassificationSource(size=config.image_size)
     return TFDSSource(config.name, config.data_dir, config.manual_dir, config.download)
