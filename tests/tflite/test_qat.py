@@ -95,7 +95,7 @@ def test_qat_int8_within_1_point(trained, digits32):
 def test_pruned_half_within_2_points(trained, digits32):
     model, float_accuracy = trained
     (x_train, y_train), (x_test, y_test) = digits32
-    result = prune(model, x_train, y_train, sparsity=0.5, epochs=4, learning_rate=1e-3, batch_size=128)
+    result = prune(model, x_train, y_train, sparsity=0.5, epochs=4, learning_rate=1e-3, batch_size=64)
     assert result.sparsity == pytest.approx(0.5, abs=0.01)
     assert "QUANTIZE" in list_operators(result.tflite)  # converted int8 after pruning
     accuracy = _accuracy(result.tflite, x_test, y_test)
