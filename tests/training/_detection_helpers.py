@@ -11,7 +11,7 @@ TINY = [
     "trainer.steps_per_loop=2", "trainer.train_steps=4", "trainer.checkpoint_every_steps=2",
     "trainer.deterministic=true", "trainer.seed=3", "trainer.eval_steps=1", "task.max_boxes=6",
     "data.image_size=32", "optimizer.ema_decay=0.9", "task.augmentation=ssd",
-    "schedule.name=constant", "schedule.warmup_epochs=0",
+    "schedule.name=constant", "schedule.warmup_epochs=0", "task.num_visuals=0",
 ]
 
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import tensorflow as tf
 
 from mnas_keras.training import Trainer
 from mnas_keras.training.tasks.detection import DetectionTask
@@ -28,9 +29,22 @@ def test_images_without_boxes_give_finite_losses(tmp_path):
     assert result["eval"]["mAP"] == 0.0  # nothing to find: pycocotools is not even asked
 
 
-def test_resume_gives_the_uninterrupted_weights(tmp_path):
-    whole = _trainer(tiny_config(), tmp_path / "whole", shapes())
-    whole.train()
+def test_resume_gives_the_uninterrupted_weights_and_visuals_are_written(tmp_path):
+    source = shapes()
+    whole = _trainer(tiny_config("task.num_visuals=2"), tmp_path / "whole", source)
+    visuals = whole.train()["visuals"]
+    # image | true boxes (green) | predictions (red), at the 32-pixel input size
+    assert [pathlib.Path(p).name for p in visuals] == ["step_4_0.png", "step_4_1.png"]
+    panel = tf.io.decode_png(tf.io.read_file(visuals[0])).numpy()
+    assert panel.shape == (32, 96, 3)
+    box = next(iter(source.dataset("test")))["boxes"][0].numpy()  # the first test image's first box
+    y0, x0 = round(float(box[0]) * 32), round(float(box[1]) * 32)
+    assert panel[y0, 32 + x0].tolist() == [0, 255, 0]
+    tags = set()
+    for event_file in (tmp_path / "whole" / "eval").iterdir():
+        for event in tf.compat.v1.train.summary_iterator(str(event_file)):
+            tags.update(v.tag for v in event.summary.value)
+    assert "detection/boxes" in tags
     _trainer(tiny_config("trainer.train_steps=2"), tmp_path / "split", shapes()).train()
     resumed = _trainer(tiny_config(), tmp_path / "split", shapes(), allow_changes=("trainer.train_steps",))
     resumed.train()

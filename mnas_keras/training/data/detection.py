@@ -52,11 +52,13 @@ _EPOCH_STRIDE = 1_000_003
 
 
 class DetectionSource:
-    """Interface: ``num_classes``, ``category_ids``, ``num_examples(split)``, ``dataset(split)``."""
+    """Interface: ``num_classes``, ``category_ids``, ``num_examples(split)``, ``dataset(split)``
+    (optional ``class_names``, ``names[k - 1]`` naming class ``k``)."""
 
     name = "detection"
     num_classes: int
     category_ids: tuple
+    class_names: tuple | None = None
 
     def num_examples(self, split: str) -> int | None:
         raise NotImplementedError
@@ -101,6 +103,7 @@ class ShapesDetectionSource(DetectionSource):
     def __init__(self, num_train: int = 2048, num_eval: int = 256, image_size: int = 64,
                  max_objects: int = 4, seed: int = 0):
         self.num_classes = len(SHAPES)
+        self.class_names = SHAPES
         self.category_ids = tuple(range(1, self.num_classes + 1))
         self.image_size = int(image_size)
         self._splits = {
@@ -197,6 +200,7 @@ class CocoFolderSource(DetectionSource):
                 f"instances_<split>.json for a split of {list(splits)}"
             )
         self.category_ids = tuple(sorted(categories))
+        self.class_names = tuple(str(categories[c]) for c in self.category_ids)
         self.num_classes = len(self.category_ids)
 
     def _read(self, path, split):
