@@ -138,7 +138,10 @@ class DetectionTask(Task):
             boxes, classes = args
             return assign_targets(boxes, classes, anchors, task.match_iou)
 
-        box_t, cls_t = tf.map_fn(one, (targets["boxes"], targets["classes"]),
+        classes = targets["classes"]
+        if "iscrowd" in targets:  # evaluation batches keep crowds for pycocotools: no targets
+            classes = tf.where(targets["iscrowd"] > 0, 0, classes)
+        box_t, cls_t = tf.map_fn(one, (targets["boxes"], classes),
                                  fn_output_signature=(tf.float32, tf.int32))
         return detection_loss(box_t, cls_t, outputs, classification=task.classification_loss,
                               alpha=task.focal_alpha, gamma=task.focal_gamma, neg_pos_ratio=task.neg_pos_ratio)
@@ -178,7 +181,7 @@ class DetectionTask(Task):
                 if out["weights"][i] <= 0:
                     continue
                 h, w, image_id = out["gt_height"][i], out["gt_width"][i], out["gt_image_id"][i]
-                ev.add_groundtruth(image_id, h, w, out["gt_boxes"][i], out["gt_classes"][i])
+                ev.add_groundtruth(image_id, h, w, out["gt_boxes"][i], out["gt_classes"][i], out["gt_iscrowd"][i])
                 n = int(out["det_num_detections"][i])
                 ev.add_detections(image_id, h, w, out["det_boxes"][i][:n], out["det_classes"][i][:n],
                                   out["det_scores"][i][:n])
