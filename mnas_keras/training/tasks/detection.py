@@ -13,7 +13,7 @@ Example:
     >>> from mnas_keras.training.recipes import get_recipe
     >>> cfg = get_recipe("ssdlite_shapes")
     >>> cfg.task.name, cfg.data.name, cfg.data.image_size
-    ('detection', 'shapes', 64)
+    ('detection', 'shapes', 128)
 """
 
 from __future__ import annotations
