@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from mnas_keras.training import Trainer
 from mnas_keras.training.tasks.detection import DetectionTask
-from tests.training._detection_helpers import EmptySource, shapes, tiny_config, tiny_detector
+from tests.training._detection_helpers import EmptySource, shapes, tiny_config, tiny_detector, trained_shapes_detector
 
 SCRIPT = pathlib.Path(__file__).with_name("_detection_mirrored_check.py")
 
@@ -69,22 +69,12 @@ def test_mirrored_two_logical_cpus_equals_one_device(tmp_path):
     assert abs(r["eval"][0]["mAP@0.5"] - r["eval"][1]["mAP@0.5"]) <= 1e-6
 
 
-def test_a_short_run_finds_the_shapes_it_trained_on(tmp_path):
+def test_a_short_run_finds_the_shapes_it_trained_on():
     # SSDLite MobileNetV3-Small, 80 steps of batch 16 on 32 generated 64x64 images, evaluated
     # on the same images (this checks that loss, matching, decoding and the evaluator agree,
     # not generalization). Measured here: untrained 0.0005 mAP@.5 (score threshold 1e-8, so
     # every anchor is scored), trained 0.28. 0.1 is 200x the untrained value: reaching it
     # needs the right class and an IoU >= 0.5 box for a good share of the objects.
-    from mnas_keras.training import get_recipe
-
-    config = get_recipe("ssdlite_shapes", [
-        "trainer.progress=false", "trainer.export=false", "data.eval_split=train", "task.augmentation=none",
-        "task.score_threshold=1e-8", "trainer.global_batch_size=16", "trainer.steps_per_loop=20",
-        "task.reduce_boxes_in_lowest_layer=false", "schedule.warmup_epochs=0", "trainer.train_steps=80",
-        "trainer.seed=0",
-    ])
-    source = shapes(n=32, size=64)
-    trainer = Trainer(config, str(tmp_path), task=DetectionTask(config, source=source), stream=io.StringIO())
-    untrained = trainer.evaluate()["mAP@0.5"]
-    trained = trainer.train()["eval"]["mAP@0.5"]
+    run = trained_shapes_detector()
+    untrained, trained = run["untrained"]["mAP@0.5"], run["trained"]["mAP@0.5"]
     assert untrained < 0.01 and trained > 0.1, (untrained, trained)
