@@ -33,19 +33,59 @@ BOX_OUTPUT = "box_encodings"
 CLASS_OUTPUT = "class_logits"
 
 
-def _tap_layer(backbone: keras.Model, name: str) -> str:
-    endpoints = getattr(backbone, "endpoints", None) or {}
-    if name in endpoints:
-        return endpoints[name]
-    try:
-        backbone.get_layer(name)
-    except ValueError:
+def _functional_children(model):
+    return [layer for layer in model.layers if isinstance(layer, keras.Model) and hasattr(layer, "_nodes")]
+
+
+def _find_tap(model: keras.Model, name: str):
+    """The output tensor of tap ``name`` in ``model``'s own graph, or ``None``.
+
+    ``name`` is an endpoint or a layer of ``model``, an endpoint or layer of a functional
+    model nested in it (at any depth; the first found, breadth first), or a path
+    ``"nested/.../layer"``.
+    """
+    endpoints = getattr(model, "endpoints", None) or {}
+    layer_name = endpoints.get(name, name)
+    if "/" not in layer_name:
+        try:
+            return model.get_layer(layer_name).output
+        except ValueError:
+            pass
+    head, _, rest = name.partition("/")
+    children = _functional_children(model)
+    if rest:
+        children = [c for c in children if c.name == head]
+        targets = [(c, rest) for c in children]
+    else:
+        targets = [(c, name) for c in children]
+    for child, child_name in targets:
+        inner = _find_tap(child, child_name)
+        if inner is None:
+            continue
+        # Keras' functional graph records its nodes as "<id(operation)>_ib-<index>"
+        nodes = [n for i, n in enumerate(child._inbound_nodes) if f"{id(child)}_ib-{i}" in model._nodes]
+        if len(nodes) != 1:
+            raise ValueError(
+                f"SSDLite: tap {name!r} is inside {child.name!r}, which {model.name!r} calls "
+                f"{len(nodes)} times; expected exactly once."
+            )
+        # the nested model's inputs -> the tap, called on what feeds it in ``model``
+        extract = keras.Model(child.inputs, inner, name=f"{child.name}_tap_{child_name.replace('/', '_')}")
+        args = nodes[0].input_tensors
+        return extract(args[0] if len(args) == 1 else args)
+    return None
+
+
+def _tap(backbone: keras.Model, name: str):
+    out = _find_tap(backbone, name)
+    if out is None:
+        endpoints = getattr(backbone, "endpoints", None) or {}
         known = sorted(endpoints) or [layer.name for layer in backbone.layers][-5:]
         raise ValueError(
-            f"SSDLite: backbone {backbone.name!r} has no endpoint or layer {name!r}. "
-            f"Expected one of {known} (or any top-level layer name)."
-        ) from None
-    return name
+            f"SSDLite: backbone {backbone.name!r} has no endpoint or layer {name!r}, nor has any "
+            f"model nested in it. Expected one of {known}, any layer name, or 'nested_model/layer'."
+        )
+    return out
 
 
 @register
@@ -62,7 +102,8 @@ class SSDLite(keras.Model):
             ``mnas_keras.MnasNet`` or any model whose layers ``feature_layers`` name).
         num_classes: foreground classes (logits get one more column, the background).
         feature_layers: the C4 and C5 taps, as endpoint names of a ``MnasNet`` or layer
-            names of ``backbone``. More than two taps are allowed (then fewer extra blocks
+            names of ``backbone``, also of a functional model nested in ``backbone`` (searched
+            at any depth, or named by a path ``"nested_model/layer"``). More than two taps are allowed (then fewer extra blocks
             keep six maps only if you shorten ``extra_filters``).
         extra_filters: output channels of the extra blocks (paper: 512, 256, 256, 128).
         anchor_config: an ``AnchorConfig`` or its dict (default: TF OD API).
@@ -109,7 +150,7 @@ class SSDLite(keras.Model):
                 f"SSDLite: the backbone needs a static input size (anchors depend on it). "
                 f"Received: input_shape={shape}"
             )
-        taps = [backbone.get_layer(_tap_layer(backbone, n)).output for n in feature_layers]
+        taps = [_tap(backbone, n) for n in feature_layers]
         features = list(taps)
         bn = dict(momentum=bn_momentum, epsilon=bn_epsilon)
         x = taps[-1]

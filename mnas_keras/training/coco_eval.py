@@ -45,15 +45,21 @@ class CocoEvaluator:
             raise ValueError(f"class {k} out of range 1..{len(self.category_ids)}")
         return self.category_ids[int(k) - 1]
 
-    def add_groundtruth(self, image_id, height, width, boxes, classes):
-        """One image's true boxes (normalized yxyx) and classes (``1..C``; 0 = padding, skipped)."""
+    def add_groundtruth(self, image_id, height, width, boxes, classes, iscrowd=None):
+        """One image's true boxes (normalized yxyx) and classes (``1..C``; 0 = padding, skipped).
+
+        ``iscrowd`` (optional, ``[G]``): 1 marks a crowd region; pycocotools ignores the
+        detections it matches (neither true nor false positives) and never counts it as missed.
+        """
         image_id = int(image_id)
         self._images[image_id] = {"id": image_id, "height": int(height), "width": int(width)}
-        for box, k in zip(self._absolute(height, width, boxes), np.asarray(classes).reshape(-1)):
+        classes = np.asarray(classes).reshape(-1)
+        crowd = np.zeros(len(classes), int) if iscrowd is None else np.asarray(iscrowd).reshape(-1)
+        for box, k, c in zip(self._absolute(height, width, boxes), classes, crowd):
             if k > 0:
                 self._gt.append({
                     "id": len(self._gt) + 1, "image_id": image_id, "category_id": self._category(k),
-                    "bbox": [float(v) for v in box], "area": float(box[2] * box[3]), "iscrowd": 0,
+                    "bbox": [float(v) for v in box], "area": float(box[2] * box[3]), "iscrowd": int(c > 0),
                 })
 
     def add_detections(self, image_id, height, width, boxes, classes, scores):

@@ -33,6 +33,9 @@ class DetectionConfig(TaskConfig):
         max_boxes: boxes kept per image (TF OD API ``max_number_of_boxes`` 100).
         score_threshold, nms_iou, max_detections: evaluation post-processing (TF OD API:
             1e-8, 0.6, 100).
+        num_visuals: evaluation images written after the final evaluation as PNGs (and
+            TensorBoard images): image | true boxes | predicted boxes.
+        visual_min_score: the least score of a predicted box drawn in those images.
     """
 
     name: str = "detection"
@@ -52,6 +55,8 @@ class DetectionConfig(TaskConfig):
     score_threshold: float = 1e-8
     nms_iou: float = 0.6
     max_detections: int = 100
+    num_visuals: int = 4
+    visual_min_score: float = 0.3
 
     def __post_init__(self):
         object.__setattr__(self, "extra_filters", tuple(int(f) for f in self.extra_filters))
@@ -67,6 +72,10 @@ class DetectionConfig(TaskConfig):
         for key in ("max_boxes", "max_detections"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"task.{key} must be > 0; received {getattr(self, key)!r}")
+        if self.num_visuals < 0:
+            raise ConfigError(f"task.num_visuals must be >= 0; received {self.num_visuals!r}")
+        if not 0 <= self.visual_min_score <= 1:
+            raise ConfigError(f"task.visual_min_score must be in [0, 1]; received {self.visual_min_score!r}")
         if not 0 < self.min_scale <= self.max_scale:
             raise ConfigError(f"task.min_scale and task.max_scale must satisfy 0 < min <= max; received {self.min_scale}, {self.max_scale}")
 

@@ -222,21 +222,32 @@ def ssdlite_coco() -> ExperimentConfig:
 
 
 def ssdlite_shapes() -> ExperimentConfig:
-    """A small offline detection recipe: SSDLite MobileNetV3-Small on generated shapes at 64x64.
+    """A small offline detection recipe: SSDLite MobileNetV3-Small on generated shapes at 128x128.
 
-    Adam at 2e-3 (cosine, 1-epoch warmup), 30 epochs of the 2,048 generated training images
-    at batch 32, narrower extra blocks (128, 64, 64, 32), BN momentum 0.9, flip only. A demo
-    of the loop, not a solved task: measured here, 6 epochs reach 0.015 mAP@.5 on the
-    256 test images (30 epochs on 512 images: 0.012, while 0.41 on the images trained on).
+    Adam at 2e-3 (cosine, 1-epoch warmup), 20 epochs of the 2,048 generated training images
+    at batch 32 (1,280 steps, 40,960 images), narrower extra blocks (128, 64, 64, 32), BN
+    momentum 0.9, SSD augmentation (random crop with IoU constraints, flip, photometric),
+    six anchors on every map. Measured here: 0.386 mAP@.5 and 0.184 mAP@[.5:.95] on the
+    256 held-out test images (after 10 epochs: 0.248 / 0.099).
+
+    Why not the earlier 64x64, flip-only, TF OD API anchor layout (held-out mAP@.5 0.015,
+    0.41 on the training images): at 64x64 the maps are 4x4, 2x2, 1x1 x 4 (96 anchors) and
+    only 30% of the objects (15-50% of the image side) have an anchor of IoU >= 0.5, so most
+    are learnt through forced best-anchor matches with large offsets, and 2,048 images
+    without crop augmentation are memorized. At 128x128 with six anchors on the 8x8 map,
+    75% of the objects have such an anchor; SSD crops vary positions and scales. The
+    resolution is what matters: the same 10 epochs with SSD augmentation and six anchors
+    per cell at 64x64 reach only 0.016 held-out mAP@.5 (0.248 at 128x128).
     """
     return ExperimentConfig(
         model=ModelConfig(name="mobilenet_v3_small", bn_momentum=0.9),
-        data=DataConfig(name="shapes", train_split="train", eval_split="test", image_size=64,
+        data=DataConfig(name="shapes", train_split="train", eval_split="test", image_size=128,
                         augmentation="none", crop_padding=0, shuffle_buffer=512),
-        task=DetectionConfig(extra_filters=(128, 64, 64, 32), augmentation="flip", score_threshold=0.01),
+        task=DetectionConfig(extra_filters=(128, 64, 64, 32), augmentation="ssd", score_threshold=0.01,
+                             reduce_boxes_in_lowest_layer=False),
         optimizer=OptimizerConfig(name="adam", weight_decay=0.0, ema_decay=None),
         schedule=ScheduleConfig(name="cosine", base_learning_rate=2e-3, base_batch_size=32, warmup_epochs=1.0),
-        trainer=TrainerConfig(epochs=30, global_batch_size=32, steps_per_loop=16, eval_every_epochs=0,
+        trainer=TrainerConfig(epochs=20, global_batch_size=32, steps_per_loop=16, eval_every_epochs=0,
                               max_checkpoints=2),
     )
 

@@ -100,6 +100,42 @@ def test_any_functional_backbone_by_layer_names():
         SSDLite(backbone, 2, feature_layers=("nope", "c5"))
 
 
+def _convs(inp):
+    x = keras.layers.Conv2D(8, 3, strides=4, padding="same", name="c4")(inp)
+    return keras.layers.Conv2D(16, 3, strides=2, padding="same", name="c5")(x)
+
+
+def test_taps_inside_nested_backbones_equal_the_flat_backbone(tmp_path):
+    # outer(pre -> middle(inner(c4 -> c5))): the taps are two levels down, one found by search,
+    # one by path. The same layers in a flat backbone, weights copied, give the same outputs.
+    i = keras.Input((32, 32, 3))
+    inner = keras.Model(i, _convs(i), name="inner")
+    i = keras.Input((32, 32, 3))
+    middle = keras.Model(i, inner(i), name="middle")
+    i = keras.Input((32, 32, 3))
+    outer = keras.Model(i, middle(keras.layers.Rescaling(0.5, name="pre")(i)), name="outer")
+    nested = SSDLite(outer, 2, feature_layers=("c4", "middle/inner/c5"), extra_filters=(8,))
+    i = keras.Input((32, 32, 3))
+    flat = SSDLite(keras.Model(i, _convs(keras.layers.Rescaling(0.5)(i))), 2, feature_layers=("c4", "c5"),
+                   extra_filters=(8,))
+    assert nested.feature_map_sizes == flat.feature_map_sizes == [(8, 8), (4, 4), (2, 2)]
+    assert _params(nested) == _params(flat) == _params(outer) + _params(flat) - _params(flat.backbone)
+    for layer in flat.layers:
+        if layer.weights:
+            source = inner.get_layer(layer.name) if layer.name in ("c4", "c5") else nested.get_layer(layer.name)
+            layer.set_weights([w + 0.01 * k for k, w in enumerate(source.get_weights())])
+            source.set_weights(layer.get_weights())
+    x = np.random.default_rng(1).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    want, got = flat(x), nested(x)
+    nested.save(tmp_path / "nested.keras")
+    loaded = keras.saving.load_model(tmp_path / "nested.keras", safe_mode=True)
+    for key in ("box_encodings", "class_logits"):
+        np.testing.assert_allclose(np.asarray(got[key]), np.asarray(want[key]), rtol=1e-5, atol=1e-5)
+        np.testing.assert_array_equal(np.asarray(loaded(x)[key]), np.asarray(got[key]))
+    with pytest.raises(ValueError, match="no endpoint or layer 'middle/nope'"):
+        SSDLite(outer, 2, feature_layers=("middle/nope", "c5"))
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="static input size"):
         SSDLite(MobileNetV3Small(include_top=False, weights=None), 3)

@@ -118,3 +118,32 @@ def test_cli_detect_draws_the_detections(float_tflite, images, tmp_path, capsys)
     assert main(["mnas-tflite", "detect", f"--model={model}", f"--image={tmp_path / 'missing.jpg'}"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("mnas-tflite detect: error: --image") and "missing.jpg" in err[0]
+
+
+def test_int8_map_is_within_one_and_a_half_points_of_float():
+    # The detector of the shared short training run (tests/training/_detection_helpers.py),
+    # converted float and int8 (calibrated on its 32 images) with the post-processing op;
+    # pycocotools scores both .tflite files on those images. The bound: 1.5 points.
+    from mnas_keras.training.coco_eval import CocoEvaluator
+    from tests.training._detection_helpers import trained_shapes_detector
+
+    run = trained_shapes_detector()
+    model, source = run["model"], run["source"]
+    examples = [{k: v.numpy() for k, v in e.items()} for e in source.dataset("train")]
+    images = np.stack([e["image"] for e in examples]).astype("float32")
+    settings = dict(max_detections=100, score_threshold=1e-3, iou_threshold=0.6)
+    metrics = {}
+    for quantization in (None, "int8"):
+        tflite = convert_detector(model, quantization, representative_data=images, calibration_steps=len(images),
+                                  **settings)
+        ev = CocoEvaluator(source.category_ids)
+        for e, image in zip(examples, images):
+            got = run_detector(tflite, image)
+            ev.add_groundtruth(e["image_id"], 64, 64, e["boxes"], e["classes"])
+            ev.add_detections(e["image_id"], 64, 64, got["boxes"], got["classes"], got["scores"])
+        metrics[quantization] = ev.evaluate()
+    # the float model finds the shapes (as in the training test: Keras with regular NMS 0.28
+    # mAP@.5), so the comparison is not between two zeros
+    assert metrics[None]["mAP@0.5"] > 0.1, metrics
+    for key in ("mAP", "mAP@0.5"):
+        assert abs(metrics["int8"][key] - metrics[None][key]) <= 0.015, metrics

@@ -1,4 +1,11 @@
-"""Shared pieces of the detection task tests: a tiny SSDLite and small data sources."""
+"""Shared pieces of the detection task tests: a tiny SSDLite, small data sources and one
+short training run shared by the training and the TFLite tests."""
+
+import atexit
+import functools
+import io
+import shutil
+import tempfile
 
 import numpy as np
 import tensorflow as tf
@@ -11,7 +18,7 @@ TINY = [
     "trainer.steps_per_loop=2", "trainer.train_steps=4", "trainer.checkpoint_every_steps=2",
     "trainer.deterministic=true", "trainer.seed=3", "trainer.eval_steps=1", "task.max_boxes=6",
     "data.image_size=32", "optimizer.ema_decay=0.9", "task.augmentation=ssd",
-    "schedule.name=constant", "schedule.warmup_epochs=0",
+    "schedule.name=constant", "schedule.warmup_epochs=0", "task.num_visuals=0",
 ]
 
 
@@ -55,3 +62,29 @@ class EmptySource(DetectionSource):
         return tf.data.Dataset.from_tensor_slices({"image": images}).map(lambda e: {
             "image": e["image"], "boxes": tf.zeros([0, 4]), "classes": tf.zeros([0], tf.int32),
             "image_id": tf.constant(1, tf.int64)})
+
+
+@functools.lru_cache(maxsize=1)
+def trained_shapes_detector():
+    """SSDLite MobileNetV3-Small trained 80 steps (batch 16) on 32 generated 64x64 images.
+
+    Run once per test session. Returns ``{"model", "source", "untrained", "trained"}``: the
+    trained model, the source, and the COCO metrics (pycocotools) before and after training,
+    evaluated on the 32 training images (``data.eval_split=train``) with score threshold 1e-8.
+    """
+    from mnas_keras.training import Trainer
+    from mnas_keras.training.tasks.detection import DetectionTask
+
+    config = get_recipe("ssdlite_shapes", [
+        "trainer.progress=false", "trainer.export=false", "data.eval_split=train", "task.augmentation=none",
+        "task.score_threshold=1e-8", "trainer.global_batch_size=16", "trainer.steps_per_loop=20",
+        "task.reduce_boxes_in_lowest_layer=false", "schedule.warmup_epochs=0", "trainer.train_steps=80",
+        "trainer.seed=0", "task.num_visuals=0", "data.image_size=64",
+    ])
+    source = shapes(n=32, size=64)
+    model_dir = tempfile.mkdtemp(prefix="ssdlite_shapes_")
+    atexit.register(shutil.rmtree, model_dir, True)
+    trainer = Trainer(config, model_dir, task=DetectionTask(config, source=source), stream=io.StringIO())
+    untrained = trainer.evaluate()
+    trained = trainer.train()["eval"]
+    return {"model": trainer.model, "source": source, "untrained": untrained, "trained": trained}

@@ -58,3 +58,18 @@ def test_evaluator_equals_pycocotools_on_hand_made_detections():
     want = _pycocotools_stats()
     assert 0.3 < want[0] < 0.9  # the hand-made case is neither trivial nor empty
     np.testing.assert_allclose([got["mAP"], got["mAP@0.5"], got["mAP@0.75"]], want, atol=1e-9)
+
+
+def test_a_detection_on_a_crowd_is_ignored_not_a_false_positive():
+    # One 100x100 image: person A at x 0..40 (class 1) and a crowd B at x 50..100. Detections:
+    # on B (score 0.9), then on A (0.8). With B a crowd, the 0.9 detection matches it and is
+    # ignored: one true positive, AP 1. With B dropped, the 0.9 detection is a false positive
+    # ranked first: precision 1/2 at recall 1, so every interpolated precision is 0.5, AP 0.5.
+    a, b = [0.0, 0.0, 1.0, 0.4], [0.0, 0.5, 1.0, 1.0]
+    with_crowd, without = CocoEvaluator([1]), CocoEvaluator([1])
+    with_crowd.add_groundtruth(1, 100, 100, [a, b], [1, 1], iscrowd=[0, 1])
+    without.add_groundtruth(1, 100, 100, [a], [1])
+    for ev in (with_crowd, without):
+        ev.add_detections(1, 100, 100, [b, a], [1, 1], [0.9, 0.8])
+    assert abs(with_crowd.evaluate()["mAP@0.5"] - 1.0) < 1e-9
+    assert abs(without.evaluate()["mAP@0.5"] - 0.5) < 1e-9

@@ -47,8 +47,8 @@ def _write_coco(root, annotations, images=((1, "a.png", 40, 30), (2, "b.png", 20
         Image.fromarray(np.full((real[1], real[0], 3), 100, np.uint8)).save(root / "train" / name)
     data = {
         "images": [{"id": i, "file_name": n, "width": w, "height": h} for i, n, w, h in images],
-        "annotations": [{"id": k + 1, "image_id": i, "category_id": c, "bbox": b, "iscrowd": 0}
-                        for k, (i, c, b) in enumerate(annotations)],
+        "annotations": [{"id": k + 1, "image_id": i, "category_id": c, "bbox": b, "iscrowd": int(crowd[0]) if crowd else 0}
+                        for k, (i, c, b, *crowd) in enumerate(annotations)],
         "categories": [{"id": i, "name": n} for i, n in categories],
     }
     (root / "annotations" / "instances_train.json").write_text(json.dumps(data))
@@ -65,6 +65,23 @@ def test_coco_folder_boxes_classes_and_empty_images(tmp_path):
     np.testing.assert_allclose(a["boxes"], [[3 / 30, 4 / 40, 18 / 30, 24 / 40]], rtol=1e-6)
     assert a["classes"].tolist() == [2]
     assert b["boxes"].shape == (0, 4) and b["classes"].shape == (0,)
+
+
+def test_crowds_are_kept_for_evaluation_and_left_out_of_training(tmp_path):
+    # image 1 (40 wide, 30 high): a dog at x 4..24, y 3..18 and a crowd of cats at x 0..10, y 0..10
+    root = _write_coco(tmp_path, [(1, 5, [4, 3, 20, 15]), (1, 3, [0, 0, 10, 10], 1)],
+                       images=((1, "a.png", 40, 30),))
+    src = CocoFolderSource(str(root), splits=("train",))
+    (example,) = _examples(src, "train")
+    assert example["classes"].tolist() == [2, 1] and example["iscrowd"].tolist() == [0, 1]
+    _, targets, _ = next(iter(detection_eval_dataset(src, "train", batch_size=1, image_size=16, max_boxes=3)))
+    assert targets["classes"].numpy().tolist() == [[2, 1, 0]]
+    assert targets["iscrowd"].numpy().tolist() == [[0, 1, 0]]
+    np.testing.assert_allclose(targets["boxes"][0, 1], [0, 0, 10 / 30, 10 / 40], rtol=1e-6)
+    _, train = next(iter(detection_train_dataset(src, "train", batch_size=1, image_size=16, augmentation="none",
+                                                 max_boxes=3)))
+    assert train["classes"].numpy().tolist() == [[2, 0, 0]]
+    np.testing.assert_allclose(train["boxes"][0, 0], [3 / 30, 4 / 40, 18 / 30, 24 / 40], rtol=1e-6)
 
 
 def test_coco_folder_clips_outside_boxes_and_drops_empty_ones_with_warnings(tmp_path):

@@ -8,10 +8,11 @@ import subprocess
 import sys
 
 import numpy as np
+import tensorflow as tf
 
 from mnas_keras.training import Trainer
 from mnas_keras.training.tasks.detection import DetectionTask
-from tests.training._detection_helpers import EmptySource, shapes, tiny_config, tiny_detector
+from tests.training._detection_helpers import EmptySource, shapes, tiny_config, tiny_detector, trained_shapes_detector
 
 SCRIPT = pathlib.Path(__file__).with_name("_detection_mirrored_check.py")
 
@@ -28,9 +29,22 @@ def test_images_without_boxes_give_finite_losses(tmp_path):
     assert result["eval"]["mAP"] == 0.0  # nothing to find: pycocotools is not even asked
 
 
-def test_resume_gives_the_uninterrupted_weights(tmp_path):
-    whole = _trainer(tiny_config(), tmp_path / "whole", shapes())
-    whole.train()
+def test_resume_gives_the_uninterrupted_weights_and_visuals_are_written(tmp_path):
+    source = shapes()
+    whole = _trainer(tiny_config("task.num_visuals=2"), tmp_path / "whole", source)
+    visuals = whole.train()["visuals"]
+    # image | true boxes (green) | predictions (red), at the 32-pixel input size
+    assert [pathlib.Path(p).name for p in visuals] == ["step_4_0.png", "step_4_1.png"]
+    panel = tf.io.decode_png(tf.io.read_file(visuals[0])).numpy()
+    assert panel.shape == (32, 96, 3)
+    box = next(iter(source.dataset("test")))["boxes"][0].numpy()  # the first test image's first box
+    y0, x0 = round(float(box[0]) * 32), round(float(box[1]) * 32)
+    assert panel[y0, 32 + x0].tolist() == [0, 255, 0]
+    tags = set()
+    for event_file in (tmp_path / "whole" / "eval").iterdir():
+        for event in tf.compat.v1.train.summary_iterator(str(event_file)):
+            tags.update(v.tag for v in event.summary.value)
+    assert "detection/boxes" in tags
     _trainer(tiny_config("trainer.train_steps=2"), tmp_path / "split", shapes()).train()
     resumed = _trainer(tiny_config(), tmp_path / "split", shapes(), allow_changes=("trainer.train_steps",))
     resumed.train()
@@ -55,22 +69,12 @@ def test_mirrored_two_logical_cpus_equals_one_device(tmp_path):
     assert abs(r["eval"][0]["mAP@0.5"] - r["eval"][1]["mAP@0.5"]) <= 1e-6
 
 
-def test_a_short_run_finds_the_shapes_it_trained_on(tmp_path):
+def test_a_short_run_finds_the_shapes_it_trained_on():
     # SSDLite MobileNetV3-Small, 80 steps of batch 16 on 32 generated 64x64 images, evaluated
     # on the same images (this checks that loss, matching, decoding and the evaluator agree,
     # not generalization). Measured here: untrained 0.0005 mAP@.5 (score threshold 1e-8, so
     # every anchor is scored), trained 0.28. 0.1 is 200x the untrained value: reaching it
     # needs the right class and an IoU >= 0.5 box for a good share of the objects.
-    from mnas_keras.training import get_recipe
-
-    config = get_recipe("ssdlite_shapes", [
-        "trainer.progress=false", "trainer.export=false", "data.eval_split=train", "task.augmentation=none",
-        "task.score_threshold=1e-8", "trainer.global_batch_size=16", "trainer.steps_per_loop=20",
-        "task.reduce_boxes_in_lowest_layer=false", "schedule.warmup_epochs=0", "trainer.train_steps=80",
-        "trainer.seed=0",
-    ])
-    source = shapes(n=32, size=64)
-    trainer = Trainer(config, str(tmp_path), task=DetectionTask(config, source=source), stream=io.StringIO())
-    untrained = trainer.evaluate()["mAP@0.5"]
-    trained = trainer.train()["eval"]["mAP@0.5"]
+    run = trained_shapes_detector()
+    untrained, trained = run["untrained"]["mAP@0.5"], run["trained"]["mAP@0.5"]
     assert untrained < 0.01 and trained > 0.1, (untrained, trained)

@@ -1,8 +1,9 @@
 """Detection data: sources of images with boxes, box-aware augmentation, batched pipelines.
 
 Every source yields dicts ``{"image": uint8 [H, W, 3], "boxes": float32 [G, 4],
-"classes": int32 [G], "image_id": int64}``: boxes normalized ``(ymin, xmin, ymax, xmax)``,
-classes ``1..num_classes`` (0 is the background), ``G`` may be 0. A source also knows its
+"classes": int32 [G], "iscrowd": int32 [G], "image_id": int64}``: boxes normalized
+``(ymin, xmin, ymax, xmax)``, classes ``1..num_classes`` (0 is the background), ``iscrowd``
+1 for COCO crowd regions, ``G`` may be 0 (a source without ``iscrowd`` has no crowds). A source also knows its
 ``category_ids`` (class ``k`` is category ``category_ids[k - 1]`` in COCO output).
 
 - :class:`ShapesDetectionSource`: generated offline (squares, discs, triangles, crosses of
@@ -14,7 +15,10 @@ classes ``1..num_classes`` (0 is the background), ``G`` may be 0. A source also 
 
 Bad input (COCO folder): a box reaching outside its image is clipped to it; a box of zero
 width or height (after clipping) is dropped; both with one warning naming the file and the
-annotation ids. Crowd annotations (``iscrowd=1``) are not trained on. An unknown category
+annotation ids. Crowd annotations (``iscrowd=1``, COCO folder and tfds ``coco/2017``) are
+not trained on (``detection_train_dataset`` drops them before augmentation) but reach the
+evaluation as crowds (``detection_eval_dataset`` keeps them with ``iscrowd``): pycocotools
+ignores detections matched to a crowd instead of counting them as false positives. An unknown category
 id, an annotation of an unknown image, a missing image file or an image whose size differs
 from the JSON's raise :class:`~mnas_keras.training.errors.DataError` naming the file (and
 annotation). Images without boxes are kept: all their anchors are background.
@@ -52,11 +56,13 @@ _EPOCH_STRIDE = 1_000_003
 
 
 class DetectionSource:
-    """Interface: ``num_classes``, ``category_ids``, ``num_examples(split)``, ``dataset(split)``."""
+    """Interface: ``num_classes``, ``category_ids``, ``num_examples(split)``, ``dataset(split)``
+    (optional ``class_names``, ``names[k - 1]`` naming class ``k``)."""
 
     name = "detection"
     num_classes: int
     category_ids: tuple
+    class_names: tuple | None = None
 
     def num_examples(self, split: str) -> int | None:
         raise NotImplementedError
@@ -101,6 +107,7 @@ class ShapesDetectionSource(DetectionSource):
     def __init__(self, num_train: int = 2048, num_eval: int = 256, image_size: int = 64,
                  max_objects: int = 4, seed: int = 0):
         self.num_classes = len(SHAPES)
+        self.class_names = SHAPES
         self.category_ids = tuple(range(1, self.num_classes + 1))
         self.image_size = int(image_size)
         self._splits = {
@@ -158,7 +165,7 @@ class ShapesDetectionSource(DetectionSource):
             "classes": tf.ragged.constant([c.tolist() for c in classes], dtype=tf.int32),
             "image_id": np.arange(1, len(images) + 1, dtype=np.int64),
         })
-        ds = ds.map(lambda e: {**e, "boxes": tf.reshape(e["boxes"], [-1, 4])})
+        ds = ds.map(lambda e: {**e, "boxes": tf.reshape(e["boxes"], [-1, 4]), "iscrowd": tf.zeros_like(e["classes"])})
         return shard_for(ds, input_context)
 
 
@@ -197,6 +204,7 @@ class CocoFolderSource(DetectionSource):
                 f"instances_<split>.json for a split of {list(splits)}"
             )
         self.category_ids = tuple(sorted(categories))
+        self.class_names = tuple(str(categories[c]) for c in self.category_ids)
         self.num_classes = len(self.category_ids)
 
     def _read(self, path, split):
@@ -226,7 +234,8 @@ class CocoFolderSource(DetectionSource):
                     f"{path}: image {file!r} is {width}x{height} but the JSON says "
                     f"{im['width']}x{im['height']} (width x height)"
                 )
-            images[int(im["id"])] = {"file": file, "height": height, "width": width, "boxes": [], "classes": []}
+            images[int(im["id"])] = {"file": file, "height": height, "width": width, "boxes": [], "classes": [],
+                                     "iscrowd": []}
         clipped, dropped = [], []
         for ann in data["annotations"]:
             image = images.get(int(ann["image_id"]))
@@ -238,8 +247,6 @@ class CocoFolderSource(DetectionSource):
                     f"{path}: annotation {ann.get('id')} (image {image['file']!r}) has category id {cid}; "
                     f"expected one of {sorted(categories)}"
                 )
-            if ann.get("iscrowd", 0):
-                continue
             x, y, w, h = (float(v) for v in ann["bbox"])
             H, W = image["height"], image["width"]
             x0, y0, x1, y1 = max(x, 0.0), max(y, 0.0), min(x + w, W), min(y + h, H)
@@ -250,6 +257,7 @@ class CocoFolderSource(DetectionSource):
                 clipped.append((image["file"], ann.get("id")))
             image["boxes"].append([y0 / H, x0 / W, y1 / H, x1 / W])
             image["classes"].append(index[cid])
+            image["iscrowd"].append(1 if ann.get("iscrowd", 0) else 0)
         for what, items in (("clipped to the image", clipped), ("dropped (zero width or height)", dropped)):
             if items:
                 shown = ", ".join(f"{os.path.basename(f)} annotation {a}" for f, a in items[:5])
@@ -271,13 +279,15 @@ class CocoFolderSource(DetectionSource):
             "file": [r["file"] for _, r in records],
             "boxes": tf.ragged.constant([r["boxes"] for _, r in records], dtype=tf.float32, ragged_rank=1, inner_shape=(4,)),
             "classes": tf.ragged.constant([r["classes"] for _, r in records], dtype=tf.int32),
+            "iscrowd": tf.ragged.constant([r["iscrowd"] for _, r in records], dtype=tf.int32),
             "image_id": np.asarray([i for i, _ in records], np.int64),
         })
         ds = shard_for(ds, input_context)
 
         def load(e):
             image = tf.io.decode_image(tf.io.read_file(e["file"]), channels=3, expand_animations=False)
-            return {"image": image, "boxes": tf.reshape(e["boxes"], [-1, 4]), "classes": e["classes"], "image_id": e["image_id"]}
+            return {"image": image, "boxes": tf.reshape(e["boxes"], [-1, 4]), "classes": e["classes"],
+                    "iscrowd": e["iscrowd"], "image_id": e["image_id"]}
 
         return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
@@ -345,12 +355,14 @@ class TFDSDetectionSource(DetectionSource):
 
             def convert(e, is_coco=is_coco):
                 objects = e["objects"]
-                keep = tf.logical_not(objects["is_crowd"]) if is_coco else tf.ones_like(objects["label"], tf.bool)
+                labels = tf.cast(objects["label"], tf.int32)
+                crowd = tf.cast(objects["is_crowd"], tf.int32) if is_coco else tf.zeros_like(labels)
                 image_id = e["image/id"] if is_coco else tf.strings.to_hash_bucket_fast(e["image/filename"], 2**62)
                 return {
                     "image": e["image"],
-                    "boxes": tf.boolean_mask(tf.reshape(objects["bbox"], [-1, 4]), keep),
-                    "classes": tf.boolean_mask(tf.cast(objects["label"], tf.int32) + 1, keep),
+                    "boxes": tf.reshape(objects["bbox"], [-1, 4]),
+                    "classes": labels + 1,
+                    "iscrowd": crowd,
                     "image_id": tf.cast(image_id, tf.int64),
                 }
 
@@ -433,12 +445,21 @@ def augment(image, boxes, classes, seed, kind: str = "ssd"):
 # pipelines
 
 
-def _pad_boxes(boxes, classes, max_boxes):
+def _pad_boxes(boxes, classes, max_boxes, iscrowd=None):
     boxes, classes = boxes[:max_boxes], classes[:max_boxes]
     n = tf.shape(classes)[0]
     boxes = tf.ensure_shape(tf.pad(boxes, [[0, max_boxes - n], [0, 0]]), [max_boxes, 4])
     classes = tf.ensure_shape(tf.pad(classes, [[0, max_boxes - n]]), [max_boxes])
-    return boxes, classes
+    if iscrowd is None:
+        return boxes, classes
+    return boxes, classes, tf.ensure_shape(tf.pad(iscrowd[:max_boxes], [[0, max_boxes - n]]), [max_boxes])
+
+
+def _crowd(e):
+    """The example's ``iscrowd`` flags (zeros for a source without them), int32 ``[G]``."""
+    if "iscrowd" in e:
+        return tf.cast(e["iscrowd"], tf.int32)
+    return tf.zeros_like(e["classes"], tf.int32)
 
 
 def _options():
@@ -451,7 +472,8 @@ def detection_train_dataset(source, split, *, batch_size, image_size, augmentati
                             seed=0, epoch=0, skip_examples=0, shuffle_buffer=10_000, input_context=None, base=None):
     """One epoch of ``(images float32 [B, S, S, 3] 0-255, {"boxes": [B, M, 4], "classes": [B, M]})``.
 
-    Boxes are padded with class 0 to ``max_boxes`` (more are cut). Full batches only.
+    Crowd boxes are dropped first (not trained on). Boxes are padded with class 0 to
+    ``max_boxes`` (more are cut). Full batches only.
     """
     epoch_seed = int(seed) * _EPOCH_STRIDE + int(epoch)
     ds = base if base is not None else source.dataset(split, shuffle_files=True, seed=epoch_seed % (2**31), input_context=input_context)
@@ -461,7 +483,9 @@ def detection_train_dataset(source, split, *, batch_size, image_size, augmentati
 
     def prepare(index, e):
         example_seed = tf.stack([tf.constant(epoch_seed, tf.int64), index])
-        image, boxes, classes = augment(e["image"], e["boxes"], e["classes"], example_seed, augmentation)
+        single = _crowd(e) == 0
+        image, boxes, classes = augment(e["image"], tf.boolean_mask(e["boxes"], single),
+                                        tf.boolean_mask(e["classes"], single), example_seed, augmentation)
         image = tf.image.resize(image, [image_size, image_size])
         boxes, classes = _pad_boxes(boxes, classes, max_boxes)
         return tf.ensure_shape(image, [image_size, image_size, 3]), {"boxes": boxes, "classes": classes}
@@ -474,16 +498,16 @@ def detection_eval_dataset(source, split, *, batch_size, image_size, max_boxes=1
                            input_context=None, base=None):
     """``(images, targets, weights)`` batches of exactly ``batch_size``; padding has weight 0.
 
-    ``targets`` holds ``boxes``, ``classes``, ``image_id`` and the original ``height`` and
-    ``width`` (for absolute COCO boxes).
+    ``targets`` holds ``boxes``, ``classes``, ``iscrowd`` (crowd boxes kept, flagged 1),
+    ``image_id`` and the original ``height`` and ``width`` (for absolute COCO boxes).
     """
     ds = base if base is not None else source.dataset(split, input_context=input_context)
 
     def prepare(e):
         shape = tf.shape(e["image"])
         image = tf.image.resize(tf.cast(e["image"], tf.float32), [image_size, image_size])
-        boxes, classes = _pad_boxes(e["boxes"], e["classes"], max_boxes)
-        targets = {"boxes": boxes, "classes": classes, "image_id": tf.cast(e["image_id"], tf.int64),
+        boxes, classes, crowd = _pad_boxes(e["boxes"], e["classes"], max_boxes, _crowd(e))
+        targets = {"boxes": boxes, "classes": classes, "iscrowd": crowd, "image_id": tf.cast(e["image_id"], tf.int64),
                    "height": shape[0], "width": shape[1]}
         return tf.ensure_shape(image, [image_size, image_size, 3]), targets, tf.constant(1.0)
 
@@ -501,6 +525,7 @@ def detection_eval_dataset(source, split, *, batch_size, image_size, max_boxes=1
     empty = tf.data.Dataset.from_tensors((
         tf.zeros([batch_size, image_size, image_size, 3]),
         {"boxes": tf.zeros([batch_size, max_boxes, 4]), "classes": tf.zeros([batch_size, max_boxes], tf.int32),
+         "iscrowd": tf.zeros([batch_size, max_boxes], tf.int32),
          "image_id": tf.zeros([batch_size], tf.int64), "height": tf.zeros([batch_size], tf.int32),
          "width": tf.zeros([batch_size], tf.int32)},
         tf.zeros([batch_size]),

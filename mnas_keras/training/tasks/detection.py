@@ -5,20 +5,24 @@ replica matches anchors to it inside the step (``mnas_keras.heads.assign_targets
 the input pipeline does not depend on the model. Evaluation decodes with per-class NMS
 (``mnas_keras.heads.postprocess``) and scores with ``pycocotools`` on the host
 (``host_outputs``): mAP@[.5:.95], mAP@.5 and mAP@.75 with absolute boxes in each image's
-original pixels and the dataset's category ids.
+original pixels and the dataset's category ids. After the final evaluation
+(``write_visuals``) a few evaluation images are written with their true boxes (green) and
+predicted boxes (red) drawn, as PNGs and TensorBoard images.
 
 Example:
     >>> from mnas_keras.training.recipes import get_recipe
     >>> cfg = get_recipe("ssdlite_shapes")
     >>> cfg.task.name, cfg.data.name, cfg.data.image_size
-    ('detection', 'shapes', 64)
+    ('detection', 'shapes', 128)
 """
 
 from __future__ import annotations
 
+import os
 from typing import Callable
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from mnas_keras.heads import AnchorConfig, SSDLite, assign_targets, detection_loss, postprocess
@@ -134,7 +138,10 @@ class DetectionTask(Task):
             boxes, classes = args
             return assign_targets(boxes, classes, anchors, task.match_iou)
 
-        box_t, cls_t = tf.map_fn(one, (targets["boxes"], targets["classes"]),
+        classes = targets["classes"]
+        if "iscrowd" in targets:  # evaluation batches keep crowds for pycocotools: no targets
+            classes = tf.where(targets["iscrowd"] > 0, 0, classes)
+        box_t, cls_t = tf.map_fn(one, (targets["boxes"], classes),
                                  fn_output_signature=(tf.float32, tf.int32))
         return detection_loss(box_t, cls_t, outputs, classification=task.classification_loss,
                               alpha=task.focal_alpha, gamma=task.focal_gamma, neg_pos_ratio=task.neg_pos_ratio)
@@ -174,10 +181,60 @@ class DetectionTask(Task):
                 if out["weights"][i] <= 0:
                     continue
                 h, w, image_id = out["gt_height"][i], out["gt_width"][i], out["gt_image_id"][i]
-                ev.add_groundtruth(image_id, h, w, out["gt_boxes"][i], out["gt_classes"][i])
+                ev.add_groundtruth(image_id, h, w, out["gt_boxes"][i], out["gt_classes"][i], out["gt_iscrowd"][i])
                 n = int(out["det_num_detections"][i])
                 ev.add_detections(image_id, h, w, out["det_boxes"][i][:n], out["det_classes"][i][:n],
                                   out["det_scores"][i][:n])
 
     def eval_end(self):
         return self._evaluator.evaluate() if self._evaluator is not None else {}
+
+    # ---- visual output ---------------------------------------------------------------
+    def write_visuals(self, model, model_dir: str, step: int, summary_writer=None) -> list[str]:
+        """Writes ``task.num_visuals`` PNGs: image | true boxes (green) | predicted boxes (red).
+
+        The first evaluation images, resized to ``data.image_size`` as the model sees them;
+        predictions (decoded as in evaluation) scoring at least ``task.visual_min_score``
+        are drawn with their class and score. Files go to
+        ``model_dir/visuals/step_<step>_<i>.png`` (``uint8 [S, 3S, 3]``); with a
+        ``summary_writer`` the same images are logged as ``detection/boxes``.
+
+        Returns:
+            The written paths.
+        """
+        from mnas_keras.heads.drawing import GT_COLOR, PREDICTION_COLOR, draw_boxes
+        from mnas_keras.training.tasks.segmentation import write_image_summary
+
+        task, data = self.config.task, self.config.data
+        if task.num_visuals <= 0:
+            return []
+        if self._anchors is None:
+            self._anchors = tf.constant(model.anchors())
+        ds = detection_eval_dataset(self.source, data.eval_split, batch_size=1, image_size=data.image_size,
+                                    max_boxes=task.max_boxes).take(task.num_visuals)
+        score_function = "sigmoid" if task.classification_loss == "focal" else "softmax"
+        names = getattr(self.source, "class_names", None)
+        folder = os.path.join(model_dir, "visuals")
+        os.makedirs(folder, exist_ok=True)
+        panels, paths = [], []
+        for i, (image, targets, weight) in enumerate(ds):
+            if float(weight[0]) <= 0:
+                break
+            det = postprocess(model(image, training=False), self._anchors, max_detections=task.max_detections,
+                              score_threshold=task.visual_min_score, iou_threshold=task.nms_iou,
+                              score_function=score_function)
+            n = int(det["num_detections"][0])
+            pixels = image[0].numpy()
+            real = targets["classes"][0].numpy() > 0
+            truth = draw_boxes(pixels, targets["boxes"][0].numpy()[real], targets["classes"][0].numpy()[real],
+                               color=GT_COLOR, names=names)
+            predicted = draw_boxes(pixels, det["boxes"][0, :n].numpy(), det["classes"][0, :n].numpy(),
+                                   det["scores"][0, :n].numpy(), color=PREDICTION_COLOR, names=names)
+            panel = np.concatenate([np.clip(pixels, 0, 255).astype(np.uint8), truth, predicted], axis=1)
+            path = os.path.join(folder, f"step_{step}_{i}.png")
+            tf.io.write_file(path, tf.io.encode_png(panel))
+            panels.append(panel)
+            paths.append(path)
+        if summary_writer is not None and panels:
+            write_image_summary(summary_writer, "detection/boxes", panels, step)
+        return paths
