@@ -167,3 +167,112 @@ def test_mobilenet_v3_blocks_stem_group_and_se_from_expanded_width():
     wrapper = keras.Model(x, parent(x))
     narrow = shrink(wrapper, "bottleneck:stem", 8)
     assert narrow.get_config()["stem_filters"] == 8 and narrow.blocks[0] == "r1_k3_s22_e1_i8_o16_se0.25_relu_hsig_sexp"
+
+
+# ----------------------------------------------------------------------- the loop
+LOOP_BLOCKS = ["r1_k3_s11_e1_i8_o8_noskip", "r1_k3_s22_e4_i8_o16", "r1_k3_s11_e4_i16_o16"]
+LOOP_CONFIG = dict(target_fraction=0.75, delta_fraction=0.1, steps=2, batch_size=16, seed=3)
+DRIVER = """
+import sys, numpy as np
+from mnas_keras.search.netadapt.latency import MAddsLatency
+from mnas_keras.search.netadapt.loop import NetAdapt, NetAdaptConfig
+d = np.load(sys.argv[2])
+data = ((d["x"], d["y"]), (d["xt"], d["yt"]))
+NetAdapt(sys.argv[1], data, MAddsLatency(32), NetAdaptConfig(**eval(sys.argv[4])), sys.argv[3],
+         export_tflite=False, log=None).run_loop()
+"""
+
+
+@pytest.fixture(scope="module")
+def loop_setup(tmp_path_factory, digits32):
+    (x, y), (xt, yt) = digits32
+    folder = tmp_path_factory.mktemp("netadapt")
+    data = ((x[:160], y[:160]), (xt[:40], yt[:40]))
+    np.savez(folder / "data.npz", x=data[0][0], y=data[0][1], xt=data[1][0], yt=data[1][1])
+    import keras
+
+    from mnas_keras.models import MnasNet
+
+    keras.utils.set_random_seed(0)
+    model = MnasNet(LOOP_BLOCKS, stem_filters=8, input_shape=(32, 32, 3), classes=10, head_filters=16,
+                    include_preprocessing=True, preprocessing="scale_-1_1")
+    model.save(folder / "parent.keras")
+    return folder, data
+
+
+def _run(folder, data, name):
+    from mnas_keras.search.netadapt.latency import MAddsLatency
+    from mnas_keras.search.netadapt.loop import NetAdapt, NetAdaptConfig
+
+    return NetAdapt(str(folder / "parent.keras"), data, MAddsLatency(32), NetAdaptConfig(**LOOP_CONFIG),
+                    str(folder / name), export_tflite=False, log=None).run_loop()
+
+
+@pytest.fixture(scope="module")
+def reference_run(loop_setup):
+    folder, data = loop_setup
+    return _run(folder, data, "a")
+
+
+def _trajectory(run_dir):
+    from mnas_keras.search.netadapt.loop import load_journal
+
+    return [(r["iteration"], r["key"], r["width"], r["latency_ms"], r["accuracy"])
+            for r in load_journal(str(run_dir)) if r["event"] == "accepted"]
+
+
+def test_loop_meets_the_target_in_steps_of_at_least_delta(loop_setup, reference_run):
+    import keras
+
+    from mnas_keras.search.netadapt.latency import MAddsLatency
+
+    folder, data = loop_setup
+    result = reference_run
+    steps = _trajectory(folder / "a")
+    assert result.status == "target_met" and result.iterations == len(steps) >= 1
+    source = MAddsLatency(32)  # re-measure the saved networks with a fresh source
+    seed_ms = source(keras.saving.load_model(folder / "a" / "seed.keras"))
+    assert seed_ms == result.seed_latency_ms
+    latencies = [seed_ms] + [source(keras.saving.load_model(folder / "a" / f"iter_{k}.keras"))
+                             for k in range(1, len(steps) + 1)]
+    assert latencies[1:] == [s[3] for s in steps]
+    delta = LOOP_CONFIG["delta_fraction"] * seed_ms
+    assert all(after <= before - delta for before, after in zip(latencies, latencies[1:]))
+    assert latencies[-1] <= LOOP_CONFIG["target_fraction"] * seed_ms < latencies[-2]
+    assert result.blocks == keras.saving.load_model(folder / "a" / "final.keras").blocks
+    assert (folder / "a" / "netadapt.png").stat().st_size > 0
+
+
+def test_kill_9_resume_gives_the_same_trajectory_without_repeating_proposals(loop_setup, reference_run):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from mnas_keras.search.netadapt.loop import load_journal
+
+    folder, data = loop_setup
+    reference = reference_run  # same seed: same trajectory
+    run_dir = folder / "c"
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    proc = subprocess.Popen([sys.executable, "-c", DRIVER, str(folder / "parent.keras"), str(folder / "data.npz"),
+                             str(run_dir), repr(LOOP_CONFIG)], cwd=root,
+                            env={**os.environ, "PYTHONPATH": root}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    journal = run_dir / "journal.jsonl"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if journal.exists() and journal.read_text().count('"event": "proposal"') >= 2:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = journal.read_text().count('"event": "proposal"')
+    resumed = _run(folder, data, "c")
+    records = load_journal(str(run_dir))
+    keys = [(r["iteration"], r["key"]) for r in records if r["event"] == "proposal"]
+    assert len(keys) == len(set(keys)) and len(keys) > done_before >= 2
+    assert _trajectory(run_dir) == _trajectory(folder / "a")
+    assert (resumed.blocks, resumed.latency_ms, resumed.accuracy) == (reference.blocks, reference.latency_ms,
+                                                                      reference.accuracy)
