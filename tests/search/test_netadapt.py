@@ -276,3 +276,35 @@ def test_kill_9_resume_gives_the_same_trajectory_without_repeating_proposals(loo
     assert _trajectory(run_dir) == _trajectory(folder / "a")
     assert (resumed.blocks, resumed.latency_ms, resumed.accuracy) == (reference.blocks, reference.latency_ms,
                                                                       reference.accuracy)
+
+
+def test_table_source_is_the_tables_prediction_and_refuses_another_stem():
+    from mnas_keras.models import MnasNet
+    from mnas_keras.search.errors import SearchConfigError
+    from mnas_keras.search.latency.table import LatencyTable
+    from mnas_keras.search.netadapt.latency import TableLatency
+
+    table = LatencyTable({"input_size": 32, "stem_filters": 8})
+    blocks = ["r1_k3_s11_e1_i8_o8_noskip", "r2_k3_s22_e4_i8_o16"]
+    values = dict(zip(table.parts(blocks), [0.5, 0.25, 0.125, 0.125, 1.0]))  # stem, 3 blocks, head
+    table.update_parts(values)
+    model = MnasNet(blocks, stem_filters=8, input_shape=(32, 32, 3), classes=3, head_filters=16)
+    assert TableLatency(table, measure_missing=False)(model) == 2.0  # no fit yet: the plain sum
+    other = MnasNet(blocks, stem_filters=16, input_shape=(32, 32, 3), classes=3, head_filters=16)
+    with pytest.raises(SearchConfigError, match="stem_filters=8"):
+        TableLatency(table, measure_missing=False)(other)
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--model=/nonexistent/m.keras"], "--model '/nonexistent/m.keras': no such file"),
+    (["--latency=table"], "--latency=table needs --table"),
+    (["--criterion=best"], "argument --criterion: invalid choice: 'best'"),
+])
+def test_cli_errors_are_one_line_with_exit_2(capsys, argv, expected):
+    from mnas_keras.search.netadapt.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert info.value.code == 2 and len(err) == 1 and err[0].startswith("mnas-netadapt: error: ")
+    assert expected in err[0]
