@@ -48,9 +48,10 @@ def controller_reach(name, options, num_choices, objective, seed, budget):
     controller = make_controller(name, num_choices, seed=seed + 100, **options)
     start = time.perf_counter()
     for step in range(budget):
-        sample = controller.ask()
+        trial = controller.ask()
+        sample = list(trial.decisions)
         reward = objective(sample)
-        controller.tell(sample, reward)
+        controller.tell(trial.id, reward)
         if reward >= 0.99 * objective.optimum:
             return step + 1, (time.perf_counter() - start) / (step + 1)
     return budget, (time.perf_counter() - start) / budget

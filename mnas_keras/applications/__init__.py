@@ -11,6 +11,7 @@ from mnas_keras.applications.imagenet_utils import decode_predictions, preproces
 from mnas_keras.applications.mnasnet import MnasNetA1, MnasNetB1, MnasNetD1, MnasNetD1_320, MnasNetSmall
 from mnas_keras.applications.mobilenet_v3 import MobileNetV3Large, MobileNetV3Small
 from mnas_keras.applications.mobilenet_v4 import MobileNetV4ConvLarge, MobileNetV4ConvMedium, MobileNetV4ConvSmall
+from mnas_keras.applications.nasnet import NASNetMobile
 from mnas_keras.applications.registry import UnknownModelError, create_model, list_models, parse_model_name
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "MobileNetV4ConvLarge",
     "MobileNetV4ConvMedium",
     "MobileNetV4ConvSmall",
+    "NASNetMobile",
     "UnknownModelError",
     "WeightsUnavailableError",
     "create_model",

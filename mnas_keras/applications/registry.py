@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from mnas_keras.applications import mnasnet, mobilenet_v3, mobilenet_v4
+from mnas_keras.applications import mnasnet, mobilenet_v3, mobilenet_v4, nasnet
 
 _CONSTRUCTORS = {
     "mnasnet_a1": (mnasnet.MnasNetA1, {}),
@@ -27,6 +27,7 @@ _CONSTRUCTORS = {
     "mobilenet_v4_conv_small": (mobilenet_v4.MobileNetV4ConvSmall, {}),
     "mobilenet_v4_conv_medium": (mobilenet_v4.MobileNetV4ConvMedium, {}),
     "mobilenet_v4_conv_large": (mobilenet_v4.MobileNetV4ConvLarge, {}),
+    "nasnet_mobile": (nasnet.NASNetMobile, {}),
 }
 _ALPHA_SUFFIX = re.compile(r"^(.*)_(\d{3})$")
 

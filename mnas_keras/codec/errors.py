@@ -6,3 +6,17 @@ class BlockStringError(ValueError):
 
     The message names the offending token (or field) and what was expected.
     """
+
+
+class CellStringError(ValueError):
+    """A NASNet cell string or cell spec is malformed.
+
+    The message names the offending block, operand or token and what was expected.
+    """
+
+
+class MacroStringError(ValueError):
+    """A NAS-RL macro string or spec is malformed.
+
+    The message names the offending layer or token and what was expected.
+    """

@@ -1,7 +1,8 @@
 """Parameter and multiply-add counts, per layer and in total.
 
 Multiply-adds are counted as the MnasNet and MobileNetV3 papers count them: convolutions
-(``H*W*Cout*k*k*Cin/groups``), depthwise convolutions (``H*W*C*k*k``), fully connected layers
+(``H*W*Cout*k*k*Cin/groups``), depthwise convolutions (``H*W*C*k*k``), separable convolutions
+(``H*W*C*(k*k + Cout)``, the MnasNet paper's formula), fully connected layers
 and the SE block's 1x1 convolutions; batch norm, activations, pooling, the SE multiply and
 residual adds are not counted.
 
@@ -76,6 +77,10 @@ def _layer_madds(layer) -> int:
     if isinstance(layer, keras.layers.DepthwiseConv2D):
         k = math.prod(layer.kernel_size)
         return _spatial(out) * out[-1] * k
+    if isinstance(layer, keras.layers.SeparableConv2D):
+        # depthwise k x k on every input channel (times the depth multiplier), then pointwise.
+        inner = layer.input.shape[-1] * layer.depth_multiplier
+        return _spatial(out) * inner * (math.prod(layer.kernel_size) + out[-1])
     if isinstance(layer, keras.layers.Conv2D):
         k = math.prod(layer.kernel_size)
         cin = layer.input.shape[-1] // max(1, getattr(layer, "groups", 1))

@@ -25,7 +25,8 @@ Example:
     >>> from mnas_keras import search
     >>> space = search.mnasnet_space()
     >>> controller = search.make_controller("reinforce", space.num_choices, seed=0)
-    >>> blocks = space.decode(controller.ask())
+    >>> trial = controller.ask()
+    >>> blocks = space.decode(trial.decisions); controller.tell(trial.id, 0.7)
     >>> len(blocks), search.Reward("soft", target_ms=10.0)(0.7, 10.0)
     (7, 0.7)
 """
@@ -37,6 +38,7 @@ from mnas_keras.search.controllers import (
     RandomSearch,
     RegularizedEvolution,
     Reinforce,
+    Trial,
     controller_from_state,
     make_controller,
 )
@@ -105,6 +107,7 @@ __all__ = [
     "StageSpace",
     "SyntheticEvaluator",
     "SyntheticObjective",
+    "Trial",
     "absolute_reward",
     "arch_key",
     "controller_from_state",

@@ -20,9 +20,10 @@ SMALL = {"random": {}, "evolution": {"population_size": 8, "sample_size": 3},
 def _run(controller, objective, steps):
     history = []
     for _ in range(steps):
-        sample = controller.ask()
+        trial = controller.ask()
+        sample = list(trial.decisions)
         reward = objective(sample)
-        controller.tell(sample, reward)
+        controller.tell(trial.id, reward)
         history.append((sample, reward))
     return history
 
@@ -71,16 +72,26 @@ def test_state_mismatches_raise():
     with pytest.raises(SearchConfigError, match="bad option"):
         make_controller("random", [2], population_size=3)
     with pytest.raises(SearchConfigError, match="index 5 not in 0..2"):
-        c.tell([0, 5], 1.0)
+        c.tell_sample([0, 5], 1.0)
+    trial = c.ask()
     with pytest.raises(SearchConfigError, match="reward must be finite"):
-        c.tell([0, 1], float("nan"))
+        c.tell(trial.id, float("nan"))
+    with pytest.raises(SearchConfigError, match=r"trial 7 is not outstanding .*outstanding: \[0\]"):
+        c.tell(7, 1.0)
+    with pytest.raises(SearchConfigError, match="trial 0 is already outstanding"):
+        c.ask(0)
+    with pytest.raises(SearchConfigError, match=r"a trial id is an integer .*received \[0, 1\]"):
+        c.tell([0, 1], 1.0)
+    c.tell(trial, 1.0)  # a Trial works as its id
+    with pytest.raises(SearchConfigError, match="trial 0 is not outstanding"):
+        c.tell(trial.id, 1.0)  # told once only
 
 
 def test_reinforce_update_follows_the_policy_gradient():
     c = Reinforce([3], seed=0, lr=0.1, baseline_decay=0.0)
-    c.tell([2], 1.0)  # first reward sets the baseline: zero advantage, zero gradient
+    c.tell_sample([2], 1.0)  # first reward sets the baseline: zero advantage, zero gradient
     assert np.allclose(c.logits[0], 0.0)
-    c.tell([1], 2.0)  # advantage +1: gradient (onehot - p) = (-1/3, 2/3, -1/3)
+    c.tell_sample([1], 2.0)  # advantage +1: gradient (onehot - p) = (-1/3, 2/3, -1/3)
     g = np.array([-1 / 3, 2 / 3, -1 / 3])
     v_hat = (1 - 0.999) * g * g / (1 - 0.999 ** 2)  # Adam's second step (beta1 = 0: no momentum)
     assert np.allclose(c.logits[0], 0.1 * g / (np.sqrt(v_hat) + 1e-8), atol=1e-9)
@@ -92,9 +103,10 @@ def test_evolution_mutates_one_decision_and_ages_out():
     _run(evo, objective, 5)
     for _ in range(20):
         members = [m for m, _ in evo.population]
-        child = evo.ask()
+        trial = evo.ask()
+        child = list(trial.decisions)
         assert 1 in [sum(a != b for a, b in zip(child, m)) for m in members]  # one mutation of a member
-        evo.tell(child, objective(child))
+        evo.tell(trial.id, objective(child))
         assert len(evo.population) == 5
         assert evo.population[-1][0] == child
 
@@ -158,9 +170,9 @@ def _samples_to_reach(name, seed, budget, **options):
         return int(hits[0]) + 1 if len(hits) else budget
     controller = make_controller(name, NUM_CHOICES, seed=seed + 100, **options)
     for step in range(budget):
-        sample = controller.ask()
-        reward = objective(sample)
-        controller.tell(sample, reward)
+        trial = controller.ask()
+        reward = objective(list(trial.decisions))
+        controller.tell(trial.id, reward)
         if reward >= threshold:
             return step + 1
     return budget

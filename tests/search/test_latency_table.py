@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import statistics
 import time
 import warnings
 
@@ -13,6 +14,7 @@ import pytest
 from mnas_keras.search.latency import build as latency_build
 from mnas_keras.search.errors import SearchConfigError
 from mnas_keras.search.latency.modes import TableLatency
+from mnas_keras.search.latency.recipe import NetworkRecipe
 from mnas_keras.search.latency.table import (
     LatencyTable,
     LatencyTableError,
@@ -57,30 +59,54 @@ def test_space_parts_cover_sampled_networks():
         assert set(network_parts(space.decode(space.sample(rng)), 224)) <= keys
 
 
-def test_predict_is_the_fitted_sum_of_parts(table):
-    space = tiny_space()
-    rng = random.Random(5)
-    for _ in range(5):
-        blocks = space.decode(space.sample(rng))
-        parts = table.breakdown(blocks)
-        assert [k for k, _ in parts] == network_parts(blocks, SIZE, 8)
-        scale = table.fit["scale"]
-        expected = table.fit["intercept_ms"] + sum(scale[part_kind(k)] * ms for k, ms in parts)
-        assert table.predict(blocks) == pytest.approx(expected, rel=1e-12)
-        assert table.parts_sum(blocks)[0] == pytest.approx(sum(ms for _, ms in parts), rel=1e-12)
-    # 4 calibration networks: one global scale
-    assert table.fit["models"] == 4 and len(set(table.fit["scale"].values())) == 1
-    assert table.fit["scale"]["conv"] > 0
+#: A network of the doctest's tiny space and its parts, written out by hand: stem (32 px in,
+#: stride 2), the dsconv block and a stride-2 mbconv stage of two blocks at 16 and 8 px, head.
+HAND_BLOCKS = ["r1_k3_s11_e1_i8_o8_dsconv", "r2_k3_s22_e6_i8_o16"]
+HAND_PARTS = {"stem:32x32x3>8": 1.0, "block:16x16:r1_k3_s11_e1_i8_o8_dsconv": 2.0,
+              "block:16x16:r1_k3_s22_e6_i8_o16": 3.0, "block:8x8:r1_k3_s11_e6_i16_o16": 4.0, "head:8x8x16": 5.0}
 
 
-def test_predict_is_fast(table):
-    blocks = tiny_space().reference_blocks()
-    times = []
-    for _ in range(200):
-        start = time.perf_counter()
-        table.predict(blocks)
-        times.append(time.perf_counter() - start)
-    assert np.median(times) < 5e-3
+def test_predict_is_the_fitted_sum_of_parts():
+    """By hand: intercept 0.5 + other 1.0 * (1 + 5) + dsconv 0.9 * 2 + mbconv 1.2 * (3 + 4)
+    = 16.7 ms; the table's own session fixture is not needed."""
+    t = LatencyTable({"input_size": 32, "stem_filters": 8}, parts=HAND_PARTS,
+                     fit={"intercept_ms": 0.5, "scale": {"conv": 7.0, "dsconv": 0.9, "mbconv": 1.2, "other": 1.0}})
+    assert t.parts(HAND_BLOCKS) == list(HAND_PARTS)
+    assert t.predict(HAND_BLOCKS) == pytest.approx(16.7, rel=1e-12)
+    assert t.parts_sum(HAND_BLOCKS) == (pytest.approx(15.0), 5)
+
+
+def test_refit_recovers_a_known_correction():
+    """Networks whose latencies are exactly 0.3 ms + 1.5 x the sum of their parts: without
+    ridge, the fit (one global scale below 6 networks) recovers 0.3 and 1.5."""
+    t = LatencyTable({"input_size": 32, "stem_filters": 8}, parts=HAND_PARTS)
+    extra = {"block:16x16:r1_k5_s11_e1_i8_o8_dsconv": 2.5, "block:16x16:r1_k5_s22_e6_i8_o16": 3.5,
+             "block:8x8:r1_k5_s11_e6_i16_o16": 4.5}
+    t.update_parts(extra)
+    networks = {("r1_k3_s11_e1_i8_o8_dsconv", "r2_k3_s22_e6_i8_o16"): 15.0,
+                ("r1_k5_s11_e1_i8_o8_dsconv", "r2_k3_s22_e6_i8_o16"): 15.5,
+                ("r1_k5_s11_e1_i8_o8_dsconv", "r2_k5_s22_e6_i8_o16"): 16.5}
+    for blocks, parts_ms in networks.items():
+        t.add_measurement(list(blocks), 0.3 + 1.5 * parts_ms, refit=False)
+    fit = t.refit(ridge=0.0)
+    assert fit["models"] == 3 and fit["intercept_ms"] == pytest.approx(0.3, abs=1e-9)
+    assert fit["scale"] == pytest.approx(dict.fromkeys(("conv", "dsconv", "mbconv", "other"), 1.5))
+
+
+def test_predict_needs_no_tensorflow():
+    """Predicting is look-ups and a sum: in a fresh process it gives the hand value without
+    TensorFlow (or Keras) ever being imported."""
+    import subprocess
+    import sys
+
+    code = ("import json, sys\n"
+            "from mnas_keras.search.latency.table import LatencyTable\n"
+            f"t = LatencyTable({{'input_size': 32, 'stem_filters': 8}}, parts={HAND_PARTS!r})\n"
+            f"value = t.predict({HAND_BLOCKS!r})\n"
+            "print(json.dumps([value, 'tensorflow' in sys.modules, 'keras' in sys.modules]))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout) == [15.0, False, False]
 
 
 def test_missing_parts_are_named(table):
@@ -136,9 +162,9 @@ def test_sliced_parts_compute_the_branch(tmp_path):
     from mnas_keras.tflite import convert
     from mnas_keras.tflite.latency import load_interpreter
 
-    settings = {**LatencyTable.create(32).settings, "stem_filters": 8, "head_filters": 16}
+    recipe = NetworkRecipe(input_size=32, stem_filters=8, head_filters=16)
     keys = ["block:16x16:r1_k3_s22_e3_i8_o16_se0.25", "block:8x8:r1_k5_s11_e1_i16_o16_conv_poolskip"]
-    tensors = [latency_build._build_part(i, k, settings) for i, k in enumerate(keys)]
+    tensors = [recipe.build_part(k, prefix=f"p{i}_") for i, k in enumerate(keys)]
     model = keras.Model([t[0] for t in tensors], [t[1] for t in tensors])
     parts = split_branches(convert(model))
     rng = np.random.default_rng(0)
@@ -153,11 +179,16 @@ def test_sliced_parts_compute_the_branch(tmp_path):
 
 
 def test_prediction_tracks_measured_latency(table):
-    """Networks of the tiny space span a few x in latency; the table must rank them."""
+    """Networks of the tiny space span a few x in latency; the table must rank them.
+
+    The networks are timed with the table's own drift correction (the anchor interleaved in
+    the same group), so a machine slowed by other load since the table was built measures
+    in the table's units: raw milliseconds under load were 2.4x the table's in CI.
+    """
     space = tiny_space()
     held_out = ([0, 0, 0, 0], [1, 0, 0, 0], [1, 1, 0, 1], [0, 1, 1, 0], [0, 0, 1, 1], [1, 1, 1, 0])
     networks = [space.decode(d) for d in held_out]
-    measured = latency_build.measure_networks(networks, table.settings, runs=30, warmup=5)
+    measured = LatencyTable.from_dict(table.to_dict()).measure_networks_table_ms(networks, runs=30, warmup=5)
     predicted = [table.predict(b) for b in networks]
     rank = lambda v: np.argsort(np.argsort(v))  # noqa: E731
     rho = np.corrcoef(rank(measured), rank(predicted))[0, 1]
@@ -188,11 +219,29 @@ def test_evaluator_rejects_table_for_other_settings(table):
         ProxyEvaluator(latency_mode="guess", latency_table=table)
 
 
+class _FasterThanPredicted(LatencyTable):
+    """A table whose whole networks "measure" 0.8 x the prediction of a frozen copy.
+
+    Timing is not what ``predicted_then_measured`` is about (the table tests above time
+    LiteRT): with a deterministic measurement the front to measure is known exactly. A
+    factor below 1 keeps every measured network on the front (it only gets faster), so
+    the measured set is the front; on a loaded machine, real timings let a measured
+    network drop off the front and a dominated one join it.
+    """
+
+    factor = 0.8
+
+    def measure_networks_table_ms(self, blocks_list, log=None, **options):
+        self.calls = getattr(self, "calls", 0) + len(blocks_list)
+        return [self.factor * self.frozen.predict(b) for b in blocks_list]
+
+
 def test_search_predicted_then_measured(table, tmp_path):
     from mnas_keras.search.evaluation.proxy import ProxyEvaluator
     from mnas_keras.search.run.search import Search
 
-    t = LatencyTable.from_dict(table.to_dict())
+    t = _FasterThanPredicted.from_dict(table.to_dict())
+    t.frozen = LatencyTable.from_dict(table.to_dict())
     t.path = str(tmp_path / "search_table.json")
     evaluator = ProxyEvaluator(image_size=32, epochs=1, train_subset=64, val_subset=32, bn_recalibration=32,
                                latency_input_size=SIZE, stem_filters=8, runs=20, warmup=3,
@@ -206,19 +255,22 @@ def test_search_predicted_then_measured(table, tmp_path):
     samples = [r for r in journal if r.get("event") == "result" and not r.get("cached")]
     assert samples and all(r["latency_source"] == "table" for r in samples)
     for r in samples:
-        assert r["latency_ms"] == pytest.approx(LatencyTable.from_dict(table.to_dict()).predict(r["blocks"]))
+        assert r["latency_ms"] == pytest.approx(t.frozen.predict(r["blocks"]))
     measured = [r for r in journal if r.get("event") == "measured"]
     front_keys = {r["key"] for r in result.front}
-    assert measured and {m["key"] for m in measured} == front_keys
+    assert measured and {m["key"] for m in measured} == front_keys and t.calls == len(front_keys)
     for r in result.front:
-        assert r["latency_source"] == "measured" and r["latency_ms"] != r["predicted_latency_ms"]
-    assert front_keys <= set(t.measured) and t.fit["models"] >= 5
+        assert r["latency_source"] == "measured"
+        assert r["latency_ms"] == pytest.approx(0.8 * t.frozen.predict(r["blocks"]))
+        assert r["predicted_latency_ms"] == pytest.approx(t.frozen.predict(r["blocks"]))
+    assert front_keys <= set(t.measured) and t.fit["models"] == 4 + len(front_keys)
     assert json.load(open(t.path))["measured"].keys() >= front_keys
     # resume: nothing is measured again, the outputs keep the measured latencies
     again = Search(space, evaluator, run_dir, controller="random", num_samples=3, tensorboard=False,
                    export=False, log=logs.append, evaluate_reference=False, target_ms=1.0).run()
     journal2 = [json.loads(line) for line in open(result.files["journal"])]
     assert len([r for r in journal2 if r.get("event") == "measured"]) == len(measured)
+    assert t.calls == len(front_keys)
     assert {r["key"]: r["latency_ms"] for r in again.front} == {r["key"]: r["latency_ms"] for r in result.front}
 
 
@@ -259,19 +311,23 @@ def test_table_command(tmp_path):
 
 def test_drift_correction_units(table):
     """Timings are the ratio to the anchor timed in the same group, times the table's
-    ``anchor_ms`` (fixed when the table was first measured)."""
+    ``anchor_ms`` (fixed when the table was first measured). Checked on the timing's own raw
+    medians, not against an earlier measurement: on the loaded CI machine even two copies
+    of one model timed in one group differed by up to 2.3x, so no timing bound holds there."""
     assert table.drift_corrected and table.settings["anchor_ms"] > 0
     key = "block:32x32:r1_k3_s11_e1_i8_o8_dsconv"
     part = latency_build.convert_parts([key], table.settings)[key]
     t = LatencyTable.from_dict(table.to_dict())
     first = t.settings["anchor_ms"]
-    values = t.time_tflites({"a": part, "b": part}, runs=10, warmup=2, group=1)
+    values = t.time_tflites({"a": part, "b": part, "anchor": t.anchor_tflite}, runs=10, warmup=2, group=2)
     timing = t.last_timing
     assert len(timing.anchor_ms) == 2 and t.settings["anchor_ms"] == first
-    for name, anchor in zip("ab", timing.anchor_ms):
-        assert timing.relative[name] == pytest.approx(timing.latencies[name] / anchor)
-        assert values[name] == pytest.approx(timing.relative[name] * first)
-    assert 0.3 < values["a"] / table.part_latencies[key] < 3.0
+    assert t.last_anchor_ms == pytest.approx(statistics.median(timing.anchor_ms))
+    for name, group in (("a", 0), ("b", 0), ("anchor", 1)):
+        assert timing.relative[name] == pytest.approx(timing.latencies[name] / timing.anchor_ms[group])
+        assert values[name] == pytest.approx(timing.latencies[name] / timing.anchor_ms[group] * first)
+    # within a group the anchor cancels: the ratio of two models is the ratio of their timings
+    assert values["a"] / values["b"] == pytest.approx(timing.latencies["a"] / timing.latencies["b"])
 
 
 def test_concurrent_saves_keep_every_addition(tmp_path):
@@ -327,7 +383,7 @@ def test_int8_table(tmp_path):
     whole = latency_build.convert_network(networks[3], t.settings)
     assert {"QUANTIZE", "DEQUANTIZE"} <= set(list_operators(whole))
     t.measure_missing(networks[3:])
-    measured = t.measure_networks(networks[3:])
+    measured = t.measure_networks_table_ms(networks[3:])
     for blocks, value in zip(networks[3:], measured):
         assert 0.5 < t.predict(blocks) / value < 2.0, (t.predict(blocks), value)
     out = TableLatency(t, "predicted").estimate(networks[4])

@@ -196,19 +196,39 @@ def test_pool_workers_die_with_a_killed_driver(tmp_path):
 
 
 def test_ppo_uses_each_proposals_own_sampling_policy():
-    c = PPOController([3, 4, 2], seed=0, hidden_size=8, batch_size=2)
-    samples = [c.ask() for _ in range(3)]
-    sampled_log_probs = [lp for _, lp in c.pending]
+    """Told by trial id, out of order: each trial's PPO ratio is against the policy that
+    sampled it, found by its id even when two outstanding trials propose the same network
+    (a 2 x 1 space: every trial is one of two samples)."""
+    c = PPOController([2, 1], seed=0, hidden_size=8, batch_size=2)
+    trials = [c.ask() for _ in range(3)]
+    sampled_log_probs = dict(c.pending)
     restored = controller_from_state(json.loads(json.dumps(c.state_dict())))  # outstanding ones survive
     for controller in (c, restored):
-        controller.tell(samples[0], 1.0)
-        controller.tell(samples[1], 0.0)  # the batch is full: the policy is updated
-        now = controller._sample_log_probs(samples[2])
-        assert not np.allclose(now, sampled_log_probs[2])
-        controller.tell(samples[2], 0.5)
-        assert controller.buffer[0][2] == sampled_log_probs[2]  # PPO's ratio is against the sampler
-        assert controller.pending == []
+        controller.tell(trials[2].id, 1.0)
+        controller.tell(trials[0].id, 0.0)  # the batch is full: the policy is updated
+        now = controller._sample_log_probs(list(trials[1].decisions))
+        assert not np.allclose(now, sampled_log_probs[1])
+        controller.tell(trials[1].id, 0.5)
+        assert controller.buffer[0][2] == sampled_log_probs[1]  # PPO's ratio is against the sampler
+        assert controller.pending == {} and controller.outstanding == {}
     assert c.state_dict() == restored.state_dict()
+
+
+def test_ppo_state_of_the_release_before_trial_ids_resumes():
+    """A PPO state that kept [decisions, log-probabilities] per outstanding proposal (no trial
+    ids, as the loop before trial ids wrote it) gets the ids of the journal's in-flight steps."""
+    c = PPOController([3, 2], seed=1, hidden_size=8, batch_size=2)
+    trials = [c.ask(step) for step in (4, 5, 6)]
+    c.tell(5, 1.0)
+    state = json.loads(json.dumps(c.state_dict()))
+    old = {**state, "state": {**state["state"], "pending": [[list(trials[i].decisions), c.pending[i + 4]]
+                                                             for i in (0, 2)]}}
+    del old["outstanding"], old["num_asked"]
+    restored = controller_from_state(old, {4: list(trials[0].decisions), 6: list(trials[2].decisions)})
+    assert restored.state_dict() == state  # num_asked: told 1 + 2 outstanding (ids are the steps)
+    restored.tell(6, 0.5)
+    c.tell(6, 0.5)
+    assert restored.params[0].tolist() == c.params[0].tolist() and restored.buffer == c.buffer == []
 
 
 def test_executor_errors_name_the_problem():

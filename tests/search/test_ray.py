@@ -1,6 +1,7 @@
 """The search on a local Ray instance (2 CPUs): two evaluations in flight, latency routed to a
 custom resource, killed workers, a killed driver resumed, and the command line."""
 
+import copy
 import json
 import os
 import signal
@@ -38,9 +39,15 @@ def ray_address():
 
 
 class TimedEvaluator(SyntheticEvaluator):
-    """Records when it ran; asks ``latency_runner`` (set by the Ray worker) for a multiply-add count."""
+    """Records when it ran; asks the latency runner (passed in by the Ray worker) for a
+    multiply-add count."""
 
     latency_runner = None
+
+    def with_latency_runner(self, runner):
+        routed = copy.copy(self)
+        routed.latency_runner = runner
+        return routed
 
     def evaluate(self, blocks, artifact_dir=None):
         start = time.time()

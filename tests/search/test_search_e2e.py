@@ -80,7 +80,8 @@ def test_tiny_real_search_end_to_end(tmp_path, tiny_evaluator, digits32):
         assert 0.0 <= r["accuracy"] <= 1.0 and r["latency_ms"] > 0 and r["params"] > 0
         assert r["train_mode"] == "eager" and r["tflite_bytes"] > 0
     for r in results:
-        assert decode(r["blocks"])  # canonical block strings
+        assert r["blocks"] == space.decode(r["decisions"])  # the journaled decisions' network
+        assert [spec.to_string() for spec in decode(r["blocks"])] == r["blocks"]  # canonical block strings
         assert r["reward"] == pytest.approx(r["accuracy"] * (r["latency_ms"] / result.target_ms) ** -0.07)
     assert result.target_ms == reference[0]["latency_ms"]
     assert sum("/2] reward" in line for line in lines) == 2

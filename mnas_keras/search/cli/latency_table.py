@@ -78,7 +78,7 @@ def main(argv) -> int:
             table.save()
         print(f"{table!r}; fit {table.fit}; saved {table.path}")
         if holdout:
-            measured = table.measure_networks(holdout, log=print)
+            measured = table.measure_networks_table_ms(holdout, log=print)
             predicted = [table.predict(b) for b in holdout]
             folder = f.report_dir or os.path.join(os.path.dirname(os.path.abspath(table.path)), "latency_report")
             extra = {"drift correction": "anchor network" if table.drift_corrected else "none"}

@@ -1,4 +1,6 @@
-"""Search controllers behind one interface (``ask``/``tell``/``state_dict``/``load_state``).
+"""Search controllers behind one interface (``ask`` returns a :class:`Trial`, ``tell(trial_id,
+reward)``, ``state_dict``/``load_state``). A new controller subclasses :class:`Controller`
+(``_propose``, ``_tell``) and joins ``CONTROLLERS``.
 
 * ``random``: :class:`RandomSearch`
 * ``evolution``: :class:`RegularizedEvolution` (Real et al. 2019)
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from mnas_keras.search.controllers.base import Controller
+from mnas_keras.search.controllers.base import Controller, Trial
 from mnas_keras.search.controllers.evolution import RegularizedEvolution
 from mnas_keras.search.controllers.ppo import PPOController
 from mnas_keras.search.controllers.random_search import RandomSearch
@@ -37,13 +39,14 @@ def make_controller(name: str, num_choices: Sequence[int], seed: int = 0,
         raise SearchConfigError(f"bad option for controller {name!r}: {err}") from None
 
 
-def controller_from_state(state: dict) -> Controller:
-    """Rebuilds a controller from :meth:`Controller.state_dict` output."""
+def controller_from_state(state: dict, outstanding: dict | None = None) -> Controller:
+    """Rebuilds a controller from :meth:`Controller.state_dict` output (``outstanding``: see
+    :meth:`Controller.load_state`)."""
     if not isinstance(state, dict) or "controller" not in state:
         raise SearchConfigError("controller state must be a dict from state_dict()")
     controller = make_controller(state["controller"], state["num_choices"], seed=state["seed"],
                                  names=state.get("names"), **state.get("config", {}))
-    controller.load_state(state)
+    controller.load_state(state, outstanding)
     return controller
 
 
@@ -54,6 +57,7 @@ __all__ = [
     "RandomSearch",
     "RegularizedEvolution",
     "Reinforce",
+    "Trial",
     "controller_from_state",
     "make_controller",
 ]

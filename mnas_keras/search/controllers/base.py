@@ -1,15 +1,25 @@
-"""The controller interface (ask/tell, JSON state) and the numpy helpers controllers share.
+"""The controller interface (ask/tell by trial id, JSON state) and the numpy helpers
+controllers share.
 
 A controller proposes samples of a search space as lists of choice indices, one per
-decision (``ask``), and learns from the reward of each (``tell``). Its whole state,
-random generator included, round-trips through JSON exactly (floats are written with
-``repr``, large arrays as base64 of their float64 bytes), so a resumed search continues
-bit for bit.
+decision: :meth:`Controller.ask` returns a :class:`Trial` (an id and the decisions), and
+:meth:`Controller.tell` takes the trial's id and its reward, as Ray Tune's searchers
+(``suggest(trial_id)`` / ``on_trial_complete(trial_id, result)``) and KerasTuner's oracles
+do. Several trials may be outstanding (parallel evaluation); a controller finds what it
+kept about a proposal by its id, never by comparing decisions (two trials may propose the
+same network under different policies). A sample that no ``ask`` proposed (a known
+network) is reported with :meth:`Controller.tell_sample`.
+
+The whole state, random generator and outstanding trials included, round-trips through
+JSON exactly (floats are written with ``repr``, large arrays as base64 of their float64
+bytes), so a resumed search continues bit for bit.
 
 Example:
     >>> from mnas_keras.search.controllers import RandomSearch
     >>> c = RandomSearch([2, 3], seed=0)
-    >>> sample = c.ask(); c.tell(sample, 0.5)
+    >>> trial = c.ask(); trial
+    Trial(id=0, decisions=(1, 1))
+    >>> c.tell(trial.id, 0.5)
     >>> c2 = RandomSearch([2, 3], seed=1); c2.load_state(c.state_dict())
     >>> c2.ask() == c.ask()
     True
@@ -20,6 +30,7 @@ from __future__ import annotations
 import abc
 import base64
 import copy
+import dataclasses
 import math
 from typing import Any, Sequence
 
@@ -28,8 +39,25 @@ import numpy as np
 from mnas_keras.search.errors import SearchConfigError
 
 
+@dataclasses.dataclass(frozen=True)
+class Trial:
+    """One proposal of :meth:`Controller.ask`.
+
+    Attributes:
+        id: the trial's id, what :meth:`Controller.tell` takes (the search loop uses its step).
+        decisions: one choice index per decision of the space.
+    """
+
+    id: int
+    decisions: tuple[int, ...]
+
+
 class Controller(abc.ABC):
-    """Base class: proposes samples (``ask``) and learns from rewards (``tell``).
+    """Base class: proposes trials (``ask``) and learns from their rewards (``tell``).
+
+    Subclasses implement ``_propose()`` (the next decisions) and
+    ``_tell(trial_id, decisions, reward)`` (``trial_id`` is None for :meth:`tell_sample`),
+    and may keep per-trial data in ``_asked(trial_id, decisions)``.
 
     Args:
         num_choices: the number of choices of each decision (``SearchSpace.num_choices``).
@@ -56,24 +84,68 @@ class Controller(abc.ABC):
             raise SearchConfigError("names must have one entry per decision")
         self.rng = np.random.Generator(np.random.PCG64(self.seed))
         self.num_told = 0
+        self.num_asked = 0
+        #: ``{trial id: decisions}`` of the trials asked and not told yet, in ask order.
+        self.outstanding: dict[int, list[int]] = {}
 
     # ---------------------------------------------------------------- interface
-    @abc.abstractmethod
-    def ask(self) -> list[int]:
-        """Proposes the next sample: one choice index per decision."""
+    def ask(self, trial_id: int | None = None) -> Trial:
+        """Proposes the next trial.
 
-    def tell(self, decisions: Sequence[int], reward: float) -> None:
-        """Reports the reward of a sample (one from ``ask``, or any valid sample)."""
+        Args:
+            trial_id: the id to give it (the search loop passes its step); default: the
+                number of trials asked so far.
+
+        Raises:
+            SearchConfigError: ``trial_id`` is already outstanding.
+        """
+        trial_id = self.num_asked if trial_id is None else _trial_id(trial_id)
+        if trial_id in self.outstanding:
+            raise SearchConfigError(f"trial {trial_id} is already outstanding (asked and not told)")
+        decisions = self._check_sample(self._propose())
+        self.outstanding[trial_id] = decisions
+        self._asked(trial_id, decisions)
+        self.num_asked += 1
+        return Trial(trial_id, tuple(decisions))
+
+    def tell(self, trial: Trial | int, reward: float) -> None:
+        """Reports the reward of an outstanding trial (a :class:`Trial` or its id).
+
+        Raises:
+            SearchConfigError: the trial is not outstanding, or the reward is not finite.
+        """
+        trial_id = _trial_id(trial.id if isinstance(trial, Trial) else trial)
+        if trial_id not in self.outstanding:
+            raise SearchConfigError(
+                f"trial {trial_id} is not outstanding (asked and not told yet; outstanding: "
+                f"{sorted(self.outstanding)[:10]}); report a sample ask() did not propose with tell_sample()")
+        reward = _finite(reward)
+        self._tell(trial_id, self.outstanding.pop(trial_id), reward)
+        self.num_told += 1
+
+    def tell_sample(self, decisions: Sequence[int], reward: float) -> None:
+        """Reports the reward of a sample that no :meth:`ask` proposed (e.g. a known network)."""
         decisions = self._check_sample(decisions)
-        reward = float(reward)
-        if not math.isfinite(reward):
-            raise SearchConfigError(f"reward must be finite; received {reward!r}")
-        self._tell(decisions, reward)
+        self._tell(None, decisions, _finite(reward))
         self.num_told += 1
 
     @abc.abstractmethod
-    def _tell(self, decisions: list[int], reward: float) -> None:
+    def _propose(self) -> list[int]:
+        """The next sample's decisions."""
+
+    def _asked(self, trial_id: int, decisions: list[int]) -> None:
+        """Called once per trial after ``_propose`` (what a controller keeps per trial)."""
+
+    @abc.abstractmethod
+    def _tell(self, trial_id: int | None, decisions: list[int], reward: float) -> None:
         ...
+
+    @property
+    def checkpoint_due(self) -> bool:
+        """Whether the state changed enough to be worth writing (a controller whose large
+        state changes only at updates, PPO, says False between them; a resumed search
+        replays the journal after the last checkpoint, so skipping one loses nothing)."""
+        return True
 
     def config(self) -> dict[str, Any]:
         """Constructor options besides ``num_choices``/``seed``/``names`` (JSON-able)."""
@@ -98,12 +170,21 @@ class Controller(abc.ABC):
             "seed": self.seed,
             "names": list(self.names),
             "num_told": self.num_told,
+            "num_asked": self.num_asked,
+            "outstanding": [[i, list(d)] for i, d in self.outstanding.items()],
             "rng": copy.deepcopy(self.rng.bit_generator.state),
             "state": self._state(),
         }
 
-    def load_state(self, state: dict[str, Any]) -> None:
-        """Restores :meth:`state_dict` output (checked against this controller's shape)."""
+    def load_state(self, state: dict[str, Any], outstanding: dict[int, Sequence[int]] | None = None) -> None:
+        """Restores :meth:`state_dict` output (checked against this controller's shape).
+
+        Args:
+            state: the saved state.
+            outstanding: only for a state saved before trials had ids (no ``"outstanding"``
+                entry): ``{trial id: decisions}`` of the proposals asked and not told when
+                it was saved, in ask order (the search loop takes them from its journal).
+        """
         if not isinstance(state, dict) or "controller" not in state:
             raise SearchConfigError("controller state must be a dict from state_dict()")
         if state["controller"] != self.name:
@@ -122,6 +203,12 @@ class Controller(abc.ABC):
             )
         self.rng.bit_generator.state = copy.deepcopy(state["rng"])
         self.num_told = int(state["num_told"])
+        if "outstanding" in state:
+            self.outstanding = {int(i): [int(x) for x in d] for i, d in state["outstanding"]}
+            self.num_asked = int(state["num_asked"])
+        else:  # saved before trials had ids
+            self.outstanding = {_trial_id(i): self._check_sample(d) for i, d in (outstanding or {}).items()}
+            self.num_asked = self.num_told + len(self.outstanding)
         self._load(state["state"])
 
     def _state(self) -> dict[str, Any]:
@@ -150,6 +237,22 @@ class Controller(abc.ABC):
         u = self.rng.random()
         index = int(np.searchsorted(np.cumsum(probs), u * float(np.sum(probs)), side="right"))
         return min(index, len(probs) - 1)
+
+
+def _trial_id(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise SearchConfigError(f"a trial id is an integer (Trial.id); received {value!r}")
+    return int(value)
+
+
+def _finite(reward) -> float:
+    try:
+        value = float(reward)
+    except (TypeError, ValueError):
+        raise SearchConfigError(f"reward must be a finite number; received {reward!r}") from None
+    if not math.isfinite(value):
+        raise SearchConfigError(f"reward must be finite; received {reward!r}")
+    return value
 
 
 # ----------------------------------------------------------------------- numpy helpers

@@ -23,8 +23,8 @@ class RegularizedEvolution(Controller):
     Example:
         >>> evo = RegularizedEvolution([3, 3], seed=0, population_size=2, sample_size=2)
         >>> for _ in range(2):
-        ...     s = evo.ask(); evo.tell(s, float(sum(s)))
-        >>> child = evo.ask()
+        ...     t = evo.ask(); evo.tell(t.id, float(sum(t.decisions)))
+        >>> child = evo.ask().decisions
         >>> sum(a != b for a, b in zip(child, max(evo.population, key=lambda m: m[1])[0]))
         1
     """
@@ -46,7 +46,7 @@ class RegularizedEvolution(Controller):
     def config(self):
         return {"population_size": self.population_size, "sample_size": self.sample_size}
 
-    def ask(self) -> list[int]:
+    def _propose(self) -> list[int]:
         if len(self.population) < self.population_size or not self._mutable:
             return self._uniform_sample()
         picks = self.rng.choice(len(self.population), size=self.sample_size, replace=False)
@@ -57,7 +57,7 @@ class RegularizedEvolution(Controller):
         child[index] = new if new < child[index] else new + 1
         return child
 
-    def _tell(self, decisions, reward):
+    def _tell(self, trial_id, decisions, reward):
         self.population.append((list(decisions), float(reward)))
         if len(self.population) > self.population_size:
             self.population.pop(0)

@@ -10,10 +10,16 @@ Each token is an action and the episode's only reward comes at its end (no disco
 every token's advantage is ``R - b``; PPO clips each token's probability ratio at
 ``1 +- clip`` and adds an entropy bonus.
 
-Parallel evaluation: ``ask`` remembers each proposal's log-probabilities under the policy
-that sampled it, and ``tell`` uses them as PPO's "old" policy, so several proposals may be
-outstanding while updates happen (the ratio stays against the behaviour policy). Told one
+Parallel evaluation: ``ask`` remembers each trial's log-probabilities under the policy that
+sampled it, by trial id, and ``tell`` uses them as PPO's "old" policy, so several trials may
+be outstanding while updates happen (the ratio stays against the behaviour policy). Told one
 at a time right after its ask, the controller behaves exactly as before.
+
+Checkpoints: the parameters and Adam's moments (about 3 MB of JSON at the paper's 100
+hidden units) change only at an update, every ``batch_size`` tells, so
+:attr:`PPOController.checkpoint_due` is true only right after one; the search loop writes
+``controller.json`` then (and at the end), and a resume replays the few results since from
+the journal.
 """
 
 from __future__ import annotations
@@ -24,11 +30,6 @@ from mnas_keras.search.controllers.base import (
     Adam, Controller, MovingAverageBaseline, decode_array, encode_array, softmax,
 )
 from mnas_keras.search.errors import SearchConfigError
-
-
-#: Outstanding proposals remembered for their sampling log-probabilities (older ones are
-#: dropped; telling such a sample falls back to the current policy's log-probabilities).
-MAX_PENDING = 4096
 
 
 def _sigmoid(x):
@@ -52,7 +53,7 @@ class PPOController(Controller):
     Example:
         >>> c = PPOController([3, 2, 2], seed=0, hidden_size=8, batch_size=4)
         >>> for _ in range(8):
-        ...     s = c.ask(); c.tell(s, float(s[0] == 2))
+        ...     t = c.ask(); c.tell(t.id, float(t.decisions[0] == 2))
         >>> len(c.probabilities()), c.num_told
         (3, 8)
     """
@@ -96,9 +97,9 @@ class PPOController(Controller):
         self.optimizer = Adam([p.shape for p in self.params], lr=lr)
         self.baseline = MovingAverageBaseline(baseline_decay)
         self.buffer: list[tuple[list[int], float, list[float]]] = []
-        # Proposals asked but not told yet, with their log-probabilities under the policy
-        # that sampled them (several are outstanding when evaluations run in parallel).
-        self.pending: list[tuple[list[int], list[float]]] = []
+        #: ``{trial id: log-probabilities under the policy that sampled it}`` of the
+        #: outstanding trials (several when evaluations run in parallel).
+        self.pending: dict[int, list[float]] = {}
         self.last_update: dict[str, float] = {}
 
     # ------------------------------------------------------------------ params
@@ -232,29 +233,31 @@ class PPOController(Controller):
         return objective, grads
 
     # -------------------------------------------------------------- interface
-    def ask(self) -> list[int]:
-        decisions = self._rollout("sample")[0]
-        self.pending.append((decisions, self._sample_log_probs(decisions)))
-        del self.pending[:-MAX_PENDING]
-        return decisions
+    def _propose(self) -> list[int]:
+        return self._rollout("sample")[0]
+
+    def _asked(self, trial_id, decisions):
+        self.pending[trial_id] = self._sample_log_probs(decisions)
 
     def _sample_log_probs(self, decisions) -> list[float]:
         actions = np.asarray([decisions])
         _, _, probs = self._forward(actions)
         return self._log_probs(actions, probs)[0].tolist()
 
-    def _tell(self, decisions, reward):
-        # PPO's ratio is against the policy that sampled the proposal: with parallel
+    def _tell(self, trial_id, decisions, reward):
+        # PPO's ratio is against the policy that sampled the trial: with parallel
         # evaluations an update may have happened between its ask and this tell.
-        # Identical decisions are told in the order they were asked (the runner does so).
-        index = next((i for i, (d, _) in enumerate(self.pending) if d == decisions), None)
-        if index is None:  # a sample that did not come from ask(): the current policy
+        old = self.pending.pop(trial_id, None) if trial_id is not None else None
+        if old is None:  # a sample that did not come from ask(): the current policy
             old = self._sample_log_probs(decisions)
-        else:
-            old = self.pending.pop(index)[1]
         self.buffer.append((decisions, self.baseline.advantage(reward), old))
         if len(self.buffer) >= self.batch_size:
             self._update()
+
+    @property
+    def checkpoint_due(self) -> bool:
+        """True right after a policy update (no tell buffered): see the module docs."""
+        return not self.buffer
 
     def _update(self):
         actions = np.asarray([d for d, _, _ in self.buffer], dtype=np.int64)
@@ -283,7 +286,7 @@ class PPOController(Controller):
         return {"params": [encode_array(p) for p in self.params], "adam": self.optimizer.state(),
                 "baseline": self.baseline.value,
                 "buffer": [[d, a, o] for d, a, o in self.buffer], "last_update": self.last_update,
-                "pending": [[d, o] for d, o in self.pending]}
+                "pending": [[i, o] for i, o in self.pending.items()]}
 
     def _load(self, state):
         if len(state["params"]) != len(self.params):
@@ -293,4 +296,12 @@ class PPOController(Controller):
         self.baseline.value = None if state["baseline"] is None else float(state["baseline"])
         self.buffer = [(list(map(int, d)), float(a), [float(x) for x in o]) for d, a, o in state["buffer"]]
         self.last_update = dict(state.get("last_update", {}))
-        self.pending = [(list(map(int, d)), [float(x) for x in o]) for d, o in state.get("pending", [])]
+        pending = state.get("pending", [])
+        if all(isinstance(i, int) for i, _ in pending):
+            self.pending = {int(i): [float(x) for x in o] for i, o in pending}
+        else:  # saved before trials had ids: [decisions, log-probabilities] in ask order
+            self.pending = {}
+            old = [(list(map(int, d)), [float(x) for x in o]) for d, o in pending]
+            for trial_id, decisions in self.outstanding.items():
+                if old and old[0][0] == decisions:
+                    self.pending[trial_id] = old.pop(0)[1]

@@ -10,13 +10,13 @@ class RandomSearch(Controller):
 
     Example:
         >>> RandomSearch([2, 2, 3], seed=0).ask()
-        [1, 1, 1]
+        Trial(id=0, decisions=(1, 1, 1))
     """
 
     name = "random"
 
-    def ask(self) -> list[int]:
+    def _propose(self) -> list[int]:
         return self._uniform_sample()
 
-    def _tell(self, decisions, reward):
+    def _tell(self, trial_id, decisions, reward):
         pass

@@ -20,8 +20,8 @@ class Reinforce(Controller):
     steps of a weight-sharing supernet; with one fully evaluated model per step a larger
     rate (the default) is needed.
 
-    Parallel evaluation: ``tell`` takes the told sample's own decisions (nothing is kept
-    from ``ask``), so several proposals may be outstanding; a sample told after an update
+    Parallel evaluation: ``tell`` uses the told trial's own decisions (nothing else is kept
+    from ``ask``), so several trials may be outstanding; a trial told after an update
     contributes its score function under the current logits (the usual asynchronous,
     slightly stale, policy gradient).
 
@@ -35,7 +35,7 @@ class Reinforce(Controller):
     Example:
         >>> c = Reinforce([2, 2], seed=0, lr=0.5)
         >>> for _ in range(30):
-        ...     s = c.ask(); c.tell(s, float(s[0] == 1 and s[1] == 0))
+        ...     t = c.ask(); c.tell(t.id, float(t.decisions == (1, 0)))
         >>> [round(p[i], 1) > 0.5 for p, i in zip(c.probabilities(), [1, 0])]
         [True, True]
     """
@@ -59,10 +59,10 @@ class Reinforce(Controller):
         return {"lr": o.lr, "baseline_decay": self.baseline.decay, "beta1": o.beta1, "beta2": o.beta2,
                 "batch_size": self.batch_size, "entropy_weight": self.entropy_weight}
 
-    def ask(self) -> list[int]:
+    def _propose(self) -> list[int]:
         return [self._categorical(softmax(l)) for l in self.logits]
 
-    def _tell(self, decisions, reward):
+    def _tell(self, trial_id, decisions, reward):
         self.buffer.append((decisions, self.baseline.advantage(reward)))
         if len(self.buffer) >= self.batch_size:
             self._update()

@@ -33,6 +33,9 @@ class Evaluator(Protocol):
       distinct records (step order); may change records in place (for example measure the
       Pareto front's predicted latencies), journal what it did and rescore changed records
       with ``rescore(record) -> reward``.
+    * ``with_latency_runner(runner) -> evaluator``: a copy whose latency measurements run
+      through ``runner(fn, *args, **kwargs)`` (the Ray executor's ``latency_resource``
+      passes one that runs them on a latency device's node).
     """
 
     def evaluate(self, blocks: Sequence[str], artifact_dir: str | None = None) -> dict[str, Any]:

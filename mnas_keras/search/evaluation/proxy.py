@@ -8,9 +8,11 @@
    leaves the moving averages far from the weights' statistics; without this step the
    validation accuracy of a 1-2 epoch model is near chance), then measure validation
    accuracy on a held-out part of the training data (the test split is kept for reports);
-4. convert with :func:`mnas_keras.tflite.convert` (built-in ops only) and time it with
+4. ask its latency source (:mod:`mnas_keras.search.latency.sources`): by default convert
+   with :func:`mnas_keras.tflite.convert` (built-in ops only) and time it with
    :func:`mnas_keras.tflite.benchmark` (one thread, warm-up, median; by default in a
-   separate process pinned to one core) at ``latency_input_size``; optionally int8 too.
+   separate process pinned to one core) at ``latency_input_size``; optionally int8 too;
+   or a latency table's prediction.
 
 A failure (conversion error, NaN loss, out of memory, a timeout, anything raised) becomes
 ``{"status": "failed", "reason": ...}`` and the search goes on. After each sample the Keras
@@ -24,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import gc
 import math
 import os
@@ -41,14 +44,12 @@ TRAIN_MODES = ("auto", "graph", "eager", "fit")
 #: ``train_mode="auto"`` trains eagerly up to this many steps: tracing a training step costs
 #: about as much as 20 eager steps of a MnasNet-sized model on a 2-core machine.
 EAGER_STEPS = 20
+#: ``model_kwargs`` that are settings of the network recipe.
+_RECIPE_KWARGS = ("head_filters", "activation", "include_preprocessing")
 
 
 class _Timeout(Exception):
     pass
-
-
-def _call(fn, *args, **kwargs):
-    return fn(*args, **kwargs)
 
 
 def _first_line(err: BaseException) -> str:
@@ -105,6 +106,8 @@ class ProxyEvaluator:
             (see :mod:`mnas_keras.search.latency.modes`); the table modes need
             ``latency_table`` (a :class:`~mnas_keras.search.latency.table.LatencyTable`) and
             the fp32 objective.
+        latency_source: a :class:`~mnas_keras.search.latency.sources.LatencySource` to use
+            instead of the one ``latency_mode`` names.
     """
 
     def __init__(self, *, data=None, image_size: int = 32, classes: int | None = None,
@@ -115,7 +118,7 @@ class ProxyEvaluator:
                  warmup: int = 10, runs: int = 50, isolate_latency: bool = True, int8: bool = False,
                  latency_objective: str = "fp32", timeout_s: float | None = None, seed: int = 0,
                  model_kwargs: dict | None = None, save_artifacts: bool = True,
-                 latency_mode: str = "measured", latency_table=None):
+                 latency_mode: str = "measured", latency_table=None, latency_source=None):
         checks = [
             (isinstance(image_size, int) and image_size >= 8, f"image_size must be an integer >= 8; received {image_size!r}"),
             (isinstance(epochs, int) and epochs >= 1, f"epochs must be a positive integer; received {epochs!r}"),
@@ -150,52 +153,79 @@ class ProxyEvaluator:
         self.seed = int(seed)
         self.model_kwargs = dict(model_kwargs or {})
         self.saves_artifacts = bool(save_artifacts)
-        self.latency_mode, self._table_latency = self._latency_source(latency_mode, latency_table)
-        #: Runs each latency measurement: ``latency_runner(benchmark, model, **options)``;
-        #: None calls it here. The Ray executor sets it to send measurements to other nodes.
-        self.latency_runner = None
+        self.latency_source = (latency_source if latency_source is not None
+                               else self._latency_source(latency_mode, latency_table))
         self._given_data = data is not None
         self._data = data
         self._splits = None
         self._classes = classes
+
+    def _measured(self):
+        from mnas_keras.search.latency.sources import MeasuredLatency
+
+        return MeasuredLatency(self.latency_input_size, num_threads=self.num_threads, warmup=self.warmup,
+                               runs=self.runs, isolate=self.isolate_latency, int8=self.int8,
+                               objective=self.latency_objective)
 
     def _latency_source(self, mode, table):
         from mnas_keras.search.latency.modes import TableLatency, check_mode
 
         check_mode(mode)
         if mode == "measured":
-            return mode, None
+            return self._measured()
         if table is None or not hasattr(table, "predict"):
             raise SearchConfigError(f"latency_mode={mode!r} needs latency_table (a LatencyTable)")
         if self.int8:
             raise SearchConfigError(f"latency_mode={mode!r} predicts one latency (the table's objective); "
                                     "int8=True (measure fp32 and int8) needs latency_mode='measured'")
-        wrong = {k: (table.settings.get(k), v) for k, v in (("input_size", self.latency_input_size),
-                 ("objective", self.latency_objective),
-                 ("num_threads", self.num_threads), ("stem_filters", self.stem_filters)) if table.settings.get(k) != v}
+        # The table's recipe must be this evaluator's (classes only change the classifier:
+        # compared when the evaluator knows them without loading its data).
+        mine = self.recipe_for(classes=self._classes or table.recipe.classes)
+        wrong = table.recipe.differences(mine)
+        if table.settings.get("num_threads") != self.num_threads:
+            wrong["num_threads"] = (table.settings.get("num_threads"), self.num_threads)
         if wrong:
             raise SearchConfigError(f"the latency table was built for other settings (table, evaluator): {wrong}")
-        return mode, TableLatency(table, mode)
+        return TableLatency(table, mode)
 
-    def _latency_config(self) -> dict:
-        if self._table_latency is None:
-            return {}
-        return {"latency_mode": self.latency_mode, "latency_table": self._table_latency.table.path}
+    def recipe_for(self, classes: int):
+        """The :class:`~mnas_keras.search.latency.recipe.NetworkRecipe` of this evaluator's
+        networks with ``classes`` outputs."""
+        from mnas_keras.search.latency.recipe import NetworkRecipe
+
+        kwargs = {k: self.model_kwargs[k] for k in _RECIPE_KWARGS if k in self.model_kwargs}
+        return NetworkRecipe(input_size=self.latency_input_size, objective=self.latency_objective,
+                             stem_filters=self.stem_filters, classes=int(classes), **kwargs)
+
+    @property
+    def recipe(self):
+        """The :class:`~mnas_keras.search.latency.recipe.NetworkRecipe` of the networks this
+        evaluator trains and measures (what :meth:`build` builds)."""
+        return self.recipe_for(self.classes)
+
+    @property
+    def latency_mode(self) -> str:
+        """The latency source's mode (``"measured"``, ``"predicted"``, ...)."""
+        return getattr(self.latency_source, "mode", type(self.latency_source).__name__)
 
     @property
     def latency_table(self):
         """The :class:`LatencyTable` of the table modes (None when measuring)."""
-        return None if self._table_latency is None else self._table_latency.table
+        return getattr(self.latency_source, "table", None)
+
+    def with_latency_runner(self, runner) -> "ProxyEvaluator":
+        """A copy whose latency measurements run through ``runner(fn, *args, **kwargs)``
+        (the Ray executor passes one that runs them on a latency device's node)."""
+        routed = copy.copy(self)
+        routed.latency_source = self.latency_source.with_runner(runner)
+        return routed
 
     def finalize(self, records: list[dict], journal, rescore, log=print) -> None:
-        """After the search loop: with ``latency_mode="predicted_then_measured"``, measures
-        the Pareto front's predicted latencies until the front is all measured
-        (:func:`~mnas_keras.search.latency.modes.measure_front`; records changed in place,
-        measurements journaled and added to the table); in the other modes nothing."""
-        if self.latency_mode == "predicted_then_measured":
-            from mnas_keras.search.latency.modes import measure_front
-
-            measure_front(records, journal, self.latency_table, self.measure_latency, rescore, log=log)
+        """After the search loop: the latency source's ``finalize`` (with
+        ``latency_mode="predicted_then_measured"`` the Pareto front's predicted latencies
+        are measured until the front is all measured, see
+        :func:`~mnas_keras.search.latency.modes.measure_front`); in the other modes nothing."""
+        self.latency_source.finalize(records, journal, rescore, log=log)
 
     def measure_latency(self, blocks: Sequence[str]) -> float:
         """Converts and times an (untrained) network the way ``"measured"`` mode does; ms.
@@ -204,7 +234,7 @@ class ProxyEvaluator:
 
         model = self.build(blocks)
         try:
-            return self._latency(model, None, measure=True)[0]["latency_ms"]
+            return self._measured().latency(model)[0]["latency_ms"]
         finally:
             del model
             keras.backend.clear_session(free_memory=True)
@@ -223,7 +253,7 @@ class ProxyEvaluator:
             "isolate_latency": self.isolate_latency, "int8": self.int8,
             "latency_objective": self.latency_objective, "timeout_s": self.timeout_s, "seed": self.seed,
             "model_kwargs": self.model_kwargs,
-            **self._latency_config(),
+            **self.latency_source.config(),
         }
 
     def splits(self):
@@ -263,14 +293,8 @@ class ProxyEvaluator:
     # ------------------------------------------------------------------ model
     def build(self, blocks: Sequence[str]):
         """The (untrained) Keras model of an architecture, with open spatial size."""
-        import keras
-
-        from mnas_keras.models import MnasNet
-
-        keras.utils.set_random_seed(self.seed)
-        kwargs = {"stem_filters": self.stem_filters, "dropout_rate": self.dropout_rate,
-                  "include_preprocessing": True, **self.model_kwargs}
-        return MnasNet(list(blocks), input_shape=(None, None, 3), classes=self.classes, **kwargs)
+        extra = {k: v for k, v in self.model_kwargs.items() if k not in _RECIPE_KWARGS}
+        return self.recipe.build(blocks, dropout_rate=self.dropout_rate, seed=self.seed, **extra)
 
     def _train(self, model, x, y) -> dict:
         import keras
@@ -367,35 +391,6 @@ class ProxyEvaluator:
             correct += int(np.sum(np.argmax(probs, axis=-1) == y[start:start + batch_size]))
         return correct / max(1, len(x))
 
-    def _latency(self, model, x_train, measure: bool = False) -> tuple:
-        from mnas_keras.tflite import benchmark, convert
-
-        if self._table_latency is not None and not measure:
-            return self._table_latency.estimate(model.blocks), None, None
-        size = self.latency_input_size
-        shape = (size, size, 3)
-        out = {}
-        start = time.perf_counter()
-        fp32 = convert(model, input_shape=shape)
-        out["convert_seconds"] = time.perf_counter() - start
-        run = self.latency_runner or _call
-        result = run(benchmark, fp32, num_threads=self.num_threads, warmup=self.warmup, runs=self.runs,
-                     input_shape=shape, isolate=self.isolate_latency)
-        out.update(fp32_latency_ms=result.median_ms, latency_p90_ms=result.p90_ms, tflite_bytes=len(fp32))
-        int8 = None
-        if self.int8:
-            calibration = x_train[:64]
-            if size != self.image_size:
-                import tensorflow as tf
-
-                calibration = tf.image.resize(calibration, (size, size)).numpy()
-            int8 = convert(model, "int8", representative_data=calibration, input_shape=shape)
-            r8 = run(benchmark, int8, num_threads=self.num_threads, warmup=self.warmup, runs=self.runs,
-                     input_shape=shape, isolate=self.isolate_latency)
-            out["int8_latency_ms"] = r8.median_ms
-        out["latency_ms"] = out["int8_latency_ms"] if self.latency_objective == "int8" else out["fp32_latency_ms"]
-        return out, fp32, int8
-
     # -------------------------------------------------------------- protocol
     def evaluate(self, blocks: Sequence[str], artifact_dir: str | None = None) -> dict:
         """Builds, trains, validates and measures one architecture; never raises for a
@@ -414,7 +409,7 @@ class ProxyEvaluator:
             result["train_seconds"] = time.perf_counter() - t0
             self._recalibrate(model, x_train)
             result["accuracy"] = self.accuracy(model, x_val, y_val)
-            latency, fp32, int8 = self._latency(model, x_train)
+            latency, fp32, int8 = self.latency_source.latency(model, x_train)
             result.update(latency)
             if artifact_dir is not None:
                 self._save(model, fp32, int8, artifact_dir)

@@ -7,8 +7,9 @@ imported once per worker rather than once per evaluation. Jobs go to idle actors
 back as they finish (``ray.wait``).
 
 Routing: with ``latency_resource="latency_device"`` the latency measurement of an
-evaluator that supports it (``ProxyEvaluator``: it calls ``self.latency_runner(fn, *args,
-**kwargs)`` for each benchmark) runs as a separate Ray task that requires one unit of that
+evaluator that supports it (one with ``with_latency_runner(runner)``, such as
+``ProxyEvaluator``: the worker passes it a :class:`RemoteLatency` runner, which its
+latency source calls for each benchmark) runs as a separate Ray task that requires one unit of that
 custom resource and no CPU, i.e. on a node that declares it (``ray start
 --resources='{"latency_device": 1}'``); training stays on the CPU workers. A local Ray
 instance started here declares one unit itself, which also makes latency measurements
@@ -147,7 +148,7 @@ def _run_latency(fn, args, kwargs):
 
 
 class RemoteLatency:
-    """``evaluator.latency_runner`` on a Ray worker: runs each latency measurement as a
+    """The runner a Ray worker passes to ``evaluator.with_latency_runner``: runs each latency measurement as a
     task needing one unit of ``resource`` (and ``num_cpus`` CPUs, 0 by default so that
     training workers holding every CPU cannot starve it)."""
 
@@ -174,7 +175,7 @@ class EvaluationWorker:
         self.latency = None
         if latency:
             self.latency = RemoteLatency(**latency)
-            self.evaluator.latency_runner = self.latency
+            self.evaluator = evaluator.with_latency_runner(self.latency)
 
     def ready(self) -> dict:
         return _placement()
@@ -296,9 +297,9 @@ class RayExecutor(Executor):
             if not resources.get(self.latency_resource):
                 raise SearchConfigError(f"no node of the Ray cluster has the resource {self.latency_resource!r} "
                                         f"(its resources: {sorted(resources)})")
-            if not hasattr(evaluator, "latency_runner"):
+            if not callable(getattr(evaluator, "with_latency_runner", None)):
                 raise SearchConfigError(f"{type(evaluator).__name__} cannot send its latency measurement elsewhere "
-                                        "(it has no latency_runner); leave latency_resource unset")
+                                        "(it has no with_latency_runner); leave latency_resource unset")
         if not self.max_in_flight:
             self.max_in_flight = max(1, int(resources.get("CPU", 1) // self.cpus_per_worker))
         self._evaluator_ref = ray.put(evaluator)

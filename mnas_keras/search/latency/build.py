@@ -1,7 +1,8 @@
 """Measuring latency-table parts and whole networks on LiteRT.
 
 Parts (stem, single blocks, head; see :func:`mnas_keras.search.latency.table.network_parts`)
-are built with the same graph builder as ``mnas_keras.MnasNet``, many at a time as the
+and whole networks are built by the search's one recipe
+(:class:`~mnas_keras.search.latency.recipe.NetworkRecipe`: ``build_part``, ``build``), many at a time as the
 independent branches of one multi-input Keras model, converted once with
 :func:`mnas_keras.tflite.convert`, and cut into one ``.tflite`` per part
 (:func:`mnas_keras.search.latency.slice.split_branches`). Conversion costs seconds per call
@@ -26,6 +27,7 @@ import time
 from typing import Callable, Mapping, Sequence
 
 from mnas_keras.search.latency.parts import DEFAULT_SETTINGS, LatencyTableError, parse_part
+from mnas_keras.search.latency.recipe import NetworkRecipe
 
 #: At most this many parts, or about this many weights, per conversion.
 MAX_PARTS_PER_MODEL = 64
@@ -54,32 +56,6 @@ def _part_params(key: str, s: Mapping) -> int:
     if spec.op == "conv":
         return k2 * c * e + (e * o if e != c else 0)
     return c * e + k2 * e + e * o
-
-
-def _build_part(index: int, key: str, s: Mapping):
-    """``(input, output)`` Keras tensors of one part, layer names prefixed ``p<index>_``."""
-    import keras
-
-    from mnas_keras.models import BuildOptions, build_block, build_head, build_stem
-    from mnas_keras.models.backbone import IMAGENET_MEAN, IMAGENET_STD
-
-    part = parse_part(key)
-    prefix = f"p{index}_"
-    options = BuildOptions(stem_filters=part.get("filters", s["stem_filters"]), scale_stem=False,
-                           activation=s["activation"], head_filters=s["head_filters"], classes=s["classes"],
-                           dropout_rate=0.0)
-    x = keras.Input(part["input_shape"], name=f"{prefix}input")
-    if part["kind"] == "stem":
-        y = x
-        if s["include_preprocessing"]:
-            y = keras.layers.Normalization(mean=list(IMAGENET_MEAN), variance=[v * v for v in IMAGENET_STD],
-                                           name=prefix + "normalization")(y)
-        y = build_stem(y, options, prefix=prefix)
-    elif part["kind"] == "head":
-        y = build_head(x, options, prefix=prefix)
-    else:
-        y = build_block(x, part["spec"], options, prefix=prefix)
-    return x, y
 
 
 def _quantize(model, inputs: Sequence, settings: Mapping, seed: int, int8_io: bool, label: str = "") -> bytes | None:
@@ -144,7 +120,8 @@ def convert_parts(keys: Sequence[str], settings: Mapping, log: Callable | None =
     for number, chunk in enumerate(chunks, start=1):
         start = time.perf_counter()
         keras.utils.set_random_seed(number)
-        tensors = [_build_part(i, key, s) for i, key in enumerate(chunk)]
+        recipe = NetworkRecipe.from_settings(s)
+        tensors = [recipe.build_part(key, prefix=f"p{i}_") for i, key in enumerate(chunk)]
         model = keras.Model([t[0] for t in tensors], [t[1] for t in tensors], name="latency_parts")
         inputs = [(parse_part(key)["input_shape"], key.startswith("stem:")) for key in chunk]
         flatbuffer = _quantize(model, inputs, s, number, int8_io=True, label=f"parts {chunk[:2]}...") or convert(model)
@@ -158,18 +135,15 @@ def convert_parts(keys: Sequence[str], settings: Mapping, log: Callable | None =
 
 
 def convert_network(blocks: Sequence[str], settings: Mapping) -> bytes:
-    """The ``.tflite`` of a whole network as the search's evaluator builds it (fp32, or int8
-    with float input and output for the ``"int8"`` objective)."""
+    """The ``.tflite`` of a whole network as the search's evaluator builds it
+    (:meth:`NetworkRecipe.build`; fp32, or int8 with float input and output for the
+    ``"int8"`` objective)."""
     import keras
 
-    from mnas_keras.models import MnasNet
     from mnas_keras.tflite import convert
 
     s = _settings(settings)
-    keras.utils.set_random_seed(0)
-    model = MnasNet(list(blocks), input_shape=(None, None, 3), classes=s["classes"], stem_filters=s["stem_filters"],
-                    head_filters=s["head_filters"], activation=s["activation"], dropout_rate=0.0,
-                    include_preprocessing=s["include_preprocessing"])
+    model = NetworkRecipe.from_settings(s).build(list(blocks))
     size = s["input_size"]
     try:
         return (_quantize(model, [((size, size, 3), True)], s, 0, int8_io=False, label="|".join(blocks))
@@ -232,9 +206,11 @@ def time_models(tflites: Mapping[str, bytes | str], settings: Mapping, *, anchor
     return timing
 
 
-def measure_networks(blocks_list: Sequence[Sequence[str]], settings: Mapping, log: Callable | None = None,
-                     **options) -> list[float]:
-    """Converts and times whole networks; their median ms, in order."""
+def measure_networks_raw_ms(blocks_list: Sequence[Sequence[str]], settings: Mapping, log: Callable | None = None,
+                            **options) -> list[float]:
+    """Converts and times whole networks; their raw median milliseconds as measured now, in
+    order (no drift correction: :meth:`LatencyTable.measure_networks_table_ms` gives the
+    table's units)."""
     tflites = {f"net{i}": convert_network(b, settings) for i, b in enumerate(blocks_list)}
     options.setdefault("group", 16)
     times = time_models(tflites, settings, log=log, **options).latencies

@@ -76,13 +76,33 @@ def prepare_table(path: str, space=None, *, input_size: int = 224, num_threads: 
 
 
 class TableLatency:
-    """The evaluator side of the table modes: predicts a network's latency, measuring and
-    saving missing parts first."""
+    """The latency source of the table modes (see
+    :class:`~mnas_keras.search.latency.sources.LatencySource`): predicts a network's
+    latency, measuring and saving missing parts first; with
+    ``mode="predicted_then_measured"`` its :meth:`finalize` measures the Pareto front."""
 
     def __init__(self, table: LatencyTable, mode: str = "predicted", save: bool = True):
         self.table = table
         self.mode = check_mode(mode)
+        if self.mode == "measured":
+            raise SearchConfigError("TableLatency predicts: mode must be 'predicted' or 'predicted_then_measured'")
         self.save = save
+
+    def latency(self, model, calibration=None) -> tuple[dict, None, None]:
+        """The prediction of ``model.blocks`` (no conversion: no ``.tflite``)."""
+        return self.estimate(model.blocks), None, None
+
+    def config(self) -> dict:
+        return {"latency_mode": self.mode, "latency_table": self.table.path}
+
+    def with_runner(self, runner) -> "TableLatency":
+        """Itself: parts and the front are timed where the table is."""
+        return self
+
+    def finalize(self, records: list[dict], journal, rescore, log=print) -> None:
+        """With ``"predicted_then_measured"``: :func:`measure_front` with this table."""
+        if self.mode == "predicted_then_measured":
+            measure_front(records, journal, self.table, rescore, log=log)
 
     def estimate(self, blocks: Sequence[str]) -> dict:
         """``{"latency_ms", "<objective>_latency_ms", "predicted_latency_ms", "latency_source", ...}``."""
@@ -102,23 +122,22 @@ class TableLatency:
                 "latency_seconds": time.perf_counter() - start}
 
 
-def measure_front(records: list[dict], journal, table: LatencyTable | None, measure: Callable[[list], float],
-                  rescore: Callable[[dict], float], log: Callable = print, max_rounds: int = 20) -> list[dict]:
+def measure_front(records: list[dict], journal, table: LatencyTable, rescore: Callable[[dict], float],
+                  log: Callable = print, max_rounds: int = 20) -> list[dict]:
     """Replaces predicted latencies on the Pareto front by measured ones (in place).
 
     Applies ``measured`` events already in the journal first (a resumed run), then measures
-    the front's predicted members with ``measure(blocks) -> ms`` (with a table:
-    :meth:`LatencyTable.measure_networks`, so measurements and predictions share units and
-    objective) and repeats on the new front until it is all measured. Each measurement is
-    journaled, rescored and added to the table.
+    the front's predicted members with :meth:`LatencyTable.measure_networks_table_ms` (so
+    measurements and predictions share units and objective) and repeats on the new front
+    until it is all measured. Each measurement is journaled, rescored and added to the table.
     """
     from mnas_keras.search.pareto import pareto_front
 
     by_key = {r["key"]: r for r in records}
-    objective = "fp32" if table is None else table.settings.get("objective", "fp32")
-    if table is not None:
-        def measure(blocks):
-            return table.measure_networks([blocks])[0]
+    objective = table.settings.get("objective", "fp32")
+
+    def measure(blocks):
+        return table.measure_networks_table_ms([blocks])[0]
 
     def apply(record, value, predicted):
         record["predicted_latency_ms"] = predicted
@@ -149,9 +168,8 @@ def measure_front(records: list[dict], journal, table: LatencyTable | None, meas
                             "latency_ms": value, "predicted_latency_ms": predicted, "time": time.time()})
             log(f"front {record['arch_id']}: measured {value:.4f} ms (predicted {predicted:.4f} ms, "
                 f"{100 * (predicted - value) / value:+.1f}%)")
-            if table is not None:
-                table.add_measurement(record["blocks"], value, source="search", refit=False)
-                changed = True
+            table.add_measurement(record["blocks"], value, source="search", refit=False)
+            changed = True
     if changed:
         table.refit()
         if table.path:

@@ -25,7 +25,7 @@ Drift correction: a shared or throttling machine's speed drifts by 5-10% within 
 default MnasNet-A1's blocks) that is timed in every group of parts or networks; each
 latency is stored as its ratio to the anchor in the same group times the anchor's latency
 when the table was first measured (``anchor_ms``). Parts measured an hour apart, and whole
-networks measured later with :meth:`LatencyTable.measure_networks`, are in the same units.
+networks measured later with :meth:`LatencyTable.measure_networks_table_ms`, are in the same units.
 
 A table predicts one objective (setting ``objective``): ``"fp32"``, or ``"int8"`` (full
 integer; parts with int8 input/output, whole networks with float input like the search's
@@ -124,6 +124,14 @@ class LatencyTable:
     def part_latencies(self) -> dict[str, float]:
         """A copy of ``{part key: ms}``."""
         return dict(self._parts)
+
+    @property
+    def recipe(self):
+        """The :class:`~mnas_keras.search.latency.recipe.NetworkRecipe` of the networks and
+        parts this table measures (stored in its settings)."""
+        from mnas_keras.search.latency.recipe import NetworkRecipe
+
+        return NetworkRecipe.from_settings(self.settings)
 
     def parts(self, blocks: Sequence[str | BlockSpec]) -> list[str]:
         """The part keys of a network under this table's input size and stem."""
@@ -393,15 +401,21 @@ class LatencyTable:
         """Whether timings are taken relative to an anchor network (see the module docs)."""
         return bool(self.settings.get("anchor"))
 
+    @property
+    def anchor_tflite(self) -> bytes | None:
+        """The drift-correction anchor's ``.tflite`` (converted on first use; None without
+        an anchor)."""
+        if self.drift_corrected and self._anchor_tflite is None:
+            self._anchor_tflite = latency_build.convert_network(self.settings["anchor"], self.settings)
+        return self._anchor_tflite
+
     def time_tflites(self, tflites, log=None, **options) -> dict[str, float]:
         """Times ``{name: .tflite bytes or path}`` under the table's settings; milliseconds in
         the table's units (drift-corrected by the anchor when the table has one)."""
         if not self.drift_corrected:
             self.last_timing = latency_build.time_models(tflites, self.settings, log=log, **options)
             return dict(self.last_timing.latencies)
-        if self._anchor_tflite is None:
-            self._anchor_tflite = latency_build.convert_network(self.settings["anchor"], self.settings)
-        timing = self.last_timing = latency_build.time_models(tflites, self.settings, anchor=self._anchor_tflite,
+        timing = self.last_timing = latency_build.time_models(tflites, self.settings, anchor=self.anchor_tflite,
                                                               log=log, **options)
         self.last_anchor_ms = statistics.median(timing.anchor_ms)
         if not self.settings.get("anchor_ms"):
@@ -425,19 +439,23 @@ class LatencyTable:
         keys = [k for blocks in blocks_list for k in self.missing(blocks)]
         return self.measure_parts(keys, log=log, **options)
 
-    def measure_networks(self, blocks_list: Sequence[Sequence[str]], log=None, **options) -> list[float]:
-        """Converts and times whole networks as the search builds them; ms in the table's
-        units, in order (nothing is added to the table)."""
+    def measure_networks_table_ms(self, blocks_list: Sequence[Sequence[str]], log=None, **options) -> list[float]:
+        """Converts and times whole networks as the search builds them; milliseconds in the
+        table's units (drift-corrected to ``anchor_ms`` when the table has an anchor), in
+        order (nothing is added to the table)."""
         tflites = {f"net{i}": latency_build.convert_network(list(b), self.settings) for i, b in enumerate(blocks_list)}
         options.setdefault("group", 16)
         times = self.time_tflites(tflites, log=log, **options)
         return [times[f"net{i}"] for i in range(len(blocks_list))]
 
+    #: The older name of :meth:`measure_networks_table_ms`.
+    measure_networks = measure_networks_table_ms
+
     def calibrate(self, blocks_list: Sequence[Sequence[str]], log=None, **options) -> dict:
         """Measures whole networks (and their missing parts), caches them and refits."""
         self.measure_missing(blocks_list, log=log, **options)
         start = time.perf_counter()
-        values = self.measure_networks(blocks_list, log=log, **options)
+        values = self.measure_networks_table_ms(blocks_list, log=log, **options)
         self.build_seconds += time.perf_counter() - start
         for blocks, value in zip(blocks_list, values):
             self.add_measurement(blocks, value, source="calibration", refit=False)

@@ -12,8 +12,11 @@ before is not evaluated again (``cached``, ``cached_from`` its first step).
 
 Journal: every ``ask`` is journaled at once as a ``sample`` event (the "started" entry,
 with its step id) and every ``tell`` as a ``result`` event (the "finished" entry), so the
-journal holds the exact sequence of the controller's calls. The controller checkpoint
-(``controller.json``, every ``checkpoint_every`` results) holds the controller's state,
+journal holds the exact sequence of the controller's calls. The controller is told results by trial id, the step
+(``ask(step)``, ``tell(step, reward)``). The controller checkpoint (``controller.json``,
+after at least ``checkpoint_every`` results once the controller says its state is worth
+writing, :attr:`~mnas_keras.search.controllers.Controller.checkpoint_due`, and at the end)
+holds the controller's state,
 the number of results told (``step``), of proposals asked (``asked``) and how far into the
 journal it is (``journal_position``). A checkpoint of the releases before the one loop
 (``{"step", "controller"}``, written after ``step`` asks and tells in step order) is
@@ -65,6 +68,17 @@ from mnas_keras.search.space import arch_id, arch_key
 CHECKPOINT_VERSION = 2
 
 
+def _in_flight(records) -> dict[int, list[int]]:
+    """``{step: decisions}`` of the samples without a result in ``records``, in step order
+    (the proposals outstanding at a checkpoint: a controller state saved before trials had
+    ids gets their ids, the steps, from here)."""
+    samples = {r["step"]: r["decisions"] for r in records if r.get("event") == "sample"}
+    for r in records:
+        if r.get("event") == "result":
+            samples.pop(r["step"], None)
+    return dict(sorted(samples.items()))
+
+
 class SearchLoop:
     """Runs (or resumes) one search on an executor; see the module docstring.
 
@@ -98,7 +112,6 @@ class SearchLoop:
         check_records(records, self.journal.path)
         if os.path.exists(self.run_dir.controller_path):
             saved = read_json(self.run_dir.controller_path)
-            controller = controller_from_state(saved["controller"])
             told = int(saved["step"])
             if "journal_position" in saved:
                 asked, position = int(saved["asked"]), int(saved["journal_position"])
@@ -117,6 +130,7 @@ class SearchLoop:
                     f"holds {held} (the journal lost lines, e.g. restored from an older backup); the run "
                     "directory is damaged: restore the journal that belongs to this checkpoint, or start "
                     "again with overwrite=True (--overwrite)")
+            controller = controller_from_state(saved["controller"], _in_flight(records[:position]))
         else:
             controller = self._new_controller()
             told, asked, position = controller.num_told, 0, 0
@@ -133,8 +147,8 @@ class SearchLoop:
                 if step != asked:
                     raise SearchConfigError(f"journal sample for step {step} follows step {asked - 1}; "
                                             "the journal is damaged")
-                decisions = controller.ask()
-                key = arch_key(search.space.decode(decisions))
+                trial = controller.ask(step)
+                key = arch_key(search.space.decode(trial.decisions))
                 if key != record["key"]:
                     raise SearchConfigError(
                         f"journal step {step} holds {record['key']!r} but the restored controller proposed "
@@ -142,7 +156,7 @@ class SearchLoop:
                 samples[step] = record
                 asked += 1
             elif event == "result":
-                controller.tell(record["decisions"], record["reward"])
+                controller.tell(record["step"], record["reward"])
                 told += 1
         return controller, samples, asked, told
 
@@ -167,6 +181,7 @@ class SearchLoop:
             reference = {**reference, "reward": self.reward(reference)}
         self.controller, self.results, self.cache = controller, results, cache
         self.told, self.asked = told, asked
+        self.checkpointed = told
         self.best = max((r["reward"] for r in results.values()), default=None)
         self.waiting: dict[str, list[int]] = {}  # key being evaluated -> its steps, in order
         self.samples = samples
@@ -217,7 +232,7 @@ class SearchLoop:
         while True:
             while self.asked < search.num_samples and self._outstanding() < self.executor.max_in_flight:
                 step = self.asked
-                decisions = self.controller.ask()
+                decisions = list(self.controller.ask(step).decisions)
                 blocks = search.space.decode(decisions)
                 key = arch_key(blocks)
                 sample = {"event": "sample", "step": step, "decisions": decisions, "key": key, "time": time.time()}
@@ -267,13 +282,14 @@ class SearchLoop:
         self._progress(step, record)
         if self.writer is not None:
             self._summaries(step, record)
-        self.controller.tell(decisions, record["reward"])
+        self.controller.tell(step, record["reward"])
         self.told += 1
         done = self.asked >= search.num_samples and self._outstanding() == 0
-        if self.told % search.checkpoint_every == 0 or done:
+        if done or (self.told - self.checkpointed >= search.checkpoint_every and self.controller.checkpoint_due):
             self._checkpoint()
 
     def _checkpoint(self) -> None:
+        self.checkpointed = self.told
         atomic_write_json(self.run_dir.controller_path, {
             "version": CHECKPOINT_VERSION, "step": self.told, "asked": self.asked,
             "journal_position": len(self.journal.records), "controller": self.controller.state_dict()})
