@@ -289,10 +289,10 @@ def test_table_source_is_the_tables_prediction_and_refuses_another_stem():
     values = dict(zip(table.parts(blocks), [0.5, 0.25, 0.125, 0.125, 1.0]))  # stem, 3 blocks, head
     table.update_parts(values)
     model = MnasNet(blocks, stem_filters=8, input_shape=(32, 32, 3), classes=3, head_filters=16)
-    assert TableLatency(table, measure_missing=False)(model) == 2.0  # no fit yet: the plain sum
+    assert TableLatency(table)(model) == 2.0  # no fit yet: the plain sum
     other = MnasNet(blocks, stem_filters=16, input_shape=(32, 32, 3), classes=3, head_filters=16)
     with pytest.raises(SearchConfigError, match="stem_filters=8"):
-        TableLatency(table, measure_missing=False)(other)
+        TableLatency(table)(other)
 
 
 @pytest.mark.parametrize("argv, expected", [

@@ -5,7 +5,10 @@
   is ``anchor_ms * candidate / anchor`` from one interleaved run, so the drift of a shared
   machine cancels as in the latency table (:mod:`mnas_keras.search.latency.table`).
 * :class:`TableLatency`: the search's calibrated :class:`~mnas_keras.search.latency.table.LatencyTable`
-  (parts the table lacks are measured on LiteRT once and added).
+  through the search's table source (parts the table lacks are measured on LiteRT once).
+* any search :class:`~mnas_keras.search.latency.sources.LatencySource` (the seam the proxy
+  evaluator uses, e.g. its undrifted ``MeasuredLatency``) is accepted as is
+  (:func:`latency_ms`).
 * :class:`MAddsLatency`: multiply-adds in millions from :func:`mnas_keras.models.profile`,
   a deterministic stand-in for tests and quick dry runs (not a latency).
 
@@ -44,17 +47,21 @@ class MAddsLatency:
 
 
 class TableLatency:
-    """Predicted latency from a calibrated :class:`LatencyTable` (``table.latency(blocks)``).
+    """Predicted latency from a calibrated :class:`LatencyTable`, through the search's own
+    latency source (:class:`mnas_keras.search.latency.modes.TableLatency`: parts the table
+    lacks are measured on LiteRT once and saved).
 
-    The table knows the networks by their block strings at its own input size and stem
-    width; a network with another stem width (a shrunk stem group) is refused.
+    The table knows networks by their block strings at its own input size and stem width;
+    a network with another stem width (a shrunk stem group) is refused.
     """
 
     name = "table"
 
-    def __init__(self, table, measure_missing: bool = True):
+    def __init__(self, table):
+        from mnas_keras.search.latency.modes import TableLatency as SearchTableLatency
+
         self.table = table
-        self.measure_missing = bool(measure_missing)
+        self.source = SearchTableLatency(table, "predicted")
 
     def config(self) -> dict:
         return {"source": self.name, "table": getattr(self.table, "path", None),
@@ -62,17 +69,21 @@ class TableLatency:
                 "objective": self.table.settings.get("objective")}
 
     def __call__(self, model) -> float:
-        config = model.get_config()
         stem = self.table.settings.get("stem_filters")
-        if stem is not None and config["stem_filters"] != stem:
+        if stem is not None and model.get_config()["stem_filters"] != stem:
             raise SearchConfigError(f"the latency table is for stem_filters={stem}; the network has "
-                                    f"{config['stem_filters']}")
-        blocks = list(model.blocks)
-        if self.measure_missing and self.table.missing(blocks):
-            self.table.measure_missing([blocks])
-            if getattr(self.table, "path", None):
-                self.table.save()
-        return float(self.table.latency(blocks)[0])
+                                    f"{model.get_config()['stem_filters']}")
+        return float(self.source.latency(model)[0]["latency_ms"])
+
+
+def latency_ms(source, model) -> float:
+    """Milliseconds of ``model`` from a NetAdapt source (a callable) or any search
+    :class:`~mnas_keras.search.latency.sources.LatencySource` (``latency(model)``)."""
+    if hasattr(source, "latency") and not callable(source):
+        return float(source.latency(model)[0]["latency_ms"])
+    if callable(source):
+        return float(source(model))
+    return float(source.latency(model)[0]["latency_ms"])
 
 
 class MeasuredLatency:

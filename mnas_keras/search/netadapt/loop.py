@@ -48,6 +48,7 @@ from typing import Any, Callable
 import numpy as np
 
 from mnas_keras.search.errors import SearchConfigError
+from mnas_keras.search.netadapt.latency import latency_ms
 from mnas_keras.search.netadapt.proposals import ProposalError, flatten, merge, proposals
 from mnas_keras.search.run.journal import RunDirectory, atomic_write_json
 
@@ -238,7 +239,9 @@ class NetAdapt:
 
     def _definition(self, backbone) -> dict:
         cfg = dataclasses.asdict(self.config)
-        source = self.latency.config() if hasattr(self.latency, "config") else {"source": type(self.latency).__name__}
+        source = {"source": type(self.latency).__name__}
+        if hasattr(self.latency, "config"):
+            source.update(self.latency.config())
         x = np.asarray(self.data[0][0])
         digest = hashlib.sha256(x[: min(len(x), 64)].tobytes()).hexdigest()[:16]
         return {"netadapt": cfg, "latency": source, "blocks": list(backbone.blocks),
@@ -247,7 +250,7 @@ class NetAdapt:
     def _measure(self, model, cache: dict) -> float:
         key = (tuple(b.to_string() for b in flatten(model.blocks)), model.get_config()["stem_filters"])
         if key not in cache:
-            cache[key] = float(self.latency(model))
+            cache[key] = latency_ms(self.latency, model)
         return cache[key]
 
     # --------------------------------------------------------------------- run
@@ -416,7 +419,7 @@ class NetAdapt:
             key = (tuple(b.to_string() for b in blocks), stem)
             if key not in cache:
                 model = build(config, blocks, stem)
-                cache[key] = float(self.latency(model))
+                cache[key] = latency_ms(self.latency, model)
                 del model
             tried[valid[i][0]] = cache[key]
             return cache[key]
