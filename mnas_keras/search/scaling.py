@@ -273,24 +273,26 @@ class ScalingStudy:
 
 
 def ratio_table(records: list[dict], size: int = 224, widths=(0.5, 0.75, 1.0, 1.4),
-                baseline=("mobilenet_v2", 1.0)) -> str:
-    """Markdown: params, MAdds, fp32/int8 ms at ``size`` and the fp32 ratio to ``baseline``,
-    with the paper's Pixel-1 ratio to the same baseline where both are published."""
+                baseline=("mnasnet_a1", 1.0)) -> str:
+    """Markdown: params, MAdds, fp32/int8 ms at ``size`` and the fp32 latency relative to
+    ``baseline``, next to the published Pixel-1 latency and its ratio to the baseline's
+    (where both are published: :data:`PAPER_PIXEL1_MS`)."""
     by = {(r["arch"], float(r["alpha"])): r for r in records if int(r["size"]) == size}
     base = by.get((baseline[0], float(baseline[1])))
-    paper_base = PAPER_PIXEL1_MS.get(baseline)
-    lines = [f"| model | width | params | MAdds | fp32 ms | int8 ms | fp32 / {baseline[0]} {baseline[1]:g} | "
-             "Pixel-1 ms (paper) |",
-             "|---|---|---|---|---|---|---|---|"]
+    paper_base = PAPER_PIXEL1_MS.get((baseline[0], float(baseline[1])))
+    name = f"{baseline[0]} {float(baseline[1]):g}"
+    lines = [f"| model | width | params | MAdds | fp32 ms | int8 ms | fp32 / {name} | Pixel-1 ms (paper) | "
+             f"Pixel-1 / {name} (paper) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for (arch, alpha), r in sorted(by.items(), key=lambda kv: (kv[0][0], kv[0][1])):
         if alpha not in widths and (arch, alpha) not in PAPER_PIXEL1_MS:
             continue
         ratio = f"{r['fp32_ms'] / base['fp32_ms']:.2f}" if base else "-"
         paper = PAPER_PIXEL1_MS.get((arch, alpha))
+        paper_ratio = f"{paper / paper_base:.2f}" if paper is not None and paper_base else "-"
         int8 = f"{r['int8_ms']:.2f}" if r.get("int8_ms") else "-"
         lines.append(f"| {arch} | {alpha:g} | {r['params'] / 1e6:.2f}M | {r['madds'] / 1e6:.0f}M | {r['fp32_ms']:.2f} | "
-                     f"{int8} | {ratio} | {paper if paper is not None else '-'} |")
-    del paper_base
+                     f"{int8} | {ratio} | {paper if paper is not None else '-'} | {paper_ratio} |")
     return "\n".join(lines)
 
 

@@ -49,14 +49,17 @@ def test_ratio_table_puts_published_pixel1_latencies_next_to_ours():
     records = [
         {"arch": "mobilenet_v2", "alpha": 1.0, "size": 224, "params": 3.5e6, "madds": 300e6, "fp32_ms": 20.0,
          "int8_ms": 10.0},
+        {"arch": "mobilenet_v2", "alpha": 1.4, "size": 224, "params": 6e6, "madds": 585e6, "fp32_ms": 30.0},
         {"arch": "mnasnet_a1", "alpha": 1.0, "size": 224, "params": 3.9e6, "madds": 312e6, "fp32_ms": 25.0,
          "int8_ms": None},
         {"arch": "mnasnet_a1", "alpha": 0.5, "size": 128, "params": 1e6, "madds": 1e6, "fp32_ms": 1.0},
     ]
     lines = ratio_table(records).splitlines()
-    assert lines[2] == "| mnasnet_a1 | 1 | 3.90M | 312M | 25.00 | - | 1.25 | 78.0 |"
-    assert lines[3] == "| mobilenet_v2 | 1 | 3.50M | 300M | 20.00 | 10.00 | 1.00 | - |"
-    assert len(lines) == 4  # the 128-pixel point is not in the 224 table
+    # MnasNet paper: A1 78 ms on Pixel 1, 1.8x faster than MobileNetV2 1.4.
+    assert lines[2] == "| mnasnet_a1 | 1 | 3.90M | 312M | 25.00 | - | 1.00 | 78.0 | 1.00 |"
+    assert lines[3] == "| mobilenet_v2 | 1 | 3.50M | 300M | 20.00 | 10.00 | 0.80 | - | - |"
+    assert lines[4] == "| mobilenet_v2 | 1.4 | 6.00M | 585M | 30.00 | - | 1.20 | 140.4 | 1.80 |"
+    assert len(lines) == 5  # the 128-pixel point is not in the 224 table
 
 
 def test_cli_errors_are_one_line_with_exit_2(capsys):
