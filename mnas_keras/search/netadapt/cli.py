@@ -95,7 +95,8 @@ def _seed_model(args, data):
     model = create_model(args.arch, input_shape=(args.image_size, args.image_size, 3), alpha=args.alpha,
                          classes=10, weights=None, include_preprocessing=True)
     (x, y), _ = data
-    fine_tune(model, x, y, args.seed_train_steps, batch_size=64, learning_rate=0.05, momentum=0.9, seed=args.seed)
+    fine_tune(model, x, y, args.seed_train_steps, batch_size=64, learning_rate=0.05, momentum=0.9, seed=args.seed,
+              graph=True)
     os.makedirs(args.run_dir, exist_ok=True)
     tmp = path + ".tmp.keras"
     model.save(tmp)

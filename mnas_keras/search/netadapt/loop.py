@@ -169,9 +169,12 @@ def accuracy(model, x, y, batch_size: int = 256) -> float:
     return hits / len(x)
 
 
-def fine_tune(model, x, y, steps: int, *, batch_size: int, learning_rate: float, momentum: float, seed: int) -> None:
+def fine_tune(model, x, y, steps: int, *, batch_size: int, learning_rate: float, momentum: float, seed: int,
+              graph: bool = False) -> None:
     """``steps`` SGD steps on random batches (seeded): sparse categorical cross-entropy on
-    the model's softmax output (from logits when it has no softmax)."""
+    the model's softmax output (from logits when it has no softmax). ``graph`` traces the
+    step once (a ``tf.function``): worth it for hundreds of steps, not for a short
+    fine-tune of a new model."""
     if steps <= 0:
         return
     import keras
@@ -184,12 +187,20 @@ def fine_tune(model, x, y, steps: int, *, batch_size: int, learning_rate: float,
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=logits)
     variables = model.trainable_variables
     batch = min(batch_size, len(x))
-    for _ in range(steps):
-        index = rng.choice(len(x), batch, replace=False)
+
+    def step(images, labels):
         with tf.GradientTape() as tape:
-            loss = loss_fn(y[index], model(x[index], training=True))
+            loss = loss_fn(labels, model(images, training=True))
         grads = tape.gradient(loss, variables)
         optimizer.apply_gradients(zip(grads, variables))
+        return loss
+
+    if graph:
+        step = tf.function(step, input_signature=[tf.TensorSpec((None,) + tuple(x.shape[1:]), tf.float32),
+                                                  tf.TensorSpec((None,), tf.int32)])
+    for _ in range(steps):
+        index = rng.choice(len(x), batch, replace=False)
+        loss = step(tf.constant(x[index]), tf.constant(y[index].astype("int32")))
         if not math.isfinite(float(loss)):
             raise FloatingPointError("the fine-tuning loss became NaN or infinite")
 
