@@ -1,0 +1,146 @@
+"""``mnas-netadapt``: refine a trained MnasNet to a latency target with NetAdapt.
+
+With no flags it runs offline: MnasNet-small (width 0.5) trained briefly on scikit-learn
+digits at 32x32 (``seed_train_steps``, saved as ``trained.keras`` in the run directory),
+then refined to 70% of its float32 LiteRT latency at 32x32 (one thread, drift-corrected
+against the seed) with ``--delta=0.05`` of the seed latency per step and 40 fine-tune steps
+per proposal. Re-running the same command resumes the run.
+
+Examples::
+
+    mnas-netadapt                                        # the offline default
+    mnas-netadapt --model=runs/mnas_search/export/best/model.keras --target_fraction=0.8
+    mnas-netadapt --latency=table --table=runs/latency_table_32px_1t.json --delta=0.01
+    mnas-netadapt --latency=madds --steps=10 --run_dir=runs/dry   # a fast dry run
+
+A bad flag or file is one ``mnas-netadapt: error: ...`` line and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from mnas_keras._cli import UsageError, fail, guard, import_tensorflow
+
+TOOL = "mnas-netadapt"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2
+        fail(TOOL, message)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=TOOL, description="NetAdapt: shrink a trained MnasNet layer by layer to a latency target.")
+    p.add_argument("--model", default=None, help=".keras file of a trained MnasNet (default: train MnasNet-small "
+                   "on digits first).")
+    p.add_argument("--arch", default="mnasnet_small", help="Seed architecture when --model is not given.")
+    p.add_argument("--alpha", type=float, default=0.5, help="Width multiplier of --arch.")
+    p.add_argument("--seed_train_steps", type=int, default=400, help="Training steps of the seed (no --model).")
+    p.add_argument("--run_dir", default="runs/netadapt", help="Run directory (re-running resumes it).")
+    p.add_argument("--image_size", type=int, default=32, help="Digits resolution (train and measure).")
+    p.add_argument("--latency", choices=("measured", "table", "madds"), default="measured",
+                   help="Latency source: LiteRT measured, the search's lookup table, or multiply-adds.")
+    p.add_argument("--table", default=None, help="Latency table JSON (--latency=table).")
+    p.add_argument("--latency_size", type=int, default=None, help="Input size latency is measured at "
+                   "(default --image_size).")
+    p.add_argument("--target_fraction", type=float, default=0.7, help="Target latency / seed latency.")
+    p.add_argument("--target_ms", type=float, default=None, help="Absolute target latency (ms).")
+    p.add_argument("--delta", type=float, default=0.05, help="Latency cut per step / seed latency "
+                   "(MobileNetV3: 0.01).")
+    p.add_argument("--steps", type=int, default=40, help="Fine-tune steps per proposal (T).")
+    p.add_argument("--final_steps", type=int, default=200, help="Long fine-tune steps at the end.")
+    p.add_argument("--batch_size", type=int, default=32)
+    p.add_argument("--learning_rate", type=float, default=0.005)
+    p.add_argument("--criterion", choices=("per_latency", "accuracy"), default="per_latency",
+                   help="per_latency: accuracy change per ms saved (MobileNetV3); accuracy: NetAdapt's.")
+    p.add_argument("--max_iterations", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no_tflite", action="store_true", help="Do not write final.tflite.")
+    return p
+
+
+def _check(args) -> None:
+    if args.model is not None and not os.path.isfile(args.model):
+        raise UsageError(f"--model {args.model!r}: no such file; expected a .keras file of an MnasNet")
+    if args.model is not None and not args.model.endswith(".keras"):
+        raise UsageError(f"--model {args.model!r}: expected a .keras file")
+    if args.latency == "table" and not args.table:
+        raise UsageError("--latency=table needs --table=<latency table JSON>")
+    if args.table is not None and not os.path.isfile(args.table):
+        raise UsageError(f"--table {args.table!r}: no such file")
+    if args.image_size < 32:
+        raise UsageError(f"--image_size must be >= 32 (the applications' minimum); received {args.image_size}")
+    if args.seed_train_steps < 0:
+        raise UsageError(f"--seed_train_steps must be >= 0; received {args.seed_train_steps}")
+    if not 0 < args.alpha <= 4:
+        raise UsageError(f"--alpha must be in (0, 4]; received {args.alpha}")
+
+
+def _seed_model(args, data):
+    """The given model, or --arch trained on the digits (kept in the run directory)."""
+    import keras
+
+    if args.model is not None:
+        return keras.saving.load_model(args.model, compile=False)
+    path = os.path.join(args.run_dir, "trained.keras")
+    if os.path.exists(path):
+        return keras.saving.load_model(path, compile=False)
+    from mnas_keras.applications.registry import create_model
+    from mnas_keras.search.netadapt.loop import fine_tune
+
+    keras.utils.set_random_seed(args.seed)
+    model = create_model(args.arch, input_shape=(args.image_size, args.image_size, 3), alpha=args.alpha,
+                         classes=10, weights=None, include_preprocessing=True)
+    (x, y), _ = data
+    fine_tune(model, x, y, args.seed_train_steps, batch_size=64, learning_rate=0.05, momentum=0.9, seed=args.seed,
+              graph=True)
+    os.makedirs(args.run_dir, exist_ok=True)
+    tmp = path + ".tmp.keras"
+    model.save(tmp)
+    os.replace(tmp, path)
+    return model
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(sys.argv[1:] if argv is None else argv)
+    guard(TOOL, _check, args)
+    import_tensorflow()
+    return guard(TOOL, _run, args)
+
+
+def _run(args) -> int:
+    from mnas_keras.datasets import load_digits
+    from mnas_keras.search.netadapt.latency import make_source
+    from mnas_keras.search.netadapt.loop import NetAdapt, NetAdaptConfig
+
+    config = NetAdaptConfig(target_fraction=args.target_fraction, target_ms=args.target_ms, delta_fraction=args.delta,
+                            steps=args.steps, final_steps=args.final_steps, batch_size=args.batch_size,
+                            learning_rate=args.learning_rate, criterion=args.criterion,
+                            max_iterations=args.max_iterations, seed=args.seed)
+    table = None
+    if args.latency == "table":
+        from mnas_keras.search.latency.table import LatencyTable
+
+        table = LatencyTable.load(args.table)
+    source = make_source(args.latency, input_size=args.latency_size or args.image_size, table=table)
+    data = load_digits(size=args.image_size, seed=args.seed)
+    model = _seed_model(args, data)
+    result = NetAdapt(model, data, source, config, args.run_dir, export_tflite=not args.no_tflite).run_loop()
+    print(f"{TOOL}: {result.status} after {result.iterations} steps: latency {result.seed_latency_ms:.4g} -> "
+          f"{result.latency_ms:.4g} ms (target {result.target_ms:.4g}); test accuracy "
+          f"{result.test_accuracy_before:.4f} -> {result.test_accuracy_after:.4f}")
+    print("blocks: " + " ".join(result.blocks))
+    print(f"outputs in {result.run_dir}: final.keras, final.tflite, blocks.json, summary.json, netadapt.png")
+    return 0
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,157 @@
+"""Latency sources for NetAdapt: called on a built ``MnasNet``, they return milliseconds.
+
+* :class:`MeasuredLatency`: converts to float32 LiteRT and times it (1 thread by default,
+  XNNPACK), interleaved with an *anchor* (the seed network) in the same process; the result
+  is ``anchor_ms * candidate / anchor`` from one interleaved run, so the drift of a shared
+  machine cancels as in the latency table (:mod:`mnas_keras.search.latency.table`).
+* :class:`TableLatency`: the search's calibrated :class:`~mnas_keras.search.latency.table.LatencyTable`
+  through the search's table source (parts the table lacks are measured on LiteRT once).
+* any search :class:`~mnas_keras.search.latency.sources.LatencySource` (the seam the proxy
+  evaluator uses, e.g. its undrifted ``MeasuredLatency``) is accepted as is
+  (:func:`latency_ms`).
+* :class:`MAddsLatency`: multiply-adds in millions from :func:`mnas_keras.models.profile`,
+  a deterministic stand-in for tests and quick dry runs (not a latency).
+
+Example:
+    >>> from mnas_keras.models import MnasNet
+    >>> m = MnasNet(["r1_k3_s11_e1_i8_o8"], stem_filters=8, input_shape=(16, 16, 3), classes=2,
+    ...             head_filters=16)
+    >>> MAddsLatency(16)(m)  # stem 8x8 * 27*8 + dw 8x8 * 8*9 + pw 8x8 * 8*8 + head 8x8 * 8*16 + 16*2
+    0.030752
+"""
+
+from __future__ import annotations
+
+import math
+
+from mnas_keras.search.errors import SearchConfigError
+
+SOURCES = ("measured", "table", "madds")
+
+
+class MAddsLatency:
+    """Multiply-adds (millions) at ``input_size``: deterministic and fast; for tests."""
+
+    name = "madds"
+
+    def __init__(self, input_size: int = 32):
+        self.input_size = int(input_size)
+
+    def config(self) -> dict:
+        return {"source": self.name, "input_size": self.input_size}
+
+    def __call__(self, model) -> float:
+        from mnas_keras.models import profile
+
+        return profile(model, (self.input_size, self.input_size, model.input_shape[-1])).madds / 1e6
+
+
+class TableLatency:
+    """Predicted latency from a calibrated :class:`LatencyTable`, through the search's own
+    latency source (:class:`mnas_keras.search.latency.modes.TableLatency`: parts the table
+    lacks are measured on LiteRT once and saved).
+
+    The table knows networks by their block strings at its own input size and stem width;
+    a network with another stem width (a shrunk stem group) is refused.
+    """
+
+    name = "table"
+
+    def __init__(self, table):
+        from mnas_keras.search.latency.modes import TableLatency as SearchTableLatency
+
+        self.table = table
+        self.source = SearchTableLatency(table, "predicted")
+
+    def config(self) -> dict:
+        return {"source": self.name, "table": getattr(self.table, "path", None),
+                "input_size": self.table.settings.get("input_size"),
+                "objective": self.table.settings.get("objective")}
+
+    def __call__(self, model) -> float:
+        stem = self.table.settings.get("stem_filters")
+        if stem is not None and model.get_config()["stem_filters"] != stem:
+            raise SearchConfigError(f"the latency table is for stem_filters={stem}; the network has "
+                                    f"{model.get_config()['stem_filters']}")
+        return float(self.source.latency(model)[0]["latency_ms"])
+
+
+def latency_ms(source, model) -> float:
+    """Milliseconds of ``model`` from a NetAdapt source (a callable) or any search
+    :class:`~mnas_keras.search.latency.sources.LatencySource` (``latency(model)``)."""
+    if hasattr(source, "latency") and not callable(source):
+        return float(source.latency(model)[0]["latency_ms"])
+    if callable(source):
+        return float(source(model))
+    return float(source.latency(model)[0]["latency_ms"])
+
+
+class MeasuredLatency:
+    """LiteRT latency, drift-corrected by an anchor timed in the same interleaved run.
+
+    Args:
+        input_size: the square input the networks are timed at.
+        num_threads, warmup, runs, rounds: benchmark settings
+            (:func:`mnas_keras.tflite.benchmark_many`).
+        anchor_runs: timed runs of the anchor's first, lone measurement.
+    """
+
+    name = "measured"
+
+    def __init__(self, input_size: int = 32, num_threads: int = 1, warmup: int = 5, runs: int = 40,
+                 rounds: int = 4, anchor_runs: int = 200):
+        if runs < rounds or rounds < 1:
+            raise SearchConfigError(f"need runs >= rounds >= 1; received runs={runs}, rounds={rounds}")
+        self.input_size, self.num_threads = int(input_size), int(num_threads)
+        self.warmup, self.runs, self.rounds, self.anchor_runs = int(warmup), int(runs), int(rounds), int(anchor_runs)
+        self.anchor: bytes | None = None
+        self.anchor_ms: float | None = None
+
+    def config(self) -> dict:
+        return {"source": self.name, "input_size": self.input_size, "num_threads": self.num_threads,
+                "warmup": self.warmup, "runs": self.runs, "rounds": self.rounds}
+
+    def _convert(self, model) -> bytes:
+        from mnas_keras.tflite import convert
+
+        return convert(model, input_shape=(self.input_size, self.input_size, model.input_shape[-1]))
+
+    def set_anchor(self, model, anchor_ms: float | None = None) -> float:
+        """Makes ``model`` the anchor; times it alone unless ``anchor_ms`` (a resumed run's
+        journaled value) is given. Returns the anchor's milliseconds."""
+        from mnas_keras.tflite import benchmark
+
+        self.anchor = self._convert(model)
+        if anchor_ms is None:
+            result = benchmark(self.anchor, num_threads=self.num_threads, warmup=self.warmup * 2,
+                               runs=self.anchor_runs,
+                               input_shape=(self.input_size, self.input_size, model.input_shape[-1]))
+            anchor_ms = result.median_ms
+        self.anchor_ms = float(anchor_ms)
+        return self.anchor_ms
+
+    def __call__(self, model) -> float:
+        from mnas_keras.tflite import benchmark_many
+
+        if self.anchor is None:
+            return self.set_anchor(model)
+        results = benchmark_many({"anchor": self.anchor, "model": self._convert(model)}, num_threads=self.num_threads,
+                                 warmup=self.warmup, runs=self.runs, rounds=self.rounds,
+                                 input_shape=(self.input_size, self.input_size, model.input_shape[-1]))
+        ratio = results["model"].median_ms / results["anchor"].median_ms
+        if not math.isfinite(ratio) or ratio <= 0:
+            raise SearchConfigError(f"LiteRT timing gave a ratio of {ratio} to the anchor")
+        return self.anchor_ms * ratio
+
+
+def make_source(kind: str, *, input_size: int = 32, table=None, **options):
+    """A latency source by name: ``"measured"``, ``"table"`` (needs ``table``) or ``"madds"``."""
+    if kind == "measured":
+        return MeasuredLatency(input_size, **options)
+    if kind == "table":
+        if table is None:
+            raise SearchConfigError("latency source 'table' needs a LatencyTable (--table)")
+        return TableLatency(table)
+    if kind == "madds":
+        return MAddsLatency(input_size)
+    raise SearchConfigError(f"latency source must be one of {SOURCES}; received {kind!r}")

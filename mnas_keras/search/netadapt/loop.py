@@ -1,0 +1,502 @@
+"""The NetAdapt loop (NetAdapt Algorithm 1 with MobileNetV3's settings, section 4.2).
+
+Each iteration, with ``L`` the current latency and ``delta`` = ``delta_fraction`` x the seed's
+latency (MobileNetV3: 1%):
+
+1. for every proposal (:func:`~mnas_keras.search.netadapt.proposals.proposals`: each
+   expansion layer, each residual width group) take the largest width, in steps of 8 below
+   the current one, whose network's latency (the latency source) is at most ``L - delta``;
+2. build it with the parent's weights truncated (:func:`~mnas_keras.search.netadapt.surgery.shrink`)
+   and fine-tune it ``steps`` steps (SGD with momentum 0.9, as NetAdapt's reference code);
+3. keep the proposal with the largest accuracy change per millisecond saved
+   (``criterion="per_latency"``, MobileNetV3) or the highest accuracy (``"accuracy"``,
+   NetAdapt), accuracy measured on a validation split carved from the training data;
+
+until the latency is at most the target; then an optional longer fine-tune
+(``final_steps``). NetAdapt's published effect: up to 1.7x measured speed-up at equal or
+better ImageNet accuracy on MobileNetV1/V2 (NetAdapt abstract).
+
+Run directory (plain JSON and Keras files, no pickle; ``kill -9`` safe)::
+
+    config.json            the run's definition (a resumed run must match it)
+    journal.jsonl          {"event": "seed" | "proposal" | "accepted" | "stalled" | "final", ...}
+    seed.keras             the seed network (flat blocks, width multiplier applied)
+    iter_<k>.keras         the network after k accepted steps
+    proposals/<k>/<name>.weights.h5   each fine-tuned proposal of iteration k
+    final.keras, final.tflite, blocks.json, summary.json, netadapt.png
+
+Every proposal is journaled when its fine-tune ends (with its weights saved first), and each
+accepted network is saved before its ``accepted`` record, so a resumed run repeats no
+finished proposal and ends with the same result.
+
+Example:
+    >>> cfg = NetAdaptConfig(target_fraction=0.7, steps=10)
+    >>> cfg.criterion, cfg.delta_fraction
+    ('per_latency', 0.01)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from mnas_keras.search.errors import SearchConfigError
+from mnas_keras.search.netadapt.latency import latency_ms
+from mnas_keras.search.netadapt.proposals import ProposalError, flatten, merge, proposals
+from mnas_keras.search.run.journal import RunDirectory, atomic_write_json
+
+CRITERIA = ("per_latency", "accuracy")
+
+
+@dataclasses.dataclass(frozen=True)
+class NetAdaptConfig:
+    """The settings that define a NetAdapt run.
+
+    Attributes:
+        target_fraction: target latency as a fraction of the seed's (used when
+            ``target_ms`` is None).
+        target_ms: absolute target latency in the source's milliseconds.
+        delta_fraction: latency cut per iteration as a fraction of the seed's latency
+            (MobileNetV3: 0.01).
+        steps: short fine-tune steps per proposal (MobileNetV3's T; 10,000 there).
+        final_steps: the long fine-tune after the target is met (0 = none).
+        batch_size, learning_rate, momentum: SGD fine-tuning (NetAdapt's code: lr 1e-3,
+            momentum 0.9).
+        criterion: ``"per_latency"`` (accuracy change / latency saved) or ``"accuracy"``.
+        max_iterations: stop after this many accepted steps even above the target.
+        validation_fraction, val_subset: the held-out share of the training data that picks
+            proposals, and an optional cap on its size.
+        divisor: widths are multiples of this (8).
+        seed: seeds data order and fine-tuning.
+    """
+
+    target_fraction: float = 0.7
+    target_ms: float | None = None
+    delta_fraction: float = 0.01
+    steps: int = 100
+    final_steps: int = 0
+    batch_size: int = 32
+    learning_rate: float = 0.005
+    momentum: float = 0.9
+    criterion: str = "per_latency"
+    max_iterations: int = 100
+    validation_fraction: float = 0.2
+    val_subset: int | None = None
+    divisor: int = 8
+    seed: int = 0
+
+    def __post_init__(self):
+        checks = [
+            (0 < self.target_fraction < 1, f"target_fraction must be in (0, 1); received {self.target_fraction!r}"),
+            (self.target_ms is None or self.target_ms > 0, f"target_ms must be > 0; received {self.target_ms!r}"),
+            (0 < self.delta_fraction < 1, f"delta_fraction must be in (0, 1); received {self.delta_fraction!r}"),
+            (self.steps >= 0 and self.final_steps >= 0, f"steps and final_steps must be >= 0; received "
+                                                        f"{self.steps!r}, {self.final_steps!r}"),
+            (self.batch_size >= 1 and self.learning_rate > 0, "batch_size must be >= 1 and learning_rate > 0"),
+            (self.criterion in CRITERIA, f"criterion must be one of {CRITERIA}; received {self.criterion!r}"),
+            (self.max_iterations >= 1, f"max_iterations must be >= 1; received {self.max_iterations!r}"),
+            (0 < self.validation_fraction < 1, f"validation_fraction must be in (0, 1); received "
+                                               f"{self.validation_fraction!r}"),
+            (self.divisor >= 1, f"divisor must be >= 1; received {self.divisor!r}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise SearchConfigError(message)
+
+
+@dataclasses.dataclass
+class NetAdaptResult:
+    """What a run produced (also in ``summary.json``)."""
+
+    blocks: list
+    stem_filters: int
+    seed_latency_ms: float
+    latency_ms: float
+    target_ms: float
+    seed_accuracy: float
+    accuracy: float
+    test_accuracy_before: float | None
+    test_accuracy_after: float | None
+    iterations: int
+    status: str
+    run_dir: str
+    model: Any = dataclasses.field(default=None, repr=False)
+
+
+def _seed_of(*parts) -> int:
+    return int.from_bytes(hashlib.sha256("|".join(map(str, parts)).encode()).digest()[:4], "little")
+
+
+def _safe(key: str) -> str:
+    return key.replace(":", "_").replace(",", "-")
+
+
+def split_data(data, validation_fraction: float, seed: int, val_subset: int | None = None):
+    """``(x_train, y_train), (x_val, y_val), (x_test, y_test)`` from ``((x, y), (x_test, y_test))``
+    (a seeded permutation; the validation share comes from the training data)."""
+    try:
+        (x, y), (x_test, y_test) = data
+    except (TypeError, ValueError):
+        raise SearchConfigError("data must be ((x_train, y_train), (x_test, y_test))") from None
+    x, y = np.asarray(x, "float32"), np.asarray(y).astype("int32").reshape(-1)
+    if x.ndim != 4 or len(x) != len(y) or len(x) < 2:
+        raise SearchConfigError(f"x_train must be (n, height, width, channels) with one label each; received {x.shape}")
+    order = np.random.default_rng(seed).permutation(len(x))
+    n_val = max(1, int(round(len(x) * validation_fraction)))
+    val, train = order[:n_val], order[n_val:]
+    if val_subset:
+        val = val[:val_subset]
+    x_test = np.asarray(x_test, "float32")
+    y_test = np.asarray(y_test).astype("int32").reshape(-1)
+    return (x[train], y[train]), (x[val], y[val]), (x_test, y_test)
+
+
+def accuracy(model, x, y, batch_size: int = 256) -> float:
+    """Top-1 accuracy of ``model`` (inference mode)."""
+    if len(x) == 0:
+        return float("nan")
+    hits = 0
+    for start in range(0, len(x), batch_size):
+        probs = np.asarray(model(x[start:start + batch_size], training=False))
+        hits += int(np.sum(np.argmax(probs, axis=-1) == y[start:start + batch_size]))
+    return hits / len(x)
+
+
+def fine_tune(model, x, y, steps: int, *, batch_size: int, learning_rate: float, momentum: float, seed: int,
+              graph: bool = False) -> None:
+    """``steps`` SGD steps on random batches (seeded): sparse categorical cross-entropy on
+    the model's softmax output (from logits when it has no softmax). ``graph`` traces the
+    step once (a ``tf.function``): worth it for hundreds of steps, not for a short
+    fine-tune of a new model."""
+    if steps <= 0:
+        return
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    rng = np.random.default_rng(seed)
+    optimizer = keras.optimizers.SGD(learning_rate, momentum=momentum)
+    logits = model.get_config().get("classifier_activation") != "softmax"
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=logits)
+    variables = model.trainable_variables
+    batch = min(batch_size, len(x))
+
+    def step(images, labels):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(labels, model(images, training=True))
+        grads = tape.gradient(loss, variables)
+        optimizer.apply_gradients(zip(grads, variables))
+        return loss
+
+    if graph:
+        step = tf.function(step, input_signature=[tf.TensorSpec((None,) + tuple(x.shape[1:]), tf.float32),
+                                                  tf.TensorSpec((None,), tf.int32)])
+    for _ in range(steps):
+        index = rng.choice(len(x), batch, replace=False)
+        loss = step(tf.constant(x[index]), tf.constant(y[index].astype("int32")))
+        if not math.isfinite(float(loss)):
+            raise FloatingPointError("the fine-tuning loss became NaN or infinite")
+
+
+class NetAdapt:
+    """Refines a trained ``MnasNet`` to a latency target (see the module docstring).
+
+    Args:
+        model: the trained network: an ``MnasNet``, a model nesting one, or a ``.keras`` path.
+        data: ``((x_train, y_train), (x_test, y_test))`` arrays in the model's input range.
+        latency: a latency source (:mod:`mnas_keras.search.netadapt.latency`).
+        config: :class:`NetAdaptConfig`.
+        run_dir: the run directory (resumed when it holds this run).
+        export_tflite: write ``final.tflite`` (float32) at the end.
+        log: a ``print``-like function (None: silent).
+
+    Raises:
+        SearchConfigError (a ``ValueError``): bad settings, or a run directory holding a
+            different run.
+    """
+
+    def __init__(self, model, data, latency: Callable, config: NetAdaptConfig = NetAdaptConfig(),
+                 run_dir: str = "netadapt_run", *, export_tflite: bool = True, log: Callable | None = print):
+        self.model, self.data, self.latency, self.config = model, data, latency, config
+        self.run = RunDirectory(run_dir)
+        self.export_tflite = bool(export_tflite)
+        self.log = log or (lambda *a, **k: None)
+
+    # ------------------------------------------------------------------ helpers
+    def _path(self, *names) -> str:
+        return os.path.join(self.run.path, *names)
+
+    def _save_keras(self, model, name: str) -> str:
+        import tempfile
+
+        path = self._path(name)
+        fd, tmp = tempfile.mkstemp(dir=self.run.path, suffix=".keras")
+        os.close(fd)
+        model.save(tmp)
+        os.replace(tmp, path)
+        return path
+
+    def _load(self, name: str):
+        import keras
+
+        return keras.saving.load_model(self._path(name), compile=False)
+
+    def _definition(self, backbone) -> dict:
+        cfg = dataclasses.asdict(self.config)
+        source = {"source": type(self.latency).__name__}
+        if hasattr(self.latency, "config"):
+            source.update(self.latency.config())
+        x = np.asarray(self.data[0][0])
+        digest = hashlib.sha256(x[: min(len(x), 64)].tobytes()).hexdigest()[:16]
+        return {"netadapt": cfg, "latency": source, "blocks": list(backbone.blocks),
+                "data": {"train": int(len(x)), "digest": digest}}
+
+    def _measure(self, model, cache: dict) -> float:
+        key = (tuple(b.to_string() for b in flatten(model.blocks)), model.get_config()["stem_filters"])
+        if key not in cache:
+            cache[key] = latency_ms(self.latency, model)
+        return cache[key]
+
+    # --------------------------------------------------------------------- run
+    def run_loop(self) -> NetAdaptResult:
+        """Runs (or resumes) the refinement; returns the result and writes the outputs."""
+        from mnas_keras.search.netadapt.surgery import build, find_backbone, flat_config, shrink, transfer
+
+        cfg = self.config
+        model = self.model
+        if isinstance(model, (str, os.PathLike)):
+            import keras
+
+            model = keras.saving.load_model(os.fspath(model), compile=False)
+        backbone = find_backbone(model)
+        (x_train, y_train), (x_val, y_val), (x_test, y_test) = split_data(
+            self.data, cfg.validation_fraction, cfg.seed, cfg.val_subset)
+        resumed = self.run.prepare(self._definition(backbone))
+        journal = self.run.journal
+        try:
+            records = journal.records
+            seed_rec = next((r for r in records if r.get("event") == "seed"), None)
+            if seed_rec is None or not os.path.exists(self._path("seed.keras")):
+                config = flat_config(backbone)
+                seed_model = build(config, flatten(config["blocks"]), config["stem_filters"])
+                transfer(backbone, seed_model)
+                self._save_keras(seed_model, "seed.keras")
+            seed_model = self._load("seed.keras")
+            if hasattr(self.latency, "set_anchor"):
+                anchor_ms = seed_rec["latency_ms"] if seed_rec else None
+                self.latency.set_anchor(seed_model, anchor_ms)
+            cache: dict = {}
+            if seed_rec is None:
+                seed_rec = {"event": "seed", "blocks": merge(seed_model.blocks),
+                            "stem_filters": seed_model.get_config()["stem_filters"],
+                            "latency_ms": self._measure(seed_model, cache),
+                            "accuracy": accuracy(seed_model, x_val, y_val),
+                            "test_accuracy": accuracy(seed_model, x_test, y_test), "time": time.time()}
+                journal.append(seed_rec)
+            seed_ms = seed_rec["latency_ms"]
+            target = cfg.target_ms if cfg.target_ms is not None else cfg.target_fraction * seed_ms
+            delta = cfg.delta_fraction * seed_ms
+            self.log(f"netadapt: {'resuming' if resumed else 'starting'}; seed {seed_ms:.4g} ms, "
+                     f"accuracy {seed_rec['accuracy']:.4f}; target {target:.4g} ms, delta {delta:.4g} ms")
+            accepted = [r for r in journal.records if r.get("event") == "accepted"]
+            current = self._load(f"iter_{len(accepted)}.keras") if accepted else seed_model
+            current_ms = accepted[-1]["latency_ms"] if accepted else seed_ms
+            current_acc = accepted[-1]["accuracy"] if accepted else seed_rec["accuracy"]
+            status = "target_met"
+            while current_ms > target:
+                iteration = len(accepted)
+                if iteration >= cfg.max_iterations:
+                    status = "max_iterations"
+                    break
+                if any(r.get("event") == "stalled" and r["iteration"] == iteration for r in journal.records):
+                    status = "stalled"
+                    break
+                winner = self._iteration(current, current_ms, current_acc, iteration, delta, cache,
+                                         (x_train, y_train), (x_val, y_val), shrink, build)
+                if winner is None:
+                    journal.append({"event": "stalled", "iteration": iteration, "time": time.time()})
+                    status = "stalled"
+                    self.log(f"netadapt: iteration {iteration}: no proposal meets the constraint; stopping")
+                    break
+                record, model_next = winner
+                self._save_keras(model_next, f"iter_{iteration + 1}.keras")
+                record = {**record, "event": "accepted", "time": time.time()}
+                journal.append(record)
+                accepted.append(record)
+                current, current_ms, current_acc = model_next, record["latency_ms"], record["accuracy"]
+                self.log(f"netadapt: iteration {iteration}: {record['key']} -> {record['width']} filters, "
+                         f"{current_ms:.4g} ms, accuracy {current_acc:.4f}")
+            final_rec = next((r for r in journal.records if r.get("event") == "final"), None)
+            if final_rec is None:
+                final = current
+                if cfg.final_steps:
+                    fine_tune(final, x_train, y_train, cfg.final_steps, batch_size=cfg.batch_size,
+                              learning_rate=cfg.learning_rate, momentum=cfg.momentum,
+                              seed=_seed_of(cfg.seed, "final"))
+                self._save_keras(final, "final.keras")
+                final_rec = {"event": "final", "status": status, "blocks": merge(final.blocks),
+                             "stem_filters": final.get_config()["stem_filters"], "latency_ms": current_ms,
+                             "accuracy": accuracy(final, x_val, y_val),
+                             "test_accuracy": accuracy(final, x_test, y_test), "time": time.time()}
+                journal.append(final_rec)
+            final = self._load("final.keras")
+            result = NetAdaptResult(
+                blocks=final_rec["blocks"], stem_filters=final_rec["stem_filters"], seed_latency_ms=seed_ms,
+                latency_ms=final_rec["latency_ms"], target_ms=target, seed_accuracy=seed_rec["accuracy"],
+                accuracy=final_rec["accuracy"], test_accuracy_before=seed_rec["test_accuracy"],
+                test_accuracy_after=final_rec["test_accuracy"], iterations=len(accepted),
+                status=final_rec["status"], run_dir=self.run.path, model=final)
+            self._outputs(result, journal.records, final)
+            return result
+        finally:
+            self.run.close()
+
+    def _iteration(self, current, current_ms, current_acc, iteration, delta, cache, train, val, shrink, build):
+        import keras
+
+        cfg = self.config
+        journal = self.run.journal
+        config = current.get_config()
+        flat = flatten(config["blocks"])
+        constraint = current_ms - delta
+        done = {r["key"]: r for r in journal.records if r.get("event") == "proposal" and r["iteration"] == iteration}
+        folder = self._path("proposals", str(iteration))
+        os.makedirs(folder, exist_ok=True)
+        for proposal in proposals(flat, config["stem_filters"]):
+            if proposal.key in done:
+                continue
+            width, child_ms, tried = self._largest_width(config, flat, proposal, constraint, cache, build)
+            child = None if width is None else shrink(current, proposal, width)
+            record = {"event": "proposal", "iteration": iteration, "key": proposal.key,
+                      "from_width": proposal.width, "tried": tried}
+            if child is None:
+                record["status"] = "infeasible"
+            else:
+                fine_tune(child, train[0], train[1], cfg.steps, batch_size=cfg.batch_size,
+                          learning_rate=cfg.learning_rate, momentum=cfg.momentum,
+                          seed=_seed_of(cfg.seed, iteration, proposal.key))
+                acc = accuracy(child, *val)
+                weights = os.path.join(folder, _safe(proposal.key) + ".weights.h5")
+                tmp = weights + ".tmp.weights.h5"
+                child.save_weights(tmp)
+                os.replace(tmp, weights)
+                record.update(status="ok", width=width, latency_ms=child_ms, accuracy=acc, blocks=merge(child.blocks),
+                              stem_filters=child.get_config()["stem_filters"],
+                              score=self._score(acc, child_ms, current_acc, current_ms))
+                self.log(f"netadapt: iteration {iteration}: {proposal.key} {proposal.width}->{record['width']}: "
+                         f"{child_ms:.4g} ms, accuracy {acc:.4f}")
+            journal.append(record)
+            done[proposal.key] = record
+            del child
+            keras.backend.clear_session(free_memory=True)
+        ok = [r for r in done.values() if r["status"] == "ok"]
+        if not ok:
+            return None
+        order = {p.key: i for i, p in enumerate(proposals(flat, config["stem_filters"]))}
+        best = max(ok, key=lambda r: (r["score"], -order.get(r["key"], 0)))
+        winner = build(config, flatten(best["blocks"]), best["stem_filters"])
+        winner.load_weights(os.path.join(folder, _safe(best["key"]) + ".weights.h5"))
+        chosen = {k: best[k] for k in ("iteration", "key", "from_width", "width", "latency_ms", "accuracy", "blocks",
+                                       "stem_filters", "score")}
+        return chosen, winner
+
+    def _largest_width(self, config, flat, proposal, constraint, cache, build):
+        """``(width, ms, tried)``: the largest candidate width whose network's latency is at
+        most ``constraint`` (``width`` None when even the smallest misses it). Latency is
+        taken to fall with the width, so the smallest candidate is tried first and the rest
+        by bisection (NetAdapt's code walks down in steps of 8; the answer is the same for a
+        monotone latency, in about log2 as many measurements)."""
+        from mnas_keras.search.netadapt.proposals import apply
+
+        tried: dict[int, float] = {}
+        valid = []
+        for width in proposal.candidates(self.config.divisor):
+            try:
+                valid.append((width, apply(flat, config["stem_filters"], proposal, width)))
+            except ProposalError:
+                continue
+        if not valid:
+            return None, None, []
+
+        def probe(i):
+            blocks, stem = valid[i][1]
+            key = (tuple(b.to_string() for b in blocks), stem)
+            if key not in cache:
+                model = build(config, blocks, stem)
+                cache[key] = latency_ms(self.latency, model)
+                del model
+            tried[valid[i][0]] = cache[key]
+            return cache[key]
+
+        # valid is largest width first; find the first index (largest width) that fits.
+        lo, hi = 0, len(valid) - 1
+        if probe(hi) > constraint:
+            return None, None, [[w, ms] for w, ms in tried.items()]
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if probe(mid) <= constraint:
+                hi = mid
+            else:
+                lo = mid + 1
+        return valid[hi][0], probe(hi), [[w, ms] for w, ms in tried.items()]
+
+    def _score(self, acc, ms, current_acc, current_ms) -> float:
+        if self.config.criterion == "accuracy":
+            return float(acc)
+        return float((acc - current_acc) / max(current_ms - ms, 1e-12))
+
+    # ----------------------------------------------------------------- outputs
+    def _outputs(self, result: NetAdaptResult, records: list, final) -> None:
+        summary = {f.name: getattr(result, f.name) for f in dataclasses.fields(result) if f.name != "model"}
+        atomic_write_json(self._path("summary.json"), summary, indent=2)
+        atomic_write_json(self._path("blocks.json"), {"blocks": result.blocks, "stem_filters": result.stem_filters},
+                          indent=2)
+        if self.export_tflite and not os.path.exists(self._path("final.tflite")):
+            from mnas_keras.tflite import convert, save
+
+            size = tuple(self.data[0][0].shape[1:])
+            tmp = self._path(".final.tflite.tmp")
+            save(convert(final, input_shape=size), tmp)
+            os.replace(tmp, self._path("final.tflite"))
+        plot_trajectory(records, self._path("netadapt.png"))
+
+
+def plot_trajectory(records: list, path: str) -> str:
+    """Accuracy vs latency: every fine-tuned proposal (grey) and the accepted path (line)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    seed = next(r for r in records if r.get("event") == "seed")
+    path_pts = [(seed["latency_ms"], seed["accuracy"])] + [
+        (r["latency_ms"], r["accuracy"]) for r in records if r.get("event") == "accepted"]
+    props = [(r["latency_ms"], r["accuracy"]) for r in records if r.get("event") == "proposal" and r["status"] == "ok"]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    if props:
+        ax.scatter(*zip(*props), s=8, color="0.7", label="proposals (short fine-tune)")
+    ax.plot(*zip(*path_pts), "o-", color="C0", label="accepted")
+    final = next((r for r in records if r.get("event") == "final"), None)
+    if final is not None:
+        ax.scatter([final["latency_ms"]], [final["accuracy"]], marker="*", s=120, color="C3", label="final", zorder=3)
+    ax.set_xlabel("latency (ms, latency source)")
+    ax.set_ylabel("validation accuracy")
+    ax.set_title("NetAdapt trajectory")
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def load_journal(run_dir: str) -> list[dict]:
+    """The records of a NetAdapt run's journal."""
+    with open(os.path.join(run_dir, "journal.jsonl")) as f:
+        return [json.loads(line) for line in f if line.strip()]

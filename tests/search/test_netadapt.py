@@ -1,0 +1,310 @@
+"""NetAdapt: proposals, weight surgery, the loop (journal, resume, determinism) and its CLI.
+
+Expected values come from outside the code under test: block strings and width groups
+written by hand from the architectures' tables, kept channels chosen here with numpy
+norms, and a functional check (the parent with the removed channels zeroed computes what
+the narrow child computes).
+"""
+
+import numpy as np
+import pytest
+
+from mnas_keras.search.netadapt.proposals import ProposalError, apply, flatten, merge, proposals, width_groups
+
+SE_MNAS = ["r1_k3_s11_e1_i8_o8_noskip", "r2_k3_s22_e6_i8_o16_se0.25", "r1_k3_s22_e4_i16_o24"]
+V3 = ["r1_k3_s22_e1_i16_o16_se0.25_relu_hsig_sexp", "r2_k5_s11_e6_i16_o16_se0.25_hswish_hsig_sexp"]
+
+
+def _model(blocks, stem=8, seed=0, **kwargs):
+    import keras
+
+    from mnas_keras.models import MnasNet
+
+    keras.utils.set_random_seed(seed)
+    model = MnasNet(blocks, stem_filters=stem, input_shape=(32, 32, 3), classes=5, head_filters=32,
+                    dropout_rate=0.0, **kwargs)
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:  # non-trivial BN statistics, so slicing them is checked too
+        if layer.__class__.__name__ == "BatchNormalization":
+            gamma, beta, mean, var = layer.get_weights()
+            layer.set_weights([rng.uniform(0.5, 1.5, gamma.shape), rng.normal(0, 0.1, beta.shape),
+                               rng.normal(0, 0.1, mean.shape), rng.uniform(0.5, 1.5, var.shape)])
+    return model
+
+
+def _top(norms, k):
+    """Indices of the k largest values, ascending (the rule, written independently)."""
+    order = sorted(range(len(norms)), key=lambda i: (-norms[i], i))
+    return np.array(sorted(order[:k]))
+
+
+# ----------------------------------------------------------------------- proposals (no TF)
+def test_width_groups_of_mnasnet_a1_follow_its_residual_stages():
+    from mnas_keras.codec import get_architecture
+
+    blocks = flatten(get_architecture("mnasnet_a1").blocks)
+    # Stages r1 (noskip), r2, r3, r4, r2 (i80 -> o112 first block: no residual), r3, r1.
+    assert width_groups(blocks, 32) == [(-1,), (0,), (1, 2), (3, 4, 5), (6, 7, 8, 9), (10, 11), (12, 13, 14),
+                                        (15,)]
+    keys = [p.key for p in proposals(blocks, 32)]
+    assert keys.count("bottleneck:6,7,8,9") == 1 and len([k for k in keys if k.startswith("expansion")]) == 15
+
+
+def test_bottleneck_of_a_residual_chain_changes_every_block_reading_it():
+    blocks = flatten(["r1_k3_s11_e1_i16_o16", "r3_k3_s22_e6_i16_o40", "r1_k3_s11_e6_i40_o80"])
+    group = next(p for p in proposals(blocks, 16) if p.key == "bottleneck:1,2,3")
+    assert group.width == 40 and group.candidates()[:2] == [32, 24]
+    new, stem = apply(blocks, 16, group, 32)
+    # Expanded widths kept: 6 x 40 = 240 filters read from 32 is e7.5 (also in the last block).
+    assert merge(new) == ["r1_k3_s11_e1_i16_o16", "r1_k3_s22_e6_i16_o32", "r2_k3_s11_e7.5_i32_o32",
+                          "r1_k3_s11_e7.5_i32_o80"]
+    assert stem == 16
+
+
+def test_structure_changing_widths_are_refused_with_the_proposal_named():
+    blocks = flatten(["r1_k3_s11_e1_i16_o16", "r1_k3_s22_e3_i16_o24"])
+    expansion = next(p for p in proposals(blocks, 16) if p.key == "expansion:1")
+    with pytest.raises(ProposalError, match="expansion:1"):
+        apply(blocks, 16, expansion, 16)  # e1 would drop the expand conv
+    with pytest.raises(ProposalError, match="width must be in 1..47"):
+        apply(blocks, 16, expansion, 48)
+    stem_group = next(p for p in proposals(blocks, 16) if p.key == "bottleneck:stem,0")
+    assert apply(blocks, 16, stem_group, 8)[1] == 8
+
+
+# ----------------------------------------------------------------------- weight surgery
+def test_expansion_surgery_keeps_largest_filters_bit_for_bit():
+    from mnas_keras.search.netadapt.surgery import shrink
+
+    parent = _model(SE_MNAS)
+    child = shrink(parent, "expansion:2", 64)  # the second block of stage 2: 96 -> 64 filters
+    assert child.blocks == ["r1_k3_s11_e1_i8_o8_noskip", "r1_k3_s22_e6_i8_o16_se0.25",
+                            "r1_k3_s11_e4_i16_o16_se0.25", "r1_k3_s22_e4_i16_o24"]
+    w = {l.name: [np.asarray(v) for v in l.weights] for l in parent.layers}
+    kernel = w["stage2_block2_expand"][0]
+    keep = _top([float(np.sum(kernel[..., c] ** 2)) for c in range(kernel.shape[-1])], 64)
+    c = {l.name: [np.asarray(v) for v in l.weights] for l in child.layers}
+    np.testing.assert_array_equal(c["stage3_block1_expand"][0], kernel[..., keep])
+    for p, q in zip(c["stage3_block1_expand_bn"], w["stage2_block2_expand_bn"]):
+        np.testing.assert_array_equal(p, q[keep])
+    np.testing.assert_array_equal(c["stage3_block1_depthwise"][0], w["stage2_block2_depthwise"][0][:, :, keep])
+    np.testing.assert_array_equal(c["stage3_block1_se_reduce"][0], w["stage2_block2_se_reduce"][0][:, :, keep])
+    np.testing.assert_array_equal(c["stage3_block1_se_expand"][0], w["stage2_block2_se_expand"][0][..., keep])
+    np.testing.assert_array_equal(c["stage3_block1_se_expand"][1], w["stage2_block2_se_expand"][1][keep])
+    np.testing.assert_array_equal(c["stage3_block1_project"][0], w["stage2_block2_project"][0][:, :, keep])
+    for name in ("stem_conv", "stage2_block1_expand", "head_conv", "predictions"):
+        for p, q in zip(c[name], w[name]):
+            np.testing.assert_array_equal(p, q)
+
+    # Functionally, the child is the parent with the removed channels' outgoing weights zeroed.
+    drop = np.setdiff1d(np.arange(96), keep)
+    layer = parent.get_layer("stage2_block2_project")
+    kernel_p = layer.get_weights()[0]
+    kernel_p[:, :, drop] = 0.0
+    layer.set_weights([kernel_p])
+    layer = parent.get_layer("stage2_block2_se_reduce")
+    se_k, se_b = layer.get_weights()
+    se_k[:, :, drop] = 0.0
+    layer.set_weights([se_k, se_b])
+    x = np.random.default_rng(1).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(np.asarray(child(x)), np.asarray(parent(x)), rtol=1e-5, atol=1e-6)
+
+
+def test_bottleneck_surgery_prunes_the_residual_chain_together():
+    from mnas_keras.search.netadapt.surgery import shrink
+
+    blocks = ["r1_k3_s11_e1_i8_o8_noskip", "r3_k3_s22_e6_i8_o24", "r1_k3_s22_e3_i24_o32"]
+    parent = _model(blocks)
+    child = shrink(parent, "bottleneck:1,2,3", 16)
+    assert child.blocks == ["r1_k3_s11_e1_i8_o8_noskip", "r1_k3_s22_e6_i8_o16", "r2_k3_s11_e9_i16_o16",
+                            "r1_k3_s22_e4.5_i16_o32"]
+    w = {l.name: [np.asarray(v) for v in l.weights] for l in parent.layers}
+    norms = sum(np.sum(w[f"stage2_block{b}_project"][0] ** 2, axis=(0, 1, 2)) for b in (1, 2, 3))
+    keep = _top(list(norms), 16)
+    c = {l.name: [np.asarray(v) for v in l.weights] for l in child.layers}
+    np.testing.assert_array_equal(c["stage2_block1_project"][0], w["stage2_block1_project"][0][..., keep])
+    np.testing.assert_array_equal(c["stage3_block2_project"][0], w["stage2_block3_project"][0][..., keep])
+    np.testing.assert_array_equal(c["stage3_block1_expand"][0], w["stage2_block2_expand"][0][:, :, keep])
+    np.testing.assert_array_equal(c["stage4_block1_expand"][0], w["stage3_block1_expand"][0][:, :, keep])
+    for p, q in zip(c["stage3_block2_project_bn"], w["stage2_block3_project_bn"]):
+        np.testing.assert_array_equal(p, q[keep])
+
+    # The parent with the removed residual channels forced to zero (their BN outputs 0)
+    # computes what the child computes.
+    drop = np.setdiff1d(np.arange(24), keep)
+    for b in (1, 2, 3):
+        layer = parent.get_layer(f"stage2_block{b}_project_bn")
+        gamma, beta, mean, var = layer.get_weights()
+        gamma[drop], beta[drop] = 0.0, 0.0
+        layer.set_weights([gamma, beta, mean, var])
+    x = np.random.default_rng(2).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(np.asarray(child(x)), np.asarray(parent(x)), rtol=1e-5, atol=1e-6)
+
+
+def test_mobilenet_v3_blocks_stem_group_and_se_from_expanded_width():
+    import keras
+
+    from mnas_keras.search.netadapt.surgery import shrink
+
+    parent = _model(V3, stem=16, activation="hswish", head="mobilenetv3")
+    # SE of 'sexp' blocks is sized from the expansion: 96 -> 48 filters takes it from 24 to 16.
+    child = shrink(parent, "expansion:1", 48)
+    assert child.blocks == [V3[0], "r1_k5_s11_e3_i16_o16_se0.25_hswish_hsig_sexp",
+                            "r1_k5_s11_e6_i16_o16_se0.25_hswish_hsig_sexp"]
+    w = {l.name: [np.asarray(v) for v in l.weights] for l in parent.layers}
+    se = w["stage2_block1_se_reduce"][0]
+    keep_se = _top([float(np.sum(se[..., c] ** 2)) for c in range(24)], 16)
+    expand = w["stage2_block1_expand"][0]
+    keep = _top([float(np.sum(expand[..., c] ** 2)) for c in range(96)], 48)
+    got = child.get_layer("stage2_block1_se_reduce").get_weights()
+    np.testing.assert_array_equal(got[0], se[:, :, keep][..., keep_se])
+    np.testing.assert_array_equal(got[1], w["stage2_block1_se_reduce"][1][keep_se])
+    np.testing.assert_array_equal(child.get_layer("stage2_block1_se_expand").get_weights()[0],
+                                  w["stage2_block1_se_expand"][0][:, :, keep_se][..., keep])
+
+    # A model nesting the backbone is accepted; the residual stem group shrinks the stem too.
+    x = keras.Input((32, 32, 3))
+    wrapper = keras.Model(x, parent(x))
+    narrow = shrink(wrapper, "bottleneck:stem", 8)
+    assert narrow.get_config()["stem_filters"] == 8 and narrow.blocks[0] == "r1_k3_s22_e1_i8_o16_se0.25_relu_hsig_sexp"
+
+
+# ----------------------------------------------------------------------- the loop
+LOOP_BLOCKS = ["r1_k3_s11_e1_i8_o8_noskip", "r1_k3_s22_e4_i8_o16", "r1_k3_s11_e4_i16_o16"]
+LOOP_CONFIG = dict(target_fraction=0.75, delta_fraction=0.1, steps=2, batch_size=16, seed=3)
+DRIVER = """
+import sys, numpy as np
+from mnas_keras.search.netadapt.latency import MAddsLatency
+from mnas_keras.search.netadapt.loop import NetAdapt, NetAdaptConfig
+d = np.load(sys.argv[2])
+data = ((d["x"], d["y"]), (d["xt"], d["yt"]))
+NetAdapt(sys.argv[1], data, MAddsLatency(32), NetAdaptConfig(**eval(sys.argv[4])), sys.argv[3],
+         export_tflite=False, log=None).run_loop()
+"""
+
+
+@pytest.fixture(scope="module")
+def loop_setup(tmp_path_factory, digits32):
+    (x, y), (xt, yt) = digits32
+    folder = tmp_path_factory.mktemp("netadapt")
+    data = ((x[:160], y[:160]), (xt[:40], yt[:40]))
+    np.savez(folder / "data.npz", x=data[0][0], y=data[0][1], xt=data[1][0], yt=data[1][1])
+    import keras
+
+    from mnas_keras.models import MnasNet
+
+    keras.utils.set_random_seed(0)
+    model = MnasNet(LOOP_BLOCKS, stem_filters=8, input_shape=(32, 32, 3), classes=10, head_filters=16,
+                    include_preprocessing=True, preprocessing="scale_-1_1")
+    model.save(folder / "parent.keras")
+    return folder, data
+
+
+def _run(folder, data, name):
+    from mnas_keras.search.netadapt.latency import MAddsLatency
+    from mnas_keras.search.netadapt.loop import NetAdapt, NetAdaptConfig
+
+    return NetAdapt(str(folder / "parent.keras"), data, MAddsLatency(32), NetAdaptConfig(**LOOP_CONFIG),
+                    str(folder / name), export_tflite=False, log=None).run_loop()
+
+
+@pytest.fixture(scope="module")
+def reference_run(loop_setup):
+    folder, data = loop_setup
+    return _run(folder, data, "a")
+
+
+def _trajectory(run_dir):
+    from mnas_keras.search.netadapt.loop import load_journal
+
+    return [(r["iteration"], r["key"], r["width"], r["latency_ms"], r["accuracy"])
+            for r in load_journal(str(run_dir)) if r["event"] == "accepted"]
+
+
+def test_loop_meets_the_target_in_steps_of_at_least_delta(loop_setup, reference_run):
+    import keras
+
+    from mnas_keras.search.netadapt.latency import MAddsLatency
+
+    folder, data = loop_setup
+    result = reference_run
+    steps = _trajectory(folder / "a")
+    assert result.status == "target_met" and result.iterations == len(steps) >= 1
+    source = MAddsLatency(32)  # re-measure the saved networks with a fresh source
+    seed_ms = source(keras.saving.load_model(folder / "a" / "seed.keras"))
+    assert seed_ms == result.seed_latency_ms
+    latencies = [seed_ms] + [source(keras.saving.load_model(folder / "a" / f"iter_{k}.keras"))
+                             for k in range(1, len(steps) + 1)]
+    assert latencies[1:] == [s[3] for s in steps]
+    delta = LOOP_CONFIG["delta_fraction"] * seed_ms
+    assert all(after <= before - delta for before, after in zip(latencies, latencies[1:]))
+    assert latencies[-1] <= LOOP_CONFIG["target_fraction"] * seed_ms < latencies[-2]
+    assert result.blocks == keras.saving.load_model(folder / "a" / "final.keras").blocks
+    assert (folder / "a" / "netadapt.png").stat().st_size > 0
+
+
+def test_kill_9_resume_gives_the_same_trajectory_without_repeating_proposals(loop_setup, reference_run):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from mnas_keras.search.netadapt.loop import load_journal
+
+    folder, data = loop_setup
+    reference = reference_run  # same seed: same trajectory
+    run_dir = folder / "c"
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    proc = subprocess.Popen([sys.executable, "-c", DRIVER, str(folder / "parent.keras"), str(folder / "data.npz"),
+                             str(run_dir), repr(LOOP_CONFIG)], cwd=root,
+                            env={**os.environ, "PYTHONPATH": root}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    journal = run_dir / "journal.jsonl"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if journal.exists() and journal.read_text().count('"event": "proposal"') >= 2:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = journal.read_text().count('"event": "proposal"')
+    resumed = _run(folder, data, "c")
+    records = load_journal(str(run_dir))
+    keys = [(r["iteration"], r["key"]) for r in records if r["event"] == "proposal"]
+    assert len(keys) == len(set(keys)) and len(keys) > done_before >= 2
+    assert _trajectory(run_dir) == _trajectory(folder / "a")
+    assert (resumed.blocks, resumed.latency_ms, resumed.accuracy) == (reference.blocks, reference.latency_ms,
+                                                                      reference.accuracy)
+
+
+def test_table_source_is_the_tables_prediction_and_refuses_another_stem():
+    from mnas_keras.models import MnasNet
+    from mnas_keras.search.errors import SearchConfigError
+    from mnas_keras.search.latency.table import LatencyTable
+    from mnas_keras.search.netadapt.latency import TableLatency
+
+    table = LatencyTable({"input_size": 32, "stem_filters": 8})
+    blocks = ["r1_k3_s11_e1_i8_o8_noskip", "r2_k3_s22_e4_i8_o16"]
+    values = dict(zip(table.parts(blocks), [0.5, 0.25, 0.125, 0.125, 1.0]))  # stem, 3 blocks, head
+    table.update_parts(values)
+    model = MnasNet(blocks, stem_filters=8, input_shape=(32, 32, 3), classes=3, head_filters=16)
+    assert TableLatency(table)(model) == 2.0  # no fit yet: the plain sum
+    other = MnasNet(blocks, stem_filters=16, input_shape=(32, 32, 3), classes=3, head_filters=16)
+    with pytest.raises(SearchConfigError, match="stem_filters=8"):
+        TableLatency(table)(other)
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--model=/nonexistent/m.keras"], "--model '/nonexistent/m.keras': no such file"),
+    (["--latency=table"], "--latency=table needs --table"),
+    (["--criterion=best"], "argument --criterion: invalid choice: 'best'"),
+])
+def test_cli_errors_are_one_line_with_exit_2(capsys, argv, expected):
+    from mnas_keras.search.netadapt.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert info.value.code == 2 and len(err) == 1 and err[0].startswith("mnas-netadapt: error: ")
+    assert expected in err[0]
