@@ -212,3 +212,47 @@ def test_cli_errors_are_one_line(args, message, tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip() == message
     assert not os.path.exists(tmp_path / "run")
+
+
+# ------------------------------------------------------------------------ ablation
+def test_hypervolume_by_hand():
+    from mnas_keras.search.cli.ablation import hypervolume
+
+    # Box [0, 2] x [0, 1] in latency/target: 0.5 * 0.6 + 1.0 * 0.8; (15, 0.7) is dominated,
+    # (25, 0.9) lies past the box.
+    assert hypervolume([(5.0, 0.6), (10.0, 0.8), (15.0, 0.7), (25.0, 0.9)], target_ms=10.0) == pytest.approx(1.1)
+    assert hypervolume([], target_ms=10.0) == 0.0
+
+
+def test_ablation_tiny_budget_writes_table_and_plot_and_resumes(tmp_path):
+    from mnas_keras.search.cli.ablation import ARMS
+
+    from conftest import journal_records
+
+    out = tmp_path / "ablation"
+    args = ["-m", "mnas_keras.search.cli.ablation", "--evaluator=synthetic", "--num_samples=4", "--controller=random",
+            f"--out_dir={out}", "--tensorboard=false", "--export=false"]
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    first = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    table = json.loads((out / "ablation.json").read_text())
+    assert [row["arm"] for row in table["arms"]] == list(ARMS)
+    assert (out / "ablation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for row in table["arms"]:
+        run = out / row["arm"]
+        config = json.loads((run / "config.json").read_text())
+        assert config["space"].get("kind", "mnasnet") == {"nasnet": "nasnet", "mnasnet": "mnasnet"}[row["space"]]
+        results = [r for r in journal_records(run) if r["event"] == "result" and not r.get("cached")]
+        # Brute force: integrate the best accuracy reachable at each latency over [0, 2T].
+        grid = np.linspace(0, 2, 20001)[:-1] + 0.5e-4
+        best = [max([r["accuracy"] for r in results if r["latency_ms"] / table["target_ms"] <= x], default=0.0)
+                for x in grid]
+        assert row["hypervolume"] == pytest.approx(float(np.mean(best)) * 2, abs=1e-3)
+        assert row["best_reward"] == max(r["reward"] for r in results)
+    # Accuracy-only arm: reward equals accuracy (MnasNet form with w = 0).
+    cells = [r for r in journal_records(out / "cells_accuracy") if r["event"] == "result"]
+    assert all(r["reward"] == pytest.approx(r["accuracy"]) for r in cells)
+    again = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and again.stdout.count("resuming") == 4
+    assert [{k: v for k, v in row.items() if k != "wall_s"} for row in json.loads((out / "ablation.json").read_text())["arms"]] == \
+           [{k: v for k, v in row.items() if k != "wall_s"} for row in table["arms"]]
