@@ -15,6 +15,7 @@ Examples::
     mnas-search --num_samples=200 --controller=reinforce --reward=absolute --target_ms=5
     mnas-search --evaluator=synthetic --num_samples=2000 --run_dir=runs/dry   # no training
     mnas-search --space=my_space.json --describe_space
+    mnas-search --space=nasnet --num_samples=20       # NASNet cells (nasrl: NAS-RL macro); measured latency
     mnas-search --latency_mode=predicted_then_measured  # latency lookup table, front measured
     mnas-search --executor=ray --max_in_flight=2          # evaluations as Ray actors (local Ray)
     mnas-search --executor=ray --ray_address=auto --latency_resource=latency_device
