@@ -81,10 +81,11 @@ class CellNetworkRecipe(_FixedSizeRecipe):
         self._check(model_kwargs)
         normal, reduction = blocks
         keras.utils.set_random_seed(seed)
-        _, x = self._input()
-        return build_cell_network(normal, reduction, input_tensor=x, num_cells=self.num_cells, filters=self.filters,
-                                  stem_filters=self.stem_filters, stem_cells=self.stem_cells, classes=self.classes,
-                                  dropout_rate=dropout_rate, name="nasnet_cells")
+        inputs, x = self._input()
+        net = build_cell_network(normal, reduction, input_tensor=x, num_cells=self.num_cells, filters=self.filters,
+                                 stem_filters=self.stem_filters, stem_cells=self.stem_cells, classes=self.classes,
+                                 dropout_rate=dropout_rate)
+        return keras.Model(inputs, net.output, name="nasnet_cells")  # one input tensor, not a list
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,8 +103,9 @@ class MacroNetworkRecipe(_FixedSizeRecipe):
         self._check(model_kwargs)
         (text,) = blocks
         keras.utils.set_random_seed(seed)
-        _, x = self._input()
-        return build_macro_network(text, input_tensor=x, classes=self.classes, dropout_rate=dropout_rate)
+        inputs, x = self._input()
+        net = build_macro_network(text, input_tensor=x, classes=self.classes, dropout_rate=dropout_rate)
+        return keras.Model(inputs, net.output, name="nasrl")  # one input tensor, not a list
 
 
 def recipe_for_space(space, *, input_size: int, classes: int = 10, objective: str = "fp32"):
