@@ -106,7 +106,8 @@ def write_outputs(rows, fronts, target_ms: float, out_dir: str) -> dict:
     header = list(rows[0])
     lines = [f"target {target_ms:.4f} ms", "", "| " + " | ".join(header) + " |",
              "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_fmt(row[k]) for k in header) + " |" for row in rows]
+    lines += ["| " + " | ".join(f"{row[k]:.1f}" if k == "wall_s" else _fmt(row[k]) for k in header) + " |"
+              for row in rows]
     with open(paths["md"], "w") as f:
         f.write("\n".join(lines) + "\n")
     import matplotlib
