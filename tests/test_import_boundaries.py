@@ -51,6 +51,9 @@ SEARCH = PACKAGE / "search"
 SEARCH_LAYERS = {"errors": 0, "space": 1, "reward": 1, "pareto": 1, "controllers": 1, "latency": 2,
                  "evaluation": 3, "execution": 4, "run": 5, "cli": 6, "netadapt": 6, "scaling": 6}
 
+SEARCH_LAYERS = {"errors": 0, "space": 1, "spaces": 1, "reward": 1, "pareto": 1, "controllers": 1, "latency": 2,
+                 "evaluation": 3, "execution": 4, "run": 5, "cli": 6}
+
 
 def _module_name(path):
     parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)

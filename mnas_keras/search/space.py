@@ -120,7 +120,24 @@ def arch_key(blocks: Sequence[str]) -> str:
         >>> arch_key(["r1_k3_s2_e1_i32_o16_se0.250"])
         'r1_k3_s22_e1_i32_o16_se0.25'
     """
-    return "|".join(BlockSpec.from_string(b).to_string() if isinstance(b, str) else b.to_string() for b in blocks)
+    return "|".join(_canonical(b) for b in blocks)
+
+
+def _canonical(text) -> str:
+    """Canonical form of one architecture string: a block string, a NASNet cell string
+    (``OP@INPUT``, :mod:`mnas_keras.codec.cells`) or a NAS-RL macro string (``k..``,
+    :mod:`mnas_keras.codec.macro`)."""
+    if not isinstance(text, str):
+        return text.to_string()
+    if "@" in text:
+        from mnas_keras.codec.cells import CellSpec
+
+        return CellSpec.from_string(text).to_string()
+    if text.startswith("k"):
+        from mnas_keras.codec.macro import MacroSpec
+
+        return MacroSpec.from_string(text).to_string()
+    return BlockSpec.from_string(text).to_string()
 
 
 def arch_id(blocks_or_key: Sequence[str] | str) -> str:
@@ -342,6 +359,11 @@ class SearchSpace:
         >>> space.size, space.decode([1, 1, 1])
         (8, ['r1_k3_s11_e1_i16_o16', 'r3_k5_s22_e3_i16_o24'])
     """
+
+    #: The network recipe that builds a decoded sample (see :mod:`mnas_keras.search.spaces`).
+    network = "mnasnet"
+    #: The latency lookup table's part keys cover this space.
+    latency_table = True
 
     def __init__(self, stages: Sequence[StageSpace], stem_filters: int = 32, name: str = "custom"):
         stages = tuple(stages)

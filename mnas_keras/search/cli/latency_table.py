@@ -44,7 +44,7 @@ def main(argv) -> int:
 
     from absl import flags
 
-    from mnas_keras.search.errors import SearchError
+    from mnas_keras.search.errors import SearchConfigError, SearchError
     from mnas_keras.search.latency.table import LatencyTable, space_parts
     from mnas_keras.search.space import get_space
     from mnas_keras.tflite.errors import TFLiteError
@@ -53,6 +53,9 @@ def main(argv) -> int:
 
     f = flags.FLAGS
     try:
+        if f.space in ("nasnet", "nasrl"):  # mnas_keras.search.spaces: no table parts
+            raise SearchConfigError(f"--space={f.space} has no latency-table parts: only measured latency applies "
+                                    "(mnas-search --latency_mode=measured)")
         space = get_space(f.space)
         stem = f.stem_filters or space.stem_filters
         if os.path.exists(f.table):

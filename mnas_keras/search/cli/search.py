@@ -23,6 +23,7 @@ Examples::
     mnas-search --num_samples=200 --controller=reinforce --reward=absolute --target_ms=5
     mnas-search --evaluator=synthetic --num_samples=2000 --run_dir=runs/dry   # no training
     mnas-search --space=my_space.json --describe_space
+    mnas-search --space=nasnet --num_samples=20       # NASNet cells (nasrl: NAS-RL macro); measured latency
     mnas-search --latency_mode=predicted_then_measured  # latency lookup table, front measured
     mnas-search --executor=ray --max_in_flight=2          # evaluations as Ray actors (local Ray)
     mnas-search --executor=ray --ray_address=auto --latency_resource=latency_device
@@ -33,6 +34,7 @@ Flags are defined when the command runs, not on import.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 
@@ -47,7 +49,8 @@ def _define_flags() -> None:
     d = flags
     d.DEFINE_string("run_dir", "runs/mnas_search", "Run directory (re-running resumes it).")
     d.DEFINE_bool("overwrite", False, "Delete an existing run in --run_dir first.")
-    d.DEFINE_string("space", "mnasnet", "'mnasnet' (the paper's space around MobileNetV2) or a .json space file.")
+    d.DEFINE_string("space", "mnasnet", "'mnasnet' (the paper's space around MobileNetV2), 'nasnet' (NASNet's normal "
+                    "and reduction cells), 'nasrl' (NAS-RL's macro space) or a .json space file.")
     d.DEFINE_bool("describe_space", False, "Print the search space and its size, then exit.")
     d.DEFINE_enum("controller", "ppo", ["ppo", "reinforce", "evolution", "random"], "Search controller.")
     d.DEFINE_string("controller_options", "{}", "JSON dict of controller options, e.g. '{\"lr\": 0.01}'.")
@@ -110,14 +113,31 @@ def _log(message: str) -> None:
     print(message, flush=True)
 
 
+def _check_fixed_size_space(space, f) -> None:
+    """``--space=nasnet|nasrl``: only measured latency, at the training resolution."""
+    from mnas_keras.search.errors import SearchConfigError
+
+    mode = getattr(f, "latency_mode", "measured")
+    if mode != "measured":
+        raise SearchConfigError(f"--space={space.name} has no latency-table parts: only measured latency applies; "
+                                f"use --latency_mode=measured (received --latency_mode={mode})")
+    given = f["latency_size"].present if hasattr(f, "__getitem__") and "latency_size" in f else False
+    if given and f.latency_size != f.image_size:
+        raise SearchConfigError(f"--space={space.name} builds networks at a fixed size: latency is measured at "
+                                f"--image_size={f.image_size}; received --latency_size={f.latency_size}")
+
+
 def build_search(values=None):
     """The :class:`~mnas_keras.search.run.search.Search` the flags describe."""
     from mnas_keras.search.errors import SearchConfigError
     from mnas_keras.search.run.search import Search
-    from mnas_keras.search.space import get_space
+    from mnas_keras.search.spaces import get_space
 
     f = values or FLAGS
     space = get_space(f.space)
+    fixed_size = getattr(space, "network", "mnasnet") != "mnasnet"  # NASNet cells, NAS-RL macro
+    if fixed_size:
+        _check_fixed_size_space(space, f)
     try:
         options = json.loads(f.controller_options)
     except json.JSONDecodeError as err:
@@ -131,6 +151,10 @@ def build_search(values=None):
     else:
         from mnas_keras.search.evaluation.proxy import ProxyEvaluator
 
+        if fixed_size:
+            from mnas_keras.search.evaluation.networks import SpaceProxyEvaluator
+
+            ProxyEvaluator = functools.partial(SpaceProxyEvaluator, space)  # noqa: N806
         table = None
         if getattr(f, "latency_mode", "measured") != "measured":
             from mnas_keras.search.latency.modes import default_table_path, prepare_table
@@ -153,7 +177,7 @@ def build_search(values=None):
         evaluator = ProxyEvaluator(
             data=data, image_size=f.image_size, epochs=f.epochs, batch_size=f.batch_size, learning_rate=f.learning_rate,
             train_mode=f.train_mode, train_subset=f.train_subset, val_subset=f.val_subset,
-            stem_filters=space.stem_filters, latency_input_size=f.latency_size, num_threads=f.num_threads,
+            stem_filters=space.stem_filters, latency_input_size=f.image_size if fixed_size else f.latency_size, num_threads=f.num_threads,
             warmup=f.warmup, runs=f.runs, isolate_latency=f.isolate_latency, int8=f.int8,
             latency_objective=f.latency_objective, timeout_s=f.timeout_s, seed=f.seed,
             **({"latency_mode": f.latency_mode, "latency_table": table} if table is not None else {}),
@@ -184,7 +208,7 @@ def main(argv) -> int:
         raise app.UsageError(f"unexpected arguments {argv[1:]}; every option is a --flag")
     try:
         if FLAGS.describe_space:
-            from mnas_keras.search.space import get_space
+            from mnas_keras.search.spaces import get_space
 
             print(get_space(FLAGS.space).describe())
             return 0

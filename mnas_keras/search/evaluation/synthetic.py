@@ -149,7 +149,10 @@ class SyntheticEvaluator:
         if self.delay_s:
             time.sleep(self.delay_s)
         quality = self.objective(self.space.encode(blocks))
-        madds = estimate_madds(blocks, input_size=self.input_size, stem_filters=self.space.stem_filters)
+        if hasattr(self.space, "estimate_madds"):  # the cell and macro spaces (mnas_keras.search.spaces)
+            madds = self.space.estimate_madds(blocks, input_size=self.input_size)
+        else:
+            madds = estimate_madds(blocks, input_size=self.input_size, stem_filters=self.space.stem_filters)
         return {
             "status": "ok",
             "accuracy": 0.75 * quality,

@@ -47,6 +47,7 @@ from mnas_keras.search.pareto import (
 )
 from mnas_keras.search.reward import Reward
 from mnas_keras.search.space import SearchSpace
+from mnas_keras.search.spaces import Space
 
 
 @dataclasses.dataclass
@@ -111,8 +112,8 @@ class Search:
                  evaluate_reference: bool = True, tensorboard: bool = True, checkpoint_every: int = 1,
                  export: bool = True, log: Callable[[str], Any] | None = print, overwrite: bool = False,
                  executor: Executor | None = None):
-        if not isinstance(space, SearchSpace):
-            raise SearchConfigError(f"space must be a SearchSpace; received {type(space).__name__}")
+        if not isinstance(space, (SearchSpace, Space)):  # Space: the protocol of mnas_keras.search.spaces
+            raise SearchConfigError(f"space must be a SearchSpace or a Space; received {type(space).__name__}")
         if not hasattr(evaluator, "evaluate"):
             raise SearchConfigError("evaluator must have an evaluate(blocks, artifact_dir=None) method")
         for name, value in (("num_samples", num_samples), ("top_k", top_k), ("checkpoint_every", checkpoint_every)):

@@ -1,0 +1,191 @@
+"""``mnas-ablation``: the MnasNet paper's ablation (section 7) as one command.
+
+Is the gain from the latency-aware reward or from the search space? Four arms, each a
+resumable ``mnas-search`` run directory under ``--out_dir`` with one budget and seed:
+
+====================== ========================= ===================================
+arm                    space                     reward
+====================== ========================= ===================================
+``cells_accuracy``     NASNet cells (``nasnet``)  accuracy only (MnasNet form, w = 0)
+``cells_soft``         NASNet cells               soft (alpha = beta = -0.07)
+``factorized_soft``    MnasNet's (``mnasnet``)    soft
+``factorized_hard``    MnasNet's                  hard (alpha = 0, beta = -1)
+====================== ========================= ===================================
+
+Latency is measured at ``--image_size`` in every arm (the cell networks have a fixed size).
+The target is ``--target_ms``, or the reference MobileNetV2's latency measured by
+``factorized_soft`` (run first) times ``--target_scale``, shared by all arms. Then it writes
+``ablation.{json,csv,md}`` (per arm: best reward and its accuracy and latency, the best
+accuracy at or under the target, the Pareto hypervolume, samples, wall seconds of this
+invocation) and ``ablation.png`` (the four Pareto fronts). Re-running resumes each arm.
+
+Every ``mnas-search`` flag applies to all arms (``--num_samples``, ``--epochs``,
+``--controller``, ``--evaluator=synthetic`` for a dry run, ...); ``--space``, ``--reward``,
+``--alpha``, ``--beta``, ``--run_dir`` and ``--latency_size`` are set per arm.
+
+The paper's ImageNet result (MnasNet Table 6 / section 7): cells with an accuracy-only
+reward reached 74.0% at 183 ms on a Pixel 1, the factorized space with the latency-aware
+reward 75.2% at 78 ms. This command repeats the comparison on a small proxy task; it
+measures this package's spaces and rewards, not those numbers.
+
+Example::
+
+    mnas-ablation --out_dir=runs/ablation --num_samples=12 --epochs=1
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+import time
+import types
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+
+#: ``name: (space, reward kind, alpha, beta)``, in the order they run.
+ARMS = {
+    "factorized_soft": ("mnasnet", "soft", None, None),
+    "factorized_hard": ("mnasnet", "hard", None, None),
+    "cells_accuracy": ("nasnet", "mnasnet", 0.0, 0.0),
+    "cells_soft": ("nasnet", "soft", None, None),
+}
+
+
+def hypervolume(points, target_ms: float, max_ratio: float = 2.0) -> float:
+    """Area dominated by ``(latency_ms, accuracy)`` points in the box latency / target in
+    ``[0, max_ratio]`` x accuracy in ``[0, 1]`` (lower latency and higher accuracy dominate).
+
+    Example:
+        >>> hypervolume([(5.0, 0.6), (10.0, 0.8), (15.0, 0.7)], target_ms=10.0)  # 0.5*0.6 + 1*0.8
+        1.1
+    """
+    pts = sorted((lat / target_ms, acc) for lat, acc in points if lat / target_ms < max_ratio)
+    front = []
+    for lat, acc in pts:
+        if not front or acc > front[-1][1]:
+            front.append((lat, acc))
+    area = 0.0
+    for i, (lat, acc) in enumerate(front):
+        right = front[i + 1][0] if i + 1 < len(front) else max_ratio
+        area += (right - lat) * acc
+    return round(area, 12)
+
+
+def summarize(name: str, records, target_ms: float, wall_s: float) -> dict:
+    """One table row of an arm's distinct records."""
+    ok = [r for r in records if r.get("status") == "ok"]
+    best = max(ok, key=lambda r: r["reward"]) if ok else None
+    under = [r["accuracy"] for r in ok if r["latency_ms"] <= target_ms]
+    return {
+        "arm": name, "space": ARMS[name][0], "reward": ARMS[name][1] if ARMS[name][2] is None else "accuracy",
+        "best_reward": best["reward"] if best else None, "best_accuracy": best["accuracy"] if best else None,
+        "best_latency_ms": best["latency_ms"] if best else None,
+        "accuracy_at_target": max(under) if under else None,
+        "hypervolume": hypervolume([(r["latency_ms"], r["accuracy"]) for r in ok], target_ms),
+        "evaluated": len(records), "failed": len(records) - len(ok), "wall_s": round(wall_s, 1),
+    }
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def write_outputs(rows, fronts, target_ms: float, out_dir: str) -> dict:
+    """``ablation.json``, ``.csv``, ``.md`` and ``ablation.png``; returns their paths."""
+    paths = {ext: os.path.join(out_dir, f"ablation.{ext}") for ext in ("json", "csv", "md", "png")}
+    with open(paths["json"], "w") as f:
+        json.dump({"target_ms": target_ms, "arms": rows}, f, indent=2)
+    with open(paths["csv"], "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    header = list(rows[0])
+    lines = [f"target {target_ms:.4f} ms", "", "| " + " | ".join(header) + " |",
+             "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(f"{row[k]:.1f}" if k == "wall_s" else _fmt(row[k]) for k in header) + " |"
+              for row in rows]
+    with open(paths["md"], "w") as f:
+        f.write("\n".join(lines) + "\n")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, front in fronts.items():
+        pts = sorted((r["latency_ms"], r["accuracy"]) for r in front)
+        if pts:
+            ax.step([p[0] for p in pts], [p[1] for p in pts], where="post", marker="o", label=name)
+    ax.axvline(target_ms, color="gray", linestyle="--", label="target")
+    ax.set_xlabel("latency (ms)")
+    ax.set_ylabel("proxy accuracy")
+    ax.set_title("ablation: Pareto fronts per arm")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(paths["png"], dpi=100)
+    plt.close(fig)
+    return paths
+
+
+def run_ablation(values, out_dir: str, log=print) -> dict:
+    """Runs (or resumes) the four arms with the ``mnas-search`` settings in ``values`` (an
+    object with the flags as attributes); returns ``{"rows", "target_ms", "files"}``."""
+    from mnas_keras.search.cli.search import build_search
+
+    os.makedirs(out_dir, exist_ok=True)
+    target_ms = values.target_ms
+    rows, fronts = [], {}
+    for name, (space, reward, alpha, beta) in ARMS.items():
+        arm = types.SimpleNamespace(**{**vars(values), "space": space, "reward": reward, "alpha": alpha,
+                                       "beta": beta, "run_dir": os.path.join(out_dir, name),
+                                       "latency_size": values.image_size, "target_ms": target_ms})
+        log(f"--- arm {name}: space {space}, reward {reward}")
+        start = time.perf_counter()
+        result = build_search(arm).run()
+        target_ms = result.target_ms
+        rows.append(summarize(name, result.records, target_ms, time.perf_counter() - start))
+        fronts[name] = result.front
+    files = write_outputs(rows, fronts, target_ms, out_dir)
+    return {"rows": rows, "target_ms": target_ms, "files": files}
+
+
+def main(argv) -> int:
+    from mnas_keras import _cli
+    from mnas_keras.search.errors import SearchError
+
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments {argv[1:]}; every option is a --flag")
+    values = types.SimpleNamespace(**{name: FLAGS[name].value for name in FLAGS})
+    try:
+        if FLAGS.evaluator != "synthetic":
+            _cli.import_tensorflow(sys.argv)
+        out = run_ablation(values, FLAGS.out_dir)
+    except SearchError as err:
+        print(f"mnas-ablation: error: {err}", file=sys.stderr)
+        return 2
+    with open(out["files"]["md"]) as f:
+        print("\n" + f.read())
+    for key, path in out["files"].items():
+        print(f"  {key:<5} {path}")
+    return 0
+
+
+def run() -> None:
+    """Console-script entry point (``mnas-ablation``)."""
+    from mnas_keras import _cli
+    from mnas_keras.search.cli.common import flags_parser
+    from mnas_keras.search.cli.search import _define_flags
+
+    _cli.quiet_logs(sys.argv)
+    _define_flags()
+    if "out_dir" not in FLAGS:
+        flags.DEFINE_string("out_dir", "runs/ablation", "Folder of the four arms' run directories and the table.")
+    app.run(main, flags_parser=flags_parser("mnas-ablation"))
+
+
+if __name__ == "__main__":
+    run()
