@@ -12,6 +12,16 @@ ConvOp labels: ``"conv"`` (regular kxk conv), ``"conv_e4"`` (fused kxk conv expa
 then 1x1 projection), ``"dsconv"`` (depthwise-separable conv), ``"mbconv_e3"`` /
 ``"mbconv_e6"`` (inverted bottleneck with that expansion).
 
+UIB ConvOp labels (MobileNetV4's Universal Inverted Bottleneck, arXiv 2404.10518; the
+expansion suffix ``_e<x>`` is optional and defaults to the stage reference's expansion; the
+stage's ``kernel`` choice sizes the depthwise convs): ``"ib"`` (middle depthwise only, the
+same network as ``mbconv``), ``"extradw"`` / ``"extradw3"`` (start depthwise of the stage
+kernel / of kernel 3, plus the middle depthwise), ``"convnext"`` (start depthwise only),
+``"ffn"`` (no depthwise: two 1x1 convs; not in a strided stage) and the general
+``"uib_a<a>_p<p>"`` (start kernel ``a``, end kernel ``p``, middle of the stage kernel;
+``_nomid`` drops the middle one). :func:`uib_space` is MobileNetV4's fine-stage space around
+MobileNetV4-Conv-Small (``get_space("uib")``).
+
 Example:
     >>> space = mnasnet_space()
     >>> len(space.decisions), space.nominal_size == 432 ** 7, f"{space.size:.2e}"
@@ -64,6 +74,10 @@ MNASNET_CHOICES = {
 
 FIELDS = ("op", "kernel", "se", "skip", "filters", "layers", "activation")
 _OP_LABEL = re.compile(r"^(conv|dsconv|mbconv)(?:_e([0-9]+(?:\.[0-9]+)?|[0-9]+/[0-9]+))?$")
+_UIB_LABEL = re.compile(
+    r"^(?:(ib)|extradw([0-9]*)|(convnext)|(ffn)|uib_a([0-9]+)_p([0-9]+)(_nomid)?)"
+    r"(?:_e([0-9]+(?:\.[0-9]+)?|[0-9]+/[0-9]+))?$"
+)
 
 
 # ----------------------------------------------------------------------------- op labels
@@ -78,9 +92,8 @@ def parse_op(label: str) -> tuple[str, Fraction]:
         raise SearchSpaceError(f"a ConvOp label must be a string like 'mbconv_e6'; received {label!r}")
     match = _OP_LABEL.match(label)
     if not match:
-        raise SearchSpaceError(
-            f"unknown ConvOp {label!r}; expected 'conv', 'conv_e<x>', 'dsconv' or 'mbconv_e<x>'"
-        )
+        uib = parse_uib(label)
+        return "mbconv", uib["expansion"]
     op, exp_text = match.groups()
     if exp_text is None:
         if op == "mbconv":
@@ -98,6 +111,64 @@ def parse_op(label: str) -> tuple[str, Fraction]:
     return op, expansion
 
 
+def parse_uib(label: str) -> dict:
+    """Parses a UIB ConvOp label (see the module docstring).
+
+    Returns:
+        ``{"expansion": Fraction or None (= the reference's), "start": kernel, ``"stage"``
+        (the stage kernel) or 0, "middle": bool, "end": kernel or 0}``.
+
+    Raises:
+        SearchSpaceError: the label is no ConvOp label.
+
+    Example:
+        >>> parse_uib("extradw3_e4")
+        {'expansion': Fraction(4, 1), 'start': 3, 'middle': True, 'end': 0}
+        >>> parse_uib("convnext")["start"], parse_uib("ffn")["middle"]
+        ('stage', False)
+    """
+    match = _UIB_LABEL.match(label) if isinstance(label, str) else None
+    if not match:
+        raise SearchSpaceError(
+            f"unknown ConvOp {label!r}; expected 'conv', 'conv_e<x>', 'dsconv', 'mbconv_e<x>' or a UIB op "
+            "'ib', 'extradw[<k>]', 'convnext', 'ffn', 'uib_a<k>_p<k>[_nomid]' (each with an optional '_e<x>')"
+        )
+    ib, extra_k, convnext, ffn, a, p, nomid, exp_text = match.groups()
+    expansion = None
+    if exp_text is not None:
+        try:
+            expansion = Fraction(exp_text)
+        except (ValueError, ZeroDivisionError):
+            raise SearchSpaceError(f"ConvOp {label!r}: bad expansion {exp_text!r}") from None
+        if expansion <= 0:
+            raise SearchSpaceError(f"ConvOp {label!r}: expansion must be > 0")
+    if ib:
+        start, middle, end = 0, True, 0
+    elif convnext:
+        start, middle, end = "stage", False, 0
+    elif ffn:
+        start, middle, end = 0, False, 0
+    elif a is not None:
+        start, middle, end = int(a), not nomid, int(p)
+    else:
+        start, middle, end = (int(extra_k) if extra_k else "stage"), True, 0
+    if start == 0 and end == 0 and not middle and expansion == 1:
+        raise SearchSpaceError(f"ConvOp {label!r}: a UIB with no depthwise conv needs an expansion != 1")
+    return {"expansion": expansion, "start": start, "middle": middle, "end": end}
+
+
+def _op_fields(label: str, kernel: int, ref: BlockSpec) -> dict:
+    """The BlockSpec fields a ConvOp label sets for a stage kernel and reference."""
+    match = _OP_LABEL.match(label) if isinstance(label, str) else None
+    if match:
+        op, expansion = parse_op(label)
+        return {"op": op, "expansion": expansion, "start_kernel": 0, "kernel": kernel, "end_kernel": 0}
+    uib = parse_uib(label)
+    start = kernel if uib["start"] == "stage" else uib["start"]
+    return {"op": "mbconv", "expansion": ref.expansion if uib["expansion"] is None else uib["expansion"],
+            "start_kernel": start, "kernel": kernel if uib["middle"] else 0, "end_kernel": uib["end"]}
+
+
 def op_label(spec: BlockSpec) -> str:
     """The ConvOp label of a block spec (inverse of :func:`parse_op`).
 
@@ -106,6 +177,13 @@ def op_label(spec: BlockSpec) -> str:
         'conv_e4'
     """
     exp_text = spec.to_string().split("_")[3][1:]
+    a, p = getattr(spec, "start_kernel", 0), getattr(spec, "end_kernel", 0)
+    if spec.op == "mbconv" and (a or p or not spec.kernel):
+        if p:
+            return f"uib_a{a}_p{p}{'' if spec.kernel else '_nomid'}_e{exp_text}"
+        if a:
+            return f"extradw{a}_e{exp_text}" if spec.kernel else f"convnext_e{exp_text}"
+        return f"ffn_e{exp_text}"
     if spec.op == "dsconv":
         return "dsconv"
     if spec.op == "conv" and spec.expansion == 1:
@@ -233,7 +311,18 @@ class StageSpace:
         for field in FIELDS:
             object.__setattr__(self, field, _tuple(field, getattr(self, field)))
         for label in self.op or ():
-            parse_op(label)
+            fields = _op_fields(label, 3, ref)
+            if fields["op"] == "mbconv" and not fields["start_kernel"] and not fields["kernel"] and not fields["end_kernel"]:
+                if ref.strides != (1, 1):
+                    raise SearchSpaceError(
+                        f"ConvOp {label!r} has no depthwise conv to take the stride of stage {ref.to_string()!r}; "
+                        "offer it only in stride-1 stages"
+                    )
+                if fields["expansion"] == 1:
+                    raise SearchSpaceError(
+                        f"ConvOp {label!r} with the expansion 1 of stage {ref.to_string()!r} has no depthwise "
+                        "and no expansion; give it one, e.g. 'ffn_e2'"
+                    )
         for k in self.kernel or ():
             if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
                 raise SearchSpaceError(f"kernel choices must be positive integers; received {k!r}")
@@ -294,12 +383,12 @@ class StageSpace:
         ref = self.spec
         if self.fixed:
             return ref.replace(input_filters=input_filters)
-        op, expansion = parse_op(values["op"])
+        op_fields = _op_fields(values["op"], values["kernel"], ref)
         se = values["se"]
         spec = ref.replace(
-            repeats=values["layers"], kernel=values["kernel"], expansion=expansion,
+            repeats=values["layers"], **op_fields,
             input_filters=input_filters, output_filters=values["filters"],
-            se_ratio=se, op=op, skip=values["skip"], activation=values["activation"],
+            se_ratio=se, skip=values["skip"], activation=values["activation"],
             se_gate=ref.se_gate if se else "sigmoid", se_base=ref.se_base if se else "input",
         )
         return canonical_skip(spec)
@@ -314,6 +403,18 @@ class StageSpace:
             if value is not None:
                 out[field] = list(value)
         return out
+
+
+def _op_kernel(options: Mapping[str, tuple], ref: BlockSpec, spec: BlockSpec) -> tuple | None:
+    """The first (ConvOp label, kernel) among a stage's options that gives ``spec``'s op,
+    expansion and depthwise kernels (UIB labels and kernels overlap), else ``None``."""
+    want = {"op": spec.op, "expansion": spec.expansion, "start_kernel": spec.start_kernel,
+            "kernel": spec.kernel, "end_kernel": spec.end_kernel}
+    for label in options["op"]:
+        for kernel in options["kernel"]:
+            if _op_fields(label, kernel, ref) == want:
+                return label, kernel
+    return None
 
 
 def _field_value(spec: BlockSpec, field: str):
@@ -489,6 +590,18 @@ class SearchSpace:
         for decision in self.decisions:
             spec = specs[decision.stage]
             value = _field_value(spec, decision.field)
+            if decision.field in ("op", "kernel"):
+                stage = self.stages[decision.stage]
+                match = _op_kernel(self._options[decision.stage], stage.spec, spec)
+                options = self._options[decision.stage]
+                if match is None and op_label(spec) in options["op"] and spec.kernel in options["kernel"]:
+                    raise SearchSpaceError(
+                        f"stage {decision.stage + 1}: ConvOp {op_label(spec)!r} with kernel {spec.kernel} is not "
+                        f"among the choices op {list(self._options[decision.stage]['op'])} x kernel "
+                        f"{list(self._options[decision.stage]['kernel'])}"
+                    )
+                if match is not None:
+                    value = match[0] if decision.field == "op" else match[1]
             if value not in decision.choices:
                 raise SearchSpaceError(
                     f"stage {decision.stage + 1}: {decision.field} {_label_text(decision.field, value)!r} "
@@ -512,6 +625,11 @@ class SearchSpace:
         for decision in self.decisions:
             stage = self.stages[decision.stage]
             value = _field_value(stage.spec, decision.field)
+            if decision.field in ("op", "kernel"):
+                match = _op_kernel(self._options[decision.stage], stage.spec, stage.spec)
+                if match is None:
+                    return None
+                value = match[0] if decision.field == "op" else match[1]
             if value not in decision.choices:
                 return None
             out.append(decision.choices.index(value))
@@ -643,8 +761,44 @@ def mnasnet_space(reference: Sequence[str] = MOBILENET_V2_STAGES, stem_filters: 
     return SearchSpace.from_reference(reference, stem_filters=stem_filters, name="mnasnet", **choices)
 
 
+#: MobileNetV4's fine-stage ConvOp choices (arXiv 2404.10518, NAS section): each of the two
+#: optional depthwise convs present or not, 3x3 or 5x5: IB, ExtraDW, ConvNeXt-like, FFN.
+UIB_CHOICES = {"op": ("ib", "extradw3", "extradw5", "convnext", "ffn"), "kernel": (3, 5)}
+
+
+def uib_space(stem_filters: int = 32, **overrides) -> SearchSpace:
+    """MobileNetV4's fine-stage UIB space around MobileNetV4-Conv-Small.
+
+    The stem-side conv stages and the final 1x1 conv to 960 stay fixed; each of the eight
+    UIB stages chooses its ConvOp among :data:`UIB_CHOICES` (``ffn`` only in stride-1 stages)
+    and its depthwise kernel in {3, 5}, keeping Conv-Small's expansion, filters and repeats:
+    9 distinct blocks per stride-1 stage (3x3 start/middle kernels in {none, 3, 5} each).
+    ``overrides`` replace choice lists of the UIB stages (e.g. ``filters=(0.75, 1.0)``).
+
+    Example:
+        >>> space = uib_space()
+        >>> len(space.stages), len(space.decisions), space.num_architectures() == 8 ** 2 * 9 ** 6
+        (13, 16, True)
+        >>> space.decode(space.reference_decisions())[4:7]
+        ['r1_k5_s22_e3_i64_o96_a5', 'r4_k3_s11_e2_i96_o96', 'r1_k0_s11_e4_i96_o96_a3']
+    """
+    from mnas_keras.codec import get_architecture
+
+    stages = []
+    for block in get_architecture("mobilenet_v4_conv_small").blocks:
+        spec = BlockSpec.from_string(block)
+        if spec.op != "mbconv":
+            stages.append(StageSpace(block, fixed=True))
+            continue
+        choices = {**UIB_CHOICES, **overrides}
+        if spec.strides != (1, 1) and "op" not in overrides:
+            choices["op"] = tuple(op for op in choices["op"] if op != "ffn")
+        stages.append(StageSpace(block, **choices))
+    return SearchSpace(stages, stem_filters=stem_filters, name="uib")
+
+
 def get_space(name_or_path: str | Mapping | SearchSpace) -> SearchSpace:
-    """A space by name (``"mnasnet"``), from a JSON file path, from a dict, or as given.
+    """A space by name (``"mnasnet"``, ``"uib"`` / ``"mobilenetv4"``), from a JSON file path, from a dict, or as given.
 
     Example:
         >>> get_space("mnasnet").name
@@ -656,6 +810,10 @@ def get_space(name_or_path: str | Mapping | SearchSpace) -> SearchSpace:
         return SearchSpace.from_dict(name_or_path)
     if name_or_path == "mnasnet":
         return mnasnet_space()
+    if name_or_path in ("uib", "mobilenetv4"):
+        return uib_space()
     if isinstance(name_or_path, str) and name_or_path.endswith(".json"):
         return SearchSpace.from_json(name_or_path)
-    raise SearchSpaceError(f"unknown search space {name_or_path!r}; expected 'mnasnet' or a .json file")
+    raise SearchSpaceError(
+        f"unknown search space {name_or_path!r}; expected 'mnasnet', 'uib' (alias 'mobilenetv4') or a .json file"
+    )

@@ -22,7 +22,7 @@ def _define_flags():
     if "holdout" in flags.FLAGS:
         return
     flags.DEFINE_string("table", "latency_table.json", "Table JSON to build or extend.")
-    flags.DEFINE_string("space", "mnasnet", "'mnasnet' or a space .json.")
+    flags.DEFINE_string("space", "mnasnet", "'mnasnet', 'uib' (MobileNetV4 fine-stage UIB space) or a space .json.")
     flags.DEFINE_integer("latency_size", 224, "Input resolution (>= 32).", lower_bound=32)
     flags.DEFINE_integer("num_threads", 1, "LiteRT threads.")
     flags.DEFINE_integer("stem_filters", None, "Stem filters (default: the space's).")

@@ -102,6 +102,9 @@ def estimate_madds(blocks: Sequence[str], input_size: int = 224, stem_filters: i
                 total += out * out * k * k * i * mid + (out * out * mid * o if e != 1 else 0)
             else:  # dsconv
                 total += out * out * i * (k * k + o)
+            # UIB start / end depthwise convs (the start one takes the stride without a middle one).
+            start_size = size if block.kernel else out
+            total += start_size * start_size * i * block.start_kernel ** 2 + out * out * o * block.end_kernel ** 2
             if block.se_ratio:
                 squeeze = max(1, int(i * block.se_ratio))
                 total += 2 * mid * squeeze + out * out * mid
