@@ -48,11 +48,8 @@ def test_no_upward_imports(path):
 SEARCH = PACKAGE / "search"
 #: Layers of mnas_keras.search, bottom up (the package docstring describes them): a module
 #: imports only from its own layer or below.
-SEARCH_LAYERS = {"errors": 0, "space": 1, "reward": 1, "pareto": 1, "controllers": 1, "latency": 2,
-                 "evaluation": 3, "execution": 4, "run": 5, "cli": 6, "netadapt": 6, "scaling": 6}
-
 SEARCH_LAYERS = {"errors": 0, "space": 1, "spaces": 1, "reward": 1, "pareto": 1, "controllers": 1, "latency": 2,
-                 "evaluation": 3, "execution": 4, "run": 5, "cli": 6}
+                 "evaluation": 3, "execution": 4, "run": 5, "cli": 6, "netadapt": 6, "scaling": 6}
 
 
 def _module_name(path):

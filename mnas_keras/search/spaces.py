@@ -48,10 +48,10 @@ from mnas_keras.codec.cells import CELL_OPS, COMBINES, NASNET_A_NORMAL, NASNET_A
 from mnas_keras.codec.errors import CellStringError, MacroStringError
 from mnas_keras.codec.macro import NASRL_FILTERS, NASRL_KERNELS, MacroLayer, MacroSpec
 from mnas_keras.search.errors import SearchSpaceError
-from mnas_keras.search.space import Decision, SearchSpace, mnasnet_space
+from mnas_keras.search.space import Decision, SearchSpace, mnasnet_space, uib_space
 
 #: Names ``get_space`` knows (besides a ``.json`` file of MnasNet's stage format).
-SPACE_NAMES = ("mnasnet", "nasnet", "nasrl")
+SPACE_NAMES = ("mnasnet", "uib", "mobilenetv4", "nasnet", "nasrl")
 
 
 @runtime_checkable
@@ -479,7 +479,7 @@ def space_from_dict(data: Mapping):
 
 
 def get_space(name_or_path):
-    """A space by name (``"mnasnet"``, ``"nasnet"``, ``"nasrl"``), from a ``.json`` file of
+    """A space by name (``"mnasnet"``, ``"uib"`` / ``"mobilenetv4"``, ``"nasnet"``, ``"nasrl"``), from a ``.json`` file of
     MnasNet's stage format, from a dict (:func:`space_from_dict`) or as given.
 
     Raises:
@@ -491,7 +491,7 @@ def get_space(name_or_path):
         >>> get_space("darts")
         Traceback (most recent call last):
         ...
-        mnas_keras.search.errors.SearchSpaceError: unknown search space 'darts'; expected 'mnasnet', 'nasnet', 'nasrl' or a .json file
+        mnas_keras.search.errors.SearchSpaceError: unknown search space 'darts'; expected 'mnasnet', 'uib', 'mobilenetv4', 'nasnet', 'nasrl' or a .json file
     """
     if isinstance(name_or_path, (SearchSpace, NASNetCellSpace, NASRLMacroSpace)):
         return name_or_path
@@ -499,6 +499,8 @@ def get_space(name_or_path):
         return space_from_dict(name_or_path)
     if name_or_path == "mnasnet":
         return mnasnet_space()
+    if name_or_path in ("uib", "mobilenetv4"):
+        return uib_space()
     if name_or_path == "nasnet":
         return NASNetCellSpace()
     if name_or_path == "nasrl":

@@ -201,8 +201,8 @@ def _cli(*args):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--space=darts"], "mnas-search: error: unknown search space 'darts'; expected 'mnasnet', 'nasnet', 'nasrl' "
-                        "or a .json file"),
+    (["--space=darts"], "mnas-search: error: unknown search space 'darts'; expected 'mnasnet', 'uib', "
+                        "'mobilenetv4', 'nasnet', 'nasrl' or a .json file"),
     (["--space=nasnet", "--latency_mode=predicted"],
      "mnas-search: error: --space=nasnet has no latency-table parts: only measured latency applies; use "
      "--latency_mode=measured (received --latency_mode=predicted)"),

@@ -49,10 +49,9 @@ def _define_flags() -> None:
     d = flags
     d.DEFINE_string("run_dir", "runs/mnas_search", "Run directory (re-running resumes it).")
     d.DEFINE_bool("overwrite", False, "Delete an existing run in --run_dir first.")
-    d.DEFINE_string("space", "mnasnet", "'mnasnet' (the paper's space around MobileNetV2), 'nasnet' (NASNet's normal "
-                    "and reduction cells), 'nasrl' (NAS-RL's macro space) or a .json space file.")
-
-    d.DEFINE_string("space", "mnasnet", "'mnasnet' (the paper's space around MobileNetV2), 'uib' / 'mobilenetv4' (MobileNetV4's fine-stage UIB space around Conv-Small) or a .json space file.")
+    d.DEFINE_string("space", "mnasnet", "'mnasnet' (the paper's space around MobileNetV2), 'uib' / 'mobilenetv4' "
+                    "(MobileNetV4's fine-stage UIB space around Conv-Small), 'nasnet' (NASNet's normal and "
+                    "reduction cells), 'nasrl' (NAS-RL's macro space) or a .json space file.")
     d.DEFINE_bool("describe_space", False, "Print the search space and its size, then exit.")
     d.DEFINE_enum("controller", "ppo", ["ppo", "reinforce", "evolution", "random"], "Search controller.")
     d.DEFINE_string("controller_options", "{}", "JSON dict of controller options, e.g. '{\"lr\": 0.01}'.")
