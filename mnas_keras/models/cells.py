@@ -297,6 +297,16 @@ def build_cell_network(
             x, p = cell(x, p, normal, width, False)
         width *= filter_multiplier
     x = keras.layers.Activation("relu", name="head_relu")(x)
+    return classifier_model(inputs, x, include_top=include_top, pooling=pooling, classes=classes,
+                            dropout_rate=dropout_rate, classifier_activation=classifier_activation,
+                            input_tensor=input_tensor, name=name)
+
+
+def classifier_model(inputs, x, *, include_top, pooling, classes, dropout_rate, classifier_activation,
+                     input_tensor, name):
+    """The keras.applications top shared by the cell and macro builders: pooling, dropout and
+    the classifier when ``include_top``, else optional ``"avg"``/``"max"`` pooling; the model's
+    inputs are ``input_tensor``'s sources when one was given."""
     if include_top:
         x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
         if dropout_rate:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import keras
 
 from mnas_keras.codec.macro import MacroSpec
+from mnas_keras.models.cells import classifier_model
 
 BN_MOMENTUM = 0.99
 BN_EPSILON = 1e-3
@@ -97,15 +98,6 @@ def build_macro_network(
         x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=f"layer{i}_bn")(x)
         outputs.append(keras.layers.Activation("relu", name=f"layer{i}_relu")(x))
     x = _merge([outputs[i - 1] for i in spec.output_layers], "top")
-    if include_top:
-        x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        if dropout_rate:
-            x = keras.layers.Dropout(dropout_rate, name="dropout")(x)
-        x = keras.layers.Dense(classes, activation=classifier_activation, name="predictions")(x)
-    elif pooling == "avg":
-        x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    elif pooling == "max":
-        x = keras.layers.GlobalMaxPooling2D(name="max_pool")(x)
-    if input_tensor is not None:
-        inputs = keras.utils.get_source_inputs(input_tensor)
-    return keras.Model(inputs, x, name=name)
+    return classifier_model(inputs, x, include_top=include_top, pooling=pooling, classes=classes,
+                            dropout_rate=dropout_rate, classifier_activation=classifier_activation,
+                            input_tensor=input_tensor, name=name)
