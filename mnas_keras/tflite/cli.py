@@ -313,7 +313,7 @@ def _detect(fv) -> int:
     if not fv.image:
         raise app.UsageError("detect needs --image=<image file>")
     import numpy as np
-    from PIL import Image, ImageDraw
+    from PIL import Image
 
     from mnas_keras.tflite.detection import run_detector
     from mnas_keras.tflite.errors import InvalidModelError
@@ -327,17 +327,17 @@ def _detect(fv) -> int:
     result = run_detector(fv.model, np.asarray(image, np.float32))
     if "boxes" not in result:
         raise TFLiteError(f"{fv.model!r} is a raw export (no TFLite_Detection_PostProcess); convert it with postprocess=True")
+    from mnas_keras.heads.drawing import draw_boxes
+
+    scores = np.asarray(result["scores"], np.float64)
+    keep = scores >= fv.min_score
+    boxes = np.clip(np.asarray(result["boxes"], np.float64)[keep], 0.0, 1.0)
+    classes = np.asarray(result["classes"])[keep]
     width, height = image.size
-    draw = ImageDraw.Draw(image)
-    kept = []
-    for box, cls, score in zip(result["boxes"], result["classes"], result["scores"]):
-        if score < fv.min_score:
-            continue
-        y0, x0, y1, x1 = (float(v) for v in np.clip(box, 0, 1))
-        rect = [x0 * width, y0 * height, x1 * width, y1 * height]
-        draw.rectangle(rect, outline=(255, 0, 0), width=max(1, round(min(width, height) / 200)))
-        draw.text((rect[0] + 2, rect[1] + 1), f"{int(cls)} {score:.2f}", fill=(255, 255, 0))
-        kept.append({"box": [round(v, 4) for v in (y0, x0, y1, x1)], "class": int(cls), "score": round(float(score), 4)})
+    image = Image.fromarray(draw_boxes(np.asarray(image), boxes, classes, scores[keep],
+                                       width=max(1, round(min(width, height) / 200))))
+    kept = [{"box": [round(float(v), 4) for v in box], "class": int(cls), "score": round(float(score), 4)}
+            for box, cls, score in zip(boxes, classes, scores[keep])]
     output = fv.output or os.path.splitext(fv.image)[0] + "_detections.png"
     image.save(output)
     print(json.dumps({"output": output, "detections": kept}))
