@@ -71,7 +71,7 @@ def _at_least(key: str, value: Any, low: int, allow_none: bool = False) -> None:
 def _positive(key: str, value: Any, allow_none: bool = False) -> None:
     if value is None and allow_none:
         return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value == float("inf"):
         raise SearchConfigFieldError(f"{key} must be > 0; received {value!r}")
 
 
@@ -120,6 +120,8 @@ class RewardConfig:
 
     def __post_init__(self):
         _choice("reward.kind", self.kind, REWARD_KINDS)
+        _positive("reward.target_ms", self.target_ms, allow_none=True)
+        _positive("reward.target_scale", self.target_scale)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,6 +142,11 @@ class BudgetConfig:
     checkpoint_every: int = field(1, mutable_on_resume=True)
     tensorboard: bool = field(True, mutable_on_resume=True)
     export: bool = field(True, mutable_on_resume=True)
+
+    def __post_init__(self):
+        _at_least("budget.num_samples", self.num_samples, 1)
+        _at_least("budget.top_k", self.top_k, 0)
+        _at_least("budget.checkpoint_every", self.checkpoint_every, 1)
 
 
 @dataclasses.dataclass(frozen=True)
