@@ -174,15 +174,6 @@ class Search:
         except (TypeError, ValueError) as err:
             raise SearchConfigError(str(err)) from None
         budget, rewards = config.budget, config.reward
-        for name in ("num_samples", "top_k", "checkpoint_every"):
-            value = getattr(budget, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "top_k" else 1):
-                raise SearchConfigError(f"{name} must be a positive integer; received {value!r}")
-        if rewards.target_ms is not None and not rewards.target_ms > 0:
-            raise SearchConfigError(f"target_ms must be > 0 (or None for the reference's latency); "
-                                    f"received {rewards.target_ms!r}")
-        if not rewards.target_scale > 0:
-            raise SearchConfigError(f"target_scale must be > 0; received {rewards.target_scale!r}")
         Reward(rewards.kind, target_ms=rewards.target_ms or 1.0, alpha=rewards.alpha, beta=rewards.beta)  # validates
         if instance is not None:
             if instance.num_choices != space.num_choices:
