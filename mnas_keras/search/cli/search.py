@@ -143,7 +143,7 @@ def config_from_flags(values=None):
     Raises:
         SearchConfigError: a bad ``--controller_options`` or ``--final_*`` value, naming the flag.
     """
-    from mnas_keras.search import config as C
+    import mnas_keras.search.config as C
     from mnas_keras.search.errors import SearchConfigError
     from mnas_keras.search.run.final import check_final_options
 
@@ -219,7 +219,7 @@ def build_search(values=None):
     if proxy.evaluator == "synthetic":
         from mnas_keras.search.evaluation.synthetic import SyntheticEvaluator
 
-        evaluator = SyntheticEvaluator(space, seed=seed, input_size=latency_size)
+        evaluator = SyntheticEvaluator(space, seed=seed, input_size=latency.size or 224)  # as --latency_size did
     else:
         from mnas_keras.search.evaluation.proxy import ProxyEvaluator
 
