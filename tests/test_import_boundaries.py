@@ -9,7 +9,7 @@ import sys
 import pytest
 
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "mnas_keras"
-ORDER = {"_serialization": 0, "_cli": 0, "codec": 0, "layers": 1, "models": 1, "datasets": 1, "applications": 2,
+ORDER = {"_serialization": 0, "_cli": 0, "_config": 0, "codec": 0, "layers": 1, "models": 1, "datasets": 1, "applications": 2,
          "heads": 2,
          "training": 3, "tflite": 3, "demo": 4, "search": 4}
 FORBIDDEN_PEERS = {("training", "tflite"), ("tflite", "training")}
@@ -48,7 +48,7 @@ def test_no_upward_imports(path):
 SEARCH = PACKAGE / "search"
 #: Layers of mnas_keras.search, bottom up (the package docstring describes them): a module
 #: imports only from its own layer or below.
-SEARCH_LAYERS = {"errors": 0, "space": 1, "spaces": 1, "reward": 1, "pareto": 1, "controllers": 1, "latency": 2,
+SEARCH_LAYERS = {"errors": 0, "config": 1, "space": 1, "spaces": 1, "reward": 1, "pareto": 1, "controllers": 1, "latency": 2,
                  "evaluation": 3, "execution": 4, "run": 5, "cli": 6, "netadapt": 6, "scaling": 6}
 
 
@@ -111,6 +111,21 @@ def test_search_lower_layers_import_no_tensorflow():
             "import mnas_keras.search.latency.table, mnas_keras.search.latency.parts, mnas_keras.search.space\n"
             "import mnas_keras.search.reward, mnas_keras.search.run.journal, mnas_keras.search.pareto\n"
             "from mnas_keras.search.controllers import ppo, reinforce, evolution, random_search\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'ray')))\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=PACKAGE.parent, capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "PYTHONPATH": str(PACKAGE.parent)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_shared_config_module_imports_no_tensorflow():
+    """The dataclass-config machinery (mnas_keras._config) and the search's configs import
+    no TensorFlow, and training.config and search.config share it (one ConfigError)."""
+    code = ("import sys\n"
+            "import mnas_keras._config as shared, mnas_keras.search.config as search_config\n"
+            "import mnas_keras.training.errors as training_errors\n"
+            "assert training_errors.ConfigError is shared.ConfigError\n"
+            "assert search_config.override is shared.override\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'ray')))\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=PACKAGE.parent, capture_output=True, text=True,
                          timeout=120, env={**os.environ, "PYTHONPATH": str(PACKAGE.parent)})

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
 import os
 
 from mnas_keras.codec import Architecture, get_architecture, minimalistic
@@ -53,14 +51,9 @@ def check_common(weights, include_top, classes, input_shape, pooling, input_tens
             raise ValueError(f"Input size must be at least 32x32. Received: input_shape={input_shape}")
 
 
-# The Architecture fields that are MnasNet options, passed through as they are (the name,
-# blocks and dropout_rate are handled explicitly; default_size is not a model option).
-_ARCHITECTURE_OPTIONS = tuple(
-    field.name
-    for field in dataclasses.fields(Architecture)
-    if field.name in inspect.signature(MnasNet.__init__).parameters
-    and field.name not in ("name", "blocks", "dropout_rate")
-)
+# The network options an Architecture records, passed through as they are (dropout_rate is
+# handled explicitly); declared once in mnas_keras.codec.options.NetworkOptions.
+_ARCHITECTURE_OPTIONS = tuple(name for name in Architecture._OPTIONS if name != "dropout_rate")
 
 
 def build_application(

@@ -5,6 +5,7 @@ from mnas_keras.codec.blocks import BlockSpec, decode, encode
 from mnas_keras.codec.cells import CELL_OPS, CellBlock, CellSpec, decode_cell, encode_cell
 from mnas_keras.codec.errors import BlockStringError, CellStringError, MacroStringError
 from mnas_keras.codec.macro import MacroLayer, MacroSpec, decode_macro, encode_macro
+from mnas_keras.codec.options import NetworkOptions
 from mnas_keras.codec.scaling import make_divisible, round_filters, round_repeats
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "MacroLayer",
     "MacroSpec",
     "MacroStringError",
+    "NetworkOptions",
     "decode",
     "decode_cell",
     "decode_macro",

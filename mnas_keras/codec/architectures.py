@@ -15,14 +15,17 @@ import dataclasses
 
 from mnas_keras.codec.blocks import BlockSpec, decode
 from mnas_keras.codec.errors import BlockStringError
-
-HEADS = ("mnasnet", "mobilenetv3", "mobilenetv4")
-PREPROCESSING = ("imagenet_mean_std", "scale_-1_1")
+from mnas_keras.codec.options import HEADS, PREPROCESSING, option_fields  # noqa: F401 (HEADS: public here too)
 
 
 @dataclasses.dataclass(frozen=True)
+@option_fields
 class Architecture:
     """A named network: its block strings and the few scalars around them.
+
+    The scalars other than ``name``, ``blocks`` and ``default_size`` are network options
+    declared once in :class:`~mnas_keras.codec.options.NetworkOptions` (same names, types
+    and defaults); :meth:`options` turns an architecture into them.
 
     Attributes:
         name: registry name, e.g. ``"mnasnet_a1"``.
@@ -44,19 +47,14 @@ class Architecture:
         preprocessing: what ``include_preprocessing`` adds in front of the model.
     """
 
+    #: The :class:`~mnas_keras.codec.options.NetworkOptions` an architecture records (their
+    #: types and defaults come from there; ``option_fields`` adds them after ``blocks``).
+    _OPTIONS = ("stem_filters", "scale_stem", "activation", "head", "head_filters", "head_expansion",
+                "dropout_rate", "bn_momentum", "bn_epsilon", "preprocessing")
+
     name: str
     blocks: tuple
-    stem_filters: int = 32
-    scale_stem: bool = True
-    activation: str = "relu"
-    head: str = "mnasnet"
-    head_filters: int = 1280
-    head_expansion: int = 6
-    dropout_rate: float = 0.2
-    bn_momentum: float = 0.99
-    bn_epsilon: float = 1e-3
     default_size: int = 224
-    preprocessing: str = "imagenet_mean_std"
 
     def __post_init__(self):
         object.__setattr__(self, "blocks", tuple(str(b) for b in self.blocks))
@@ -74,6 +72,18 @@ class Architecture:
 
     def replace(self, **changes) -> "Architecture":
         return dataclasses.replace(self, **changes)
+
+    def options(self, **changes):
+        """The :class:`~mnas_keras.codec.options.NetworkOptions` this architecture records
+        (the others at their defaults), with ``changes``.
+
+        Example:
+            >>> get_architecture("mobilenet_v3_small").options(classes=10).head
+            'mobilenetv3'
+        """
+        from mnas_keras.codec.options import NetworkOptions
+
+        return NetworkOptions(**{name: getattr(self, name) for name in self._OPTIONS}).replace(**changes)
 
 
 def minimalistic(blocks) -> tuple:

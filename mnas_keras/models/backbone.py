@@ -9,13 +9,12 @@ from typing import Sequence
 import keras
 
 from mnas_keras.codec import BlockSpec, decode, encode
-from mnas_keras.codec.architectures import HEADS, PREPROCESSING
+from mnas_keras.codec.options import OPTION_NAMES, NetworkOptions
 from mnas_keras.layers import register
-from mnas_keras.models.builder import BuildOptions, build_graph
+from mnas_keras.models.builder import build_graph
 
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
-_ACTIVATIONS = ("relu", "relu6", "hswish", "swish", "gelu")
 
 
 def _check(condition: bool, message: str) -> None:
@@ -61,18 +60,15 @@ class MnasNet(keras.Model):
             channel count (see ``preprocessing_layer`` for the normalization of non-RGB
             inputs). Default ``(None, None, 3)``.
         input_tensor: optional Keras tensor to build on.
-        alpha: width multiplier (tensorflow/tpu rounding to multiples of 8; 1.0 = none).
-        stem_filters: stem conv filters; ``scale_stem`` says whether ``alpha`` scales them.
-        activation: the model's activation, also for blocks that name none.
-        head: ``"mnasnet"`` or ``"mobilenetv3"`` (see ``mnas_keras.Architecture``).
-        head_filters, head_expansion: head widths (see ``mnas_keras.Architecture``).
-        include_top, pooling, classes, classifier_activation: as in keras.applications.
-        dropout_rate: dropout before the classifier.
-        drop_connect_rate: stochastic depth rate on residual branches (scaled per block).
-        bn_momentum, bn_epsilon: batch-norm settings.
-        include_preprocessing: put ``preprocessing`` in front (inputs then in [0, 255]).
-        preprocessing: ``"imagenet_mean_std"`` or ``"scale_-1_1"``.
-        output_stride: 32, or 16 to dilate the last stride-2 stage instead of striding it.
+        options: the network's global options, a :class:`~mnas_keras.codec.options.NetworkOptions`
+            (default: its defaults, MnasNet-A1's), declared and documented there.
+        **options as keywords: each ``NetworkOptions`` field (``alpha``, ``stem_filters``,
+            ``scale_stem``, ``activation``, ``head``, ``head_filters``, ``head_expansion``,
+            ``include_top``, ``pooling``, ``classes``, ``classifier_activation``,
+            ``dropout_rate``, ``drop_connect_rate``, ``bn_momentum``, ``bn_epsilon``,
+            ``include_preprocessing``, ``preprocessing``, ``output_stride``) may be given as a
+            keyword argument; it replaces that field of ``options``. ``get_config`` writes
+            them flat, so ``from_config`` passes them back the same way.
         name: model name.
         dtype: a dtype policy name (``"mixed_float16"``, ...) every layer is built with;
             default: Keras' global policy.
@@ -97,54 +93,23 @@ class MnasNet(keras.Model):
         *,
         input_shape=None,
         input_tensor=None,
-        alpha: float = 1.0,
-        stem_filters: int = 32,
-        scale_stem: bool = True,
-        activation: str = "relu",
-        head: str = "mnasnet",
-        head_filters: int = 1280,
-        head_expansion: int = 6,
-        include_top: bool = True,
-        pooling: str | None = None,
-        classes: int = 1000,
-        classifier_activation: str | None = "softmax",
-        dropout_rate: float = 0.2,
-        drop_connect_rate: float = 0.0,
-        bn_momentum: float = 0.99,
-        bn_epsilon: float = 1e-3,
-        include_preprocessing: bool = False,
-        preprocessing: str = "imagenet_mean_std",
-        output_stride: int = 32,
+        options: NetworkOptions | None = None,
         name: str = "mnasnet",
         dtype=None,
         trainable: bool = True,
         layer_overrides: dict | None = None,
         **kwargs,
     ):
+        changes = {key: kwargs.pop(key) for key in list(kwargs) if key in OPTION_NAMES}
+        if options is not None and not isinstance(options, NetworkOptions):
+            raise ValueError(f"Expected options to be a NetworkOptions. Received: options={options!r}")
+        specs = decode(blocks)
+        options = (options or NetworkOptions()).replace(**changes)  # checks every option
         with _global_dtype_policy(dtype):
-            self._build_mnasnet(blocks, input_shape, input_tensor, alpha, stem_filters, scale_stem, activation, head,
-                                head_filters, head_expansion, include_top, pooling, classes, classifier_activation,
-                                dropout_rate, drop_connect_rate, bn_momentum, bn_epsilon, include_preprocessing,
-                                preprocessing, output_stride, name, kwargs)
+            self._build_mnasnet(specs, input_shape, input_tensor, options, name, kwargs)
         _apply_layer_state(self, trainable, layer_overrides or {})
 
-    def _build_mnasnet(self, blocks, input_shape, input_tensor, alpha, stem_filters, scale_stem, activation, head,
-                       head_filters, head_expansion, include_top, pooling, classes, classifier_activation,
-                       dropout_rate, drop_connect_rate, bn_momentum, bn_epsilon, include_preprocessing,
-                       preprocessing, output_stride, name, kwargs):
-        specs = decode(blocks)
-        _check(alpha > 0, f"Expected alpha > 0. Received: alpha={alpha}")
-        _check(activation in _ACTIVATIONS, f"Expected activation in {_ACTIVATIONS}. Received: activation={activation!r}")
-        _check(head in HEADS, f"Expected head in {HEADS}. Received: head={head!r}")
-        _check(pooling in (None, "avg", "max"), f"Expected pooling in (None, 'avg', 'max'). Received: pooling={pooling!r}")
-        _check(output_stride in (4, 8, 16, 32), f"Expected output_stride in (4, 8, 16, 32). Received: output_stride={output_stride}")
-        _check(0.0 <= dropout_rate < 1.0, f"Expected 0 <= dropout_rate < 1. Received: dropout_rate={dropout_rate}")
-        _check(0.0 <= drop_connect_rate < 1.0, f"Expected 0 <= drop_connect_rate < 1. Received: drop_connect_rate={drop_connect_rate}")
-        _check(preprocessing in PREPROCESSING, f"Expected preprocessing in {PREPROCESSING}. Received: preprocessing={preprocessing!r}")
-        _check(
-            not include_top or (isinstance(classes, int) and classes > 0),
-            f"Expected a positive integer number of classes with include_top=True. Received: classes={classes!r}",
-        )
+    def _build_mnasnet(self, specs, input_shape, input_tensor, options: NetworkOptions, name, kwargs):
         graph_input = None
         if input_tensor is not None:
             if getattr(input_tensor, "_keras_history", None) is not None:
@@ -163,35 +128,13 @@ class MnasNet(keras.Model):
             )
             inputs = keras.Input(shape=input_shape, name="image")
         x = inputs if graph_input is None else graph_input
-        if include_preprocessing:
-            x = preprocessing_layer(preprocessing, input_shape[-1])(x)
-        # The network's options, normalized once: the saved config and the builder's options.
-        config = {
-            "blocks": list(encode(specs)),
-            "input_shape": input_shape,
-            "alpha": float(alpha),
-            "stem_filters": int(stem_filters),
-            "scale_stem": bool(scale_stem),
-            "activation": activation,
-            "head": head,
-            "head_filters": int(head_filters),
-            "head_expansion": int(head_expansion),
-            "include_top": bool(include_top),
-            "pooling": pooling,
-            "classes": classes,
-            "classifier_activation": classifier_activation,
-            "dropout_rate": float(dropout_rate),
-            "drop_connect_rate": float(drop_connect_rate),
-            "bn_momentum": float(bn_momentum),
-            "bn_epsilon": float(bn_epsilon),
-            "include_preprocessing": bool(include_preprocessing),
-            "preprocessing": preprocessing,
-            "output_stride": int(output_stride),
-            "name": name,
-        }
-        options = BuildOptions(**{
-            field.name: config[field.name] for field in dataclasses.fields(BuildOptions) if field.name != "classes"
-        }, classes=int(classes) if classes is not None else 0)
+        if options.include_preprocessing:
+            x = preprocessing_layer(options.preprocessing, input_shape[-1])(x)
+        # The saved config: the block strings, the input shape, the options (flat) and the name.
+        config = {"blocks": list(encode(specs)), "input_shape": input_shape, **dataclasses.asdict(options),
+                  "name": name}
+        classes = options.classes
+        options = dataclasses.replace(options, classes=int(classes) if classes is not None else 0)
         outputs, endpoints = build_graph(x, specs, options)
         super().__init__(inputs=inputs, outputs=outputs, name=name, **kwargs)
         history = getattr(graph_input, "_keras_history", None)

@@ -43,6 +43,7 @@ from typing import Any, Callable, Sequence
 import keras
 
 from mnas_keras.codec import BlockSpec, make_divisible, round_filters
+from mnas_keras.codec.options import NetworkOptions
 from mnas_keras.layers import DropConnect, LayerScale, MultiQueryAttention, activation_layer
 
 LAYER_SCALE_INIT = 1e-5
@@ -58,26 +59,9 @@ class LayerKit:
     drop_connect: Callable[..., Any] | None = DropConnect
 
 
-@dataclasses.dataclass(frozen=True)
-class BuildOptions:
-    """Global options of a network (see ``mnas_keras.MnasNet`` for their meaning)."""
-
-    alpha: float = 1.0
-    stem_filters: int = 32
-    scale_stem: bool = True
-    activation: str = "relu"
-    head: str = "mnasnet"
-    head_filters: int = 1280
-    head_expansion: int = 6
-    include_top: bool = True
-    pooling: str | None = None
-    classes: int = 1000
-    classifier_activation: str | None = "softmax"
-    dropout_rate: float = 0.2
-    drop_connect_rate: float = 0.0
-    bn_momentum: float = 0.99
-    bn_epsilon: float = 1e-3
-    output_stride: int = 32
+#: The network's global options the builder reads: :class:`mnas_keras.codec.options.NetworkOptions`
+#: (declared once there; ``BuildOptions`` is its older name here).
+BuildOptions = NetworkOptions
 
 
 def expanded_width(input_filters: int, expansion: Fraction) -> int:

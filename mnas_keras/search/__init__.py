@@ -7,8 +7,10 @@ when it first builds a model, ``RayExecutor`` Ray when it starts. The commands a
 Layers, bottom up; a module imports only from its own layer or below
 (``tests/test_import_boundaries.py`` enforces it):
 
-1. ``errors``, ``space`` (decisions, decoding to block strings, ``arch_key``), ``reward``,
-   ``pareto`` (front, top-k, tables, plot) and ``controllers/``. No TensorFlow.
+1. ``errors``, ``config`` (the frozen :class:`SearchConfig` and its sections, in the package's
+   one config style, :mod:`mnas_keras._config`), ``space`` (decisions, decoding to block
+   strings, ``arch_key``), ``reward``, ``pareto`` (front, top-k, tables, plot) and
+   ``controllers/``. No TensorFlow.
 2. ``latency/``: part keys, the lookup table, the network recipe, building and timing
    parts on LiteRT, the latency sources and modes.
 3. ``evaluation/``: evaluators (``evaluate(blocks, artifact_dir)``): the proxy evaluator
@@ -59,6 +61,7 @@ from mnas_keras.search.controllers import (
     controller_from_state,
     make_controller,
 )
+from mnas_keras.search.config import SearchConfig
 from mnas_keras.search.errors import SearchConfigError, SearchError, SearchSpaceError
 from mnas_keras.search.evaluation.base import Evaluator
 from mnas_keras.search.evaluation.proxy import ProxyEvaluator
@@ -120,6 +123,7 @@ __all__ = [
     "RunInUseError",
     "ScalarWriter",
     "Search",
+    "SearchConfig",
     "SearchConfigError",
     "SearchError",
     "SearchLoop",

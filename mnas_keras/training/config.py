@@ -2,7 +2,9 @@
 
 An :class:`ExperimentConfig` nests one config per concern (model, data, task, optimizer,
 schedule, trainer, runtime). Configs are immutable: :func:`override` returns a new config,
-checking every key and coercing every value to the field's type. No TensorFlow here.
+checking every key and coercing every value to the field's type. The machinery
+(``override``, ``to_dict``, ``to_json``, coercion) is the package's shared one,
+:mod:`mnas_keras._config`, which the search's configs use too. No TensorFlow here.
 
 Example:
     >>> cfg = ExperimentConfig()
@@ -14,17 +16,17 @@ Example:
     >>> override(cfg, {"trainer.epoch": 3})
     Traceback (most recent call last):
     ...
-    mnas_keras.training.errors.ConfigError: unknown config key 'trainer.epoch': 'epoch' is not a field of TrainerConfig; expected one of ...
+    mnas_keras._config.ConfigError: unknown config key 'trainer.epoch': 'epoch' is not a field of TrainerConfig; expected one of ...
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import typing
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
+from mnas_keras import _config
+from mnas_keras._config import override, to_dict, to_json  # noqa: F401 (public names of this module)
 from mnas_keras.training.errors import ConfigError
 
 STRATEGIES = ("default", "one_device", "mirrored", "multi_worker_mirrored", "tpu")
@@ -369,13 +371,21 @@ class RuntimeConfig:
         _check_choice("runtime", "strategy", self.strategy, STRATEGIES)
 
 
+def _task_class(name: Any) -> type:
+    """The task config class registered as ``name`` (``None``: classification)."""
+    name = "classification" if name is None else name
+    if name not in TASK_CONFIGS:
+        raise ConfigError(f"task.name must be one of {sorted(TASK_CONFIGS)}; received {name!r}")
+    return TASK_CONFIGS[name]
+
+
 @dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
     """Everything a run needs; written as ``config.json`` beside the checkpoints."""
 
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
-    task: TaskConfig = dataclasses.field(default_factory=ClassificationConfig)
+    task: TaskConfig = _config.field(default_factory=ClassificationConfig, variants=_task_class)
     optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = dataclasses.field(default_factory=ScheduleConfig)
     trainer: TrainerConfig = dataclasses.field(default_factory=TrainerConfig)
@@ -387,203 +397,14 @@ class ExperimentConfig:
 
 
 # --------------------------------------------------------------------------------------
-# dict / JSON round trips
-
-
-def to_dict(config) -> dict:
-    """A JSON-ready nested dict of a config (tuples become lists)."""
-    out = {}
-    for field in dataclasses.fields(config):
-        value = getattr(config, field.name)
-        if dataclasses.is_dataclass(value):
-            value = to_dict(value)
-        elif isinstance(value, tuple):
-            value = list(value)
-        out[field.name] = value
-    return out
-
-
-def to_json(config) -> str:
-    """``to_dict`` as indented JSON."""
-    return json.dumps(to_dict(config), indent=2, sort_keys=True)
-
-
-def _build(cls, data: Mapping, where: str):
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{where or 'config'} must be a mapping; received {data!r}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ConfigError(
-            f"unknown config key {where + '.' if where else ''}{unknown[0]!r} for "
-            f"{cls.__name__}; expected one of {sorted(names)}"
-        )
-    kwargs = {}
-    for name, value in data.items():
-        key = f"{where}.{name}" if where else name
-        hint = hints[name]
-        if name == "task" and cls is ExperimentConfig:
-            task_name = value.get("name", "classification") if isinstance(value, Mapping) else None
-            if task_name not in TASK_CONFIGS:
-                raise ConfigError(
-                    f"task.name must be one of {sorted(TASK_CONFIGS)}; received {task_name!r}"
-                )
-            kwargs[name] = _build(TASK_CONFIGS[task_name], value, key)
-        elif isinstance(hint, type) and dataclasses.is_dataclass(hint):
-            kwargs[name] = _build(hint, value, key)
-        else:
-            kwargs[name] = _coerce(value, hint, key)
-    return cls(**kwargs)
+# dict / JSON round trips and overrides: the package's shared machinery (mnas_keras._config)
 
 
 def from_dict(data: Mapping) -> ExperimentConfig:
     """Builds an :class:`ExperimentConfig` from ``to_dict`` output (missing keys: defaults)."""
-    return _build(ExperimentConfig, data, "")
+    return _config.from_dict(ExperimentConfig, data)
 
 
 def from_json(text: str) -> ExperimentConfig:
     """Inverse of :func:`to_json`."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"config is not valid JSON: {err}") from None
-    return from_dict(data)
-
-
-# --------------------------------------------------------------------------------------
-# overrides
-
-_NONE_WORDS = ("none", "null")
-_TRUE_WORDS = ("true", "1", "yes", "on")
-_FALSE_WORDS = ("false", "0", "no", "off")
-
-
-def _coerce(value: Any, hint: Any, key: str) -> Any:
-    """Converts ``value`` (possibly a command-line string) to the type ``hint``."""
-    args = typing.get_args(hint)
-    if type(None) in args:  # Optional[X]
-        if value is None or (isinstance(value, str) and value.strip().lower() in _NONE_WORDS):
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(value, inner[0], key)
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lower() in _TRUE_WORDS + _FALSE_WORDS:
-            return value.strip().lower() in _TRUE_WORDS
-        raise ConfigError(f"{key} expects a boolean (true/false); received {value!r}")
-    if hint is int:
-        if isinstance(value, bool):
-            raise ConfigError(f"{key} expects an integer; received {value!r}")
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            try:
-                return int(value.strip().replace("_", ""))
-            except ValueError:
-                pass
-        raise ConfigError(f"{key} expects an integer; received {value!r}")
-    if hint is float:
-        number = None
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            number = float(value)
-        elif isinstance(value, str):
-            try:
-                number = float(value.strip())
-            except ValueError:
-                pass
-        if number is None:
-            raise ConfigError(f"{key} expects a number; received {value!r}")
-        if not math.isfinite(number):
-            raise ConfigError(f"{key} expects a finite number; received {value!r}")
-        return number
-    if hint is str:
-        if isinstance(value, str):
-            return value
-        raise ConfigError(f"{key} expects a string; received {value!r}")
-    if hint is tuple or typing.get_origin(hint) is tuple:
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                try:
-                    value = json.loads(text)
-                except json.JSONDecodeError:
-                    raise ConfigError(f"{key} expects a JSON list; received {value!r}") from None
-            else:
-                value = [part.strip() for part in text.split(",") if part.strip()]
-        if isinstance(value, (list, tuple)):
-            return tuple(value)
-        raise ConfigError(f"{key} expects a list; received {value!r}")
-    raise ConfigError(f"{key}: unsupported field type {hint!r}")
-
-
-def _parse_overrides(overrides) -> list[tuple[str, Any]]:
-    if overrides is None:
-        return []
-    if isinstance(overrides, Mapping):
-        return list(overrides.items())
-    if isinstance(overrides, str):
-        overrides = [overrides]
-    pairs = []
-    for item in overrides:
-        if not isinstance(item, str) or "=" not in item:
-            raise ConfigError(f"override {item!r} must look like 'section.key=value'")
-        key, value = item.split("=", 1)
-        pairs.append((key.strip(), value))
-    return pairs
-
-
-def override(config, overrides: Mapping[str, Any] | Iterable[str] | str | None):
-    """Returns ``config`` with dotted keys replaced, e.g. ``{"trainer.epochs": 3}``.
-
-    Args:
-        config: a config dataclass (usually an :class:`ExperimentConfig`).
-        overrides: a mapping of dotted keys to values, or strings ``"key=value"`` as given
-            on the command line (values are parsed for the field's type: ``none``,
-            ``true``, numbers, comma-separated or JSON lists).
-
-    Returns:
-        A new config; ``config`` is unchanged.
-
-    Raises:
-        ConfigError: an unknown key, a value of the wrong type or out of range.
-    """
-    for key, value in _parse_overrides(overrides):
-        config = _override_one(config, key.split("."), value, key)
-    return config
-
-
-def _override_one(config, parts: list[str], value: Any, full_key: str):
-    head, rest = parts[0], parts[1:]
-    fields = {f.name: f for f in dataclasses.fields(config)}
-    if head not in fields:
-        raise ConfigError(
-            f"unknown config key {full_key!r}: {head!r} is not a field of "
-            f"{type(config).__name__}; expected one of {sorted(fields)}"
-        )
-    current = getattr(config, head)
-    if isinstance(config, ExperimentConfig) and head == "task" and rest == ["name"]:
-        if value not in TASK_CONFIGS:
-            raise ConfigError(f"task.name must be one of {sorted(TASK_CONFIGS)}; received {value!r}")
-        return dataclasses.replace(config, task=TASK_CONFIGS[value]())
-    if rest:
-        if not dataclasses.is_dataclass(current):
-            raise ConfigError(f"unknown config key {full_key!r}: {head!r} has no sub-keys")
-        new_value = _override_one(current, rest, value, full_key)
-    else:
-        if dataclasses.is_dataclass(current):
-            if not isinstance(value, Mapping):
-                raise ConfigError(f"{full_key} is a section; override its keys, e.g. {full_key}.x=1")
-            new_value = _build(type(current), {**to_dict(current), **value}, full_key)
-        else:
-            hint = typing.get_type_hints(type(config))[head]
-            new_value = _coerce(value, hint, full_key)
-    try:
-        return dataclasses.replace(config, **{head: new_value})
-    except ConfigError:
-        raise
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"{full_key}: {err}") from None
+    return _config.from_json(ExperimentConfig, text)

@@ -6,8 +6,7 @@ message names the bad key, path or value and what was expected; a run that diver
 """
 
 
-class ConfigError(ValueError):
-    """A config key, override or value is invalid (the message names it)."""
+from mnas_keras._config import ConfigError  # noqa: E402,F401 (shared with the search's configs)
 
 
 class DataError(ValueError):

@@ -26,7 +26,7 @@ def test_synthetic_search_prints_front_and_resumes(tmp_path):
     for name in ("pareto.json", "pareto.csv", "pareto.png", "journal.jsonl", "controller.json", "export/index.json"):
         assert os.path.exists(os.path.join(run_dir, name)), name
     config = json.load(open(os.path.join(run_dir, "config.json")))
-    assert config["controller_options"] == {"population_size": 10, "sample_size": 3}
+    assert config["controller"]["options"] == {"population_size": 10, "sample_size": 3}
     again = _cli(*args)
     assert again.returncode == 0 and "resuming" in again.stdout
     assert "/30] reward" not in again.stdout  # nothing left to evaluate

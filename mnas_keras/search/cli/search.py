@@ -29,6 +29,13 @@ Examples::
     mnas-search --executor=ray --ray_address=auto --latency_resource=latency_device
     mnas-search --final_top_k=3 --final_epochs=10 --final_seeds=0,1,2   # a longer, fairer final stage
 
+Every flag maps onto a :class:`~mnas_keras.search.config.SearchConfig` field
+(:func:`config_from_flags`); ``--overrides`` then sets dotted keys of it (repeatable) and
+``--print_config`` prints the resolved config as JSON and exits::
+
+    mnas-search --evaluator=synthetic --overrides=reward.kind=absolute --overrides=budget.num_samples=50
+    mnas-search --print_config --overrides=latency.runs=20
+
 Flags are defined when the command runs, not on import.
 """
 
@@ -108,47 +115,111 @@ def _define_flags() -> None:
     d.DEFINE_integer("final_top_k", 1, "Pareto-front architectures trained in the final stage (0 = no final stage).",
                      lower_bound=0)
     d.DEFINE_list("final_seeds", ["0"], "Seeds of the final training (every finalist and the reference, each seed).")
+    # issue 17: the flags above map onto a SearchConfig (mnas_keras.search.config); these change it
+    d.DEFINE_multi_string("overrides", [], "Dotted SearchConfig overrides applied after the flags, e.g. "
+                          "--overrides=reward.kind=absolute --overrides=latency.runs=20 (repeatable).")
+    d.DEFINE_bool("print_config", False, "Print the resolved SearchConfig as JSON and exit.")
 
 
 def _log(message: str) -> None:
     print(message, flush=True)
 
 
-def _check_fixed_size_space(space, f) -> None:
-    """``--space=nasnet|nasrl``: only measured latency, at the training resolution."""
+def _given(f, name: str) -> bool:
+    """Whether the flag ``name`` was given (an object without flag records: always)."""
+    try:
+        return bool(f[name].present) if name in f else True
+    except TypeError:  # not absl's FlagValues (e.g. mnas-ablation's namespace of values)
+        return True
+
+
+def config_from_flags(values=None):
+    """The :class:`~mnas_keras.search.config.SearchConfig` the flags describe (before
+    ``--overrides``).
+
+    Args:
+        values: ``absl.flags.FLAGS`` (default) or any object with the flags as attributes.
+
+    Raises:
+        SearchConfigError: a bad ``--controller_options`` or ``--final_*`` value, naming the flag.
+    """
+    import mnas_keras.search.config as C
     from mnas_keras.search.errors import SearchConfigError
-
-    mode = getattr(f, "latency_mode", "measured")
-    if mode != "measured":
-        raise SearchConfigError(f"--space={space.name} has no latency-table parts: only measured latency applies; "
-                                f"use --latency_mode=measured (received --latency_mode={mode})")
-    given = f["latency_size"].present if hasattr(f, "__getitem__") and "latency_size" in f else False
-    if given and f.latency_size != f.image_size:
-        raise SearchConfigError(f"--space={space.name} builds networks at a fixed size: latency is measured at "
-                                f"--image_size={f.image_size}; received --latency_size={f.latency_size}")
-
-
-def build_search(values=None):
-    """The :class:`~mnas_keras.search.run.search.Search` the flags describe."""
-    from mnas_keras.search.errors import SearchConfigError
-    from mnas_keras.search.run.search import Search
-    from mnas_keras.search.spaces import get_space
+    from mnas_keras.search.run.final import check_final_options
 
     f = values or FLAGS
-    space = get_space(f.space)
-    fixed_size = getattr(space, "network", "mnasnet") != "mnasnet"  # NASNet cells, NAS-RL macro
-    if fixed_size:
-        _check_fixed_size_space(space, f)
+
+    def get(name, default):
+        return getattr(f, name, default)
+
     try:
         options = json.loads(f.controller_options)
     except json.JSONDecodeError as err:
         raise SearchConfigError(f"--controller_options must be a JSON object; {err}") from None
     if not isinstance(options, dict):
         raise SearchConfigError(f"--controller_options must be a JSON object; received {f.controller_options!r}")
-    if f.evaluator == "synthetic":
+    final_epochs, final_top_k, final_seeds = check_final_options(
+        get("final_epochs", 4), get("final_top_k", 1), get("final_seeds", ["0"]))
+    return C.SearchConfig(
+        run_dir=f.run_dir, overwrite=bool(get("overwrite", False)),
+        space=C.SpaceConfig(name=f.space),
+        controller=C.ControllerConfig(name=f.controller, options=options, seed=f.seed),
+        reward=C.RewardConfig(kind=f.reward, target_ms=f.target_ms, target_scale=f.target_scale, alpha=f.alpha,
+                              beta=f.beta, failure_reward=f.failure_reward),
+        budget=C.BudgetConfig(num_samples=f.num_samples, top_k=f.top_k, checkpoint_every=f.checkpoint_every,
+                              tensorboard=f.tensorboard, export=f.export),
+        proxy=C.ProxyConfig(evaluator=f.evaluator, dataset=get("dataset", "digits"), image_size=f.image_size,
+                            epochs=f.epochs, batch_size=f.batch_size, learning_rate=f.learning_rate,
+                            train_mode=f.train_mode, train_subset=f.train_subset, val_subset=f.val_subset,
+                            timeout_s=f.timeout_s),
+        latency=C.LatencyConfig(size=f.latency_size if _given(f, "latency_size") else None,
+                                num_threads=f.num_threads, runs=f.runs, warmup=f.warmup, isolate=f.isolate_latency,
+                                int8=f.int8, objective=f.latency_objective, mode=get("latency_mode", "measured"),
+                                table=get("latency_table", None)),
+        execution=C.ExecutionConfig(
+            executor=get("executor", "inline"), max_in_flight=get("max_in_flight", None),
+            max_retries=get("max_retries", 1), ray_address=get("ray_address", None),
+            ray_num_cpus=get("ray_num_cpus", None), ray_cpus_per_worker=get("ray_cpus_per_worker", 1.0),
+            latency_resource=get("latency_resource", None), ray_dashboard=get("ray_dashboard", False)),
+        final=C.FinalConfig(epochs=final_epochs, top_k=final_top_k, seeds=final_seeds),
+    )
+
+
+def _check_fixed_size_space(space, config) -> None:
+    """``--space=nasnet|nasrl``: only measured latency, at the training resolution."""
+    from mnas_keras.search.errors import SearchConfigError
+
+    mode = config.latency.mode
+    if mode != "measured":
+        raise SearchConfigError(f"--space={space.name} has no latency-table parts: only measured latency applies; "
+                                f"use --latency_mode=measured (received --latency_mode={mode})")
+    size, image_size = config.latency.size, config.proxy.image_size
+    if size is not None and size != image_size:
+        raise SearchConfigError(f"--space={space.name} builds networks at a fixed size: latency is measured at "
+                                f"--image_size={image_size}; received --latency_size={size}")
+
+
+def build_search(values=None):
+    """The :class:`~mnas_keras.search.run.search.Search` a :class:`~mnas_keras.search.config.SearchConfig`
+    describes (``values``), or the flags (``absl.flags.FLAGS`` by default, or an object with
+    the flags as attributes)."""
+    from mnas_keras.search.config import SearchConfig
+    from mnas_keras.search.errors import SearchConfigError
+    from mnas_keras.search.run.search import Search
+    from mnas_keras.search.spaces import get_space
+
+    config = values if isinstance(values, SearchConfig) else config_from_flags(values)
+    proxy, latency = config.proxy, config.latency
+    space = get_space(config.space.name)
+    fixed_size = getattr(space, "network", "mnasnet") != "mnasnet"  # NASNet cells, NAS-RL macro
+    if fixed_size:
+        _check_fixed_size_space(space, config)
+    latency_size = latency.size or (proxy.image_size if fixed_size else 224)
+    seed = config.controller.seed
+    if proxy.evaluator == "synthetic":
         from mnas_keras.search.evaluation.synthetic import SyntheticEvaluator
 
-        evaluator = SyntheticEvaluator(space, seed=f.seed, input_size=f.latency_size)
+        evaluator = SyntheticEvaluator(space, seed=seed, input_size=latency.size or 224)  # as --latency_size did
     else:
         from mnas_keras.search.evaluation.proxy import ProxyEvaluator
 
@@ -157,50 +228,47 @@ def build_search(values=None):
 
             ProxyEvaluator = functools.partial(SpaceProxyEvaluator, space)  # noqa: N806
         table = None
-        if getattr(f, "latency_mode", "measured") != "measured":
+        if latency.mode != "measured":
             from mnas_keras.search.latency.modes import default_table_path, prepare_table
 
-            if f.int8:
-                raise SearchConfigError(f"--latency_mode={f.latency_mode} predicts one latency (--latency_objective); "
+            if latency.int8:
+                raise SearchConfigError(f"--latency_mode={latency.mode} predicts one latency (--latency_objective); "
                                         "--int8 (measure fp32 and int8) needs --latency_mode=measured")
 
-            path = f.latency_table or default_table_path(f.run_dir, f.latency_size, f.num_threads,
-                                                         f.latency_objective)
-            table = prepare_table(path, space, input_size=f.latency_size, num_threads=f.num_threads,
-                                  stem_filters=space.stem_filters, classes=10, objective=f.latency_objective,
-                                  runs=f.runs, warmup=f.warmup,
-                                  seed=f.seed, log=_log)
+            path = latency.table or default_table_path(config.run_dir, latency_size, latency.num_threads,
+                                                       latency.objective)
+            table = prepare_table(path, space, input_size=latency_size, num_threads=latency.num_threads,
+                                  stem_filters=space.stem_filters, classes=10, objective=latency.objective,
+                                  runs=latency.runs, warmup=latency.warmup,
+                                  seed=seed, log=_log)
         data = None
-        if getattr(f, "dataset", "digits") == "shapes_classification":
+        if proxy.dataset == "shapes_classification":
             from mnas_keras.training.data.shapes_classification import load_shapes_classification
 
-            data = load_shapes_classification(size=f.image_size, num_train=2000, num_test=500, seed=0)
+            data = load_shapes_classification(size=proxy.image_size, num_train=2000, num_test=500, seed=0)
         evaluator = ProxyEvaluator(
-            data=data, image_size=f.image_size, epochs=f.epochs, batch_size=f.batch_size, learning_rate=f.learning_rate,
-            train_mode=f.train_mode, train_subset=f.train_subset, val_subset=f.val_subset,
-            stem_filters=space.stem_filters, latency_input_size=f.image_size if fixed_size else f.latency_size, num_threads=f.num_threads,
-            warmup=f.warmup, runs=f.runs, isolate_latency=f.isolate_latency, int8=f.int8,
-            latency_objective=f.latency_objective, timeout_s=f.timeout_s, seed=f.seed,
-            **({"latency_mode": f.latency_mode, "latency_table": table} if table is not None else {}),
+            data=data, image_size=proxy.image_size, epochs=proxy.epochs, batch_size=proxy.batch_size,
+            learning_rate=proxy.learning_rate, train_mode=proxy.train_mode, train_subset=proxy.train_subset,
+            val_subset=proxy.val_subset, stem_filters=space.stem_filters, latency_input_size=latency_size,
+            num_threads=latency.num_threads, warmup=latency.warmup, runs=latency.runs,
+            isolate_latency=latency.isolate, int8=latency.int8, latency_objective=latency.objective,
+            timeout_s=proxy.timeout_s, seed=seed,
+            **({"latency_mode": latency.mode, "latency_table": table} if table is not None else {}),
         )
     executor = None
-    name = getattr(f, "executor", "inline")
-    if name not in ("inline", "local") or getattr(f, "max_in_flight", None) not in (None, 1) or getattr(f, "latency_resource", None):
+    run = config.execution
+    if run.executor not in ("inline", "local") or run.max_in_flight not in (None, 1) or run.latency_resource:
         from mnas_keras.search.execution import make_executor
 
-        executor = make_executor(name, max_in_flight=f.max_in_flight, max_retries=f.max_retries,
-                                 ray_address=f.ray_address, latency_resource=f.latency_resource,
-                                 cpus_per_worker=f.ray_cpus_per_worker, dashboard=f.ray_dashboard,
-                                 num_cpus=f.ray_num_cpus)
-    return Search(
-        space, evaluator, f.run_dir, controller=f.controller, controller_options=options, seed=f.seed,
-        reward=f.reward, target_ms=f.target_ms, target_scale=f.target_scale, alpha=f.alpha, beta=f.beta,
-        num_samples=f.num_samples, top_k=f.top_k, failure_reward=f.failure_reward, tensorboard=f.tensorboard,
-        checkpoint_every=f.checkpoint_every, export=f.export, log=_log, overwrite=f.overwrite, executor=executor,
-    )
+        executor = make_executor(run.executor, max_in_flight=run.max_in_flight, max_retries=run.max_retries,
+                                 ray_address=run.ray_address, latency_resource=run.latency_resource,
+                                 cpus_per_worker=run.ray_cpus_per_worker, dashboard=run.ray_dashboard,
+                                 num_cpus=run.ray_num_cpus)
+    return Search(space, evaluator, config=config, log=_log, executor=executor)
 
 
 def main(argv) -> int:
+    from mnas_keras._config import ConfigError, override, to_json
     from mnas_keras.search.errors import SearchError
 
     from mnas_keras import _cli
@@ -208,23 +276,27 @@ def main(argv) -> int:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}; every option is a --flag")
     try:
+        config = override(config_from_flags(FLAGS), FLAGS.overrides)
+        if FLAGS.print_config:
+            print(to_json(config))
+            return 0
         if FLAGS.describe_space:
             from mnas_keras.search.spaces import get_space
 
-            print(get_space(FLAGS.space).describe())
+            print(get_space(config.space.name).describe())
             return 0
         from mnas_keras.search.run.final import check_final_options, run_final
 
-        final_options = check_final_options(FLAGS.final_epochs, FLAGS.final_top_k, FLAGS.final_seeds)
-        if FLAGS.evaluator != "synthetic":
+        final_options = check_final_options(config.final.epochs, config.final.top_k, list(config.final.seeds))
+        if config.proxy.evaluator != "synthetic":
             _cli.import_tensorflow(sys.argv)  # without its start-up lines unless --verbosity
-        search = build_search()
+        search = build_search(config)
         result = search.run()
         final = None
-        if FLAGS.evaluator == "proxy":
+        if config.proxy.evaluator == "proxy":
             final = run_final(search, result, epochs=final_options[0], top_k=final_options[1],
                               seeds=final_options[2], log=_log)
-    except SearchError as err:
+    except (SearchError, ConfigError) as err:
         print(f"mnas-search: error: {err}", file=sys.stderr)
         return 2
     files = {**result.files, **(final["files"] if final else {})}

@@ -182,6 +182,11 @@ def check_records(records: list[dict], path: str) -> None:
                                     f"({arch_id(key)!r}); the journal is damaged")
 
 
+def _short(value: Any, limit: int = 80) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class RunInUseError(SearchConfigError):
     """Another process holds the run directory's lock (its pid is in the message)."""
 
@@ -193,8 +198,6 @@ class RunDirectory:
         path: the directory (created if needed).
     """
 
-    #: Config keys that may change between invocations of the same run.
-    MUTABLE_KEYS = ("num_samples", "top_k", "export", "tensorboard", "checkpoint_every", "verbose")
     #: The lock file's name.
     LOCK_NAME = "run.lock"
 
@@ -210,8 +213,16 @@ class RunDirectory:
         self.journal: Journal | None = None
         self._lock_fd: int | None = None
 
-    def prepare(self, config: dict, overwrite: bool = False) -> bool:
+    def prepare(self, config: dict, overwrite: bool = False, conflicts=None) -> bool:
         """Creates the run or checks that ``config`` matches the stored one; opens the journal.
+
+        Args:
+            config: the run's definition (JSON-ready), written to ``config.json``.
+            overwrite: delete the run held in the directory first.
+            conflicts: ``conflicts(stored, config)`` -> ``(key, stored value, value)`` tuples
+                of what may not change on resume (the search's comes from its config fields'
+                metadata: :func:`mnas_keras.search.config.resume_conflicts`); ``None``:
+                every differing top-level key.
 
         Takes the run's lock first and keeps it until :meth:`close` (also when this raises
         after taking it, the lock is released).
@@ -233,7 +244,7 @@ class RunDirectory:
         os.makedirs(self.path, exist_ok=True)
         self._lock()
         try:
-            return self._prepare(config, overwrite)
+            return self._prepare(config, overwrite, conflicts)
         except BaseException:
             self.close()
             raise
@@ -267,7 +278,7 @@ class RunDirectory:
                 pass
             os.close(fd)  # releases the flock
 
-    def _prepare(self, config: dict, overwrite: bool) -> bool:
+    def _prepare(self, config: dict, overwrite: bool, conflicts=None) -> bool:
         if overwrite:
             for name in os.listdir(self.path):  # everything but the lock this process holds
                 if name != self.LOCK_NAME:
@@ -280,14 +291,20 @@ class RunDirectory:
         resumed = os.path.exists(self.config_path)
         if resumed:
             stored = read_json(self.config_path)
-            differing = sorted(
-                k for k in set(stored) | set(config)
-                if k not in self.MUTABLE_KEYS and stored.get(k) != config.get(k)
-            )
+            if not isinstance(stored, dict):
+                raise SearchConfigError(f"{self.config_path} is not a JSON object; the run directory is damaged")
+            if conflicts is None:
+                differing = [(k, stored.get(k), config.get(k)) for k in sorted(set(stored) | set(config))
+                             if stored.get(k) != config.get(k)]
+            else:
+                differing = list(conflicts(stored, config))
             if differing:
+                sections = sorted({key.split(".")[0] for key, _, _ in differing})
+                changes = "; ".join(f"{key} was {_short(old)}, is now {_short(new)}" for key, old, new in differing)
                 raise SearchConfigError(
-                    f"run directory {self.path} holds a run with different {', '.join(differing)}; "
-                    "use another directory, the same options, or overwrite=True (--overwrite)"
+                    f"run directory {self.path} holds a run with different {', '.join(sections)}; {changes}; "
+                    "it may not change on resume: use another directory, the same options, "
+                    "or overwrite=True (--overwrite)"
                 )
         atomic_write_json(self.config_path, config, indent=2)
         self.journal = Journal(self.journal_path)

@@ -32,6 +32,7 @@ import os
 import shutil
 from typing import Any, Callable
 
+from mnas_keras.search.config import SearchConfig, resume_conflicts, run_definition
 from mnas_keras.search.controllers import Controller, make_controller
 from mnas_keras.search.errors import SearchConfigError
 from mnas_keras.search.execution import Executor
@@ -75,104 +76,144 @@ class SearchResult:
     files: dict
 
 
+_UNSET: Any = object()  # a keyword argument not given: the config's value holds
+
+#: ``Search`` keyword argument -> its dotted :class:`SearchConfig` key.
+_KEYWORDS = {
+    "controller_options": "controller.options", "seed": "controller.seed", "reward": "reward.kind",
+    "target_ms": "reward.target_ms", "target_scale": "reward.target_scale", "alpha": "reward.alpha",
+    "beta": "reward.beta", "failure_reward": "reward.failure_reward",
+    "evaluate_reference": "reward.evaluate_reference", "num_samples": "budget.num_samples",
+    "top_k": "budget.top_k", "checkpoint_every": "budget.checkpoint_every",
+    "tensorboard": "budget.tensorboard", "export": "budget.export", "overwrite": "overwrite",
+}
+
+
+def _replace(config, key: str, value):
+    head, _, rest = key.partition(".")
+    if not rest:
+        return dataclasses.replace(config, **{head: value})
+    return dataclasses.replace(config, **{head: _replace(getattr(config, head), rest, value)})
+
+
 class Search:
     """A resumable platform-aware architecture search.
+
+    What defines the run is a :class:`~mnas_keras.search.config.SearchConfig` (its
+    ``controller``, ``reward`` and ``budget`` sections; the other sections are
+    ``mnas-search``'s). The keyword arguments below set single fields of it (over
+    ``config``, or over ``SearchConfig()``'s defaults, which are the defaults named here).
 
     Args:
         space: the :class:`SearchSpace`.
         evaluator: see the module docstring (``ProxyEvaluator`` trains and measures).
-        run_dir: the run directory (created, or resumed if it holds the same run).
+        run_dir: the run directory (created, or resumed if it holds the same run);
+            ``None`` takes ``config.run_dir``.
+        config: a :class:`~mnas_keras.search.config.SearchConfig`.
         controller: ``"ppo"`` (MnasNet's LSTM + PPO), ``"reinforce"``, ``"evolution"``,
-            ``"random"``, or a :class:`Controller` instance.
-        controller_options: options for the controller's constructor.
-        seed: the controller's seed.
-        reward: ``"soft"``, ``"hard"``, ``"mnasnet"`` or ``"absolute"``.
-        target_ms: target latency; ``None`` = the reference network's measured latency
-            times ``target_scale`` (the paper set T near MobileNetV2's latency).
+            ``"random"``, or a :class:`Controller` instance (``controller.name``).
+        controller_options: options for the controller's constructor (``controller.options``).
+        seed: the controller's seed (``controller.seed``, default 0).
+        reward: ``"soft"`` (default), ``"hard"``, ``"mnasnet"`` or ``"absolute"`` (``reward.kind``).
+        target_ms: target latency; ``None`` (default) = the reference network's measured
+            latency times ``target_scale`` (default 1; the paper set T near MobileNetV2's latency).
         alpha, beta: reward exponents (``None`` = the kind's defaults).
-        num_samples: the budget of samples (repeated architectures cost nothing).
-        top_k: how many of the best architectures to export besides the Pareto front.
-        failure_reward: the reward of a sample that failed (and what it is recorded with).
-        evaluate_reference: also evaluate the reference network (always when ``target_ms``
-            is None); it is plotted as a star.
-        tensorboard: write TensorBoard scalars into ``run_dir/tensorboard``.
-        checkpoint_every: steps between controller checkpoints (any value resumes exactly).
-        export: export the top-k / Pareto architectures at the end.
+        num_samples: the budget of samples (default 20; repeated architectures cost nothing).
+        top_k: how many of the best architectures to export besides the Pareto front (default 3).
+        failure_reward: the reward of a sample that failed (and what it is recorded with; 0).
+        evaluate_reference: also evaluate the reference network (default True; always when
+            ``target_ms`` is None); it is plotted as a star.
+        tensorboard: write TensorBoard scalars into ``run_dir/tensorboard`` (default True).
+        checkpoint_every: steps between controller checkpoints (default 1; any value resumes exactly).
+        export: export the top-k / Pareto architectures at the end (default True).
         log: a ``print``-like callable for the progress lines, or None.
-        overwrite: delete an existing run in ``run_dir`` first.
+        overwrite: delete an existing run in ``run_dir`` first (default False).
         executor: None evaluates in this process, one sample at a time; an
             :class:`~mnas_keras.search.execution.Executor` (a process pool, Ray) keeps
             several evaluations in flight (:mod:`mnas_keras.search.run.loop`).
+
+    Raises:
+        SearchConfigError: a bad option, naming it.
     """
 
-    def __init__(self, space: SearchSpace, evaluator, run_dir: str, *, controller: str | Controller = "ppo",
-                 controller_options: dict | None = None, seed: int = 0, reward: str = "soft",
-                 target_ms: float | None = None, target_scale: float = 1.0, alpha: float | None = None,
-                 beta: float | None = None, num_samples: int = 20, top_k: int = 3, failure_reward: float = 0.0,
-                 evaluate_reference: bool = True, tensorboard: bool = True, checkpoint_every: int = 1,
-                 export: bool = True, log: Callable[[str], Any] | None = print, overwrite: bool = False,
+    def __init__(self, space: SearchSpace, evaluator, run_dir: str | None = None, config: SearchConfig | None = None,
+                 *, controller: str | Controller = _UNSET, controller_options: dict | None = _UNSET, seed: int = _UNSET,
+                 reward: str = _UNSET, target_ms: float | None = _UNSET, target_scale: float = _UNSET,
+                 alpha: float | None = _UNSET, beta: float | None = _UNSET, num_samples: int = _UNSET,
+                 top_k: int = _UNSET, failure_reward: float = _UNSET, evaluate_reference: bool = _UNSET,
+                 tensorboard: bool = _UNSET, checkpoint_every: int = _UNSET, export: bool = _UNSET,
+                 log: Callable[[str], Any] | None = print, overwrite: bool = _UNSET,
                  executor: Executor | None = None):
         if not isinstance(space, (SearchSpace, Space)):  # Space: the protocol of mnas_keras.search.spaces
             raise SearchConfigError(f"space must be a SearchSpace or a Space; received {type(space).__name__}")
         if not hasattr(evaluator, "evaluate"):
             raise SearchConfigError("evaluator must have an evaluate(blocks, artifact_dir=None) method")
-        for name, value in (("num_samples", num_samples), ("top_k", top_k), ("checkpoint_every", checkpoint_every)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "top_k" else 1):
-                raise SearchConfigError(f"{name} must be a positive integer; received {value!r}")
-        if target_ms is not None and not target_ms > 0:
-            raise SearchConfigError(f"target_ms must be > 0 (or None for the reference's latency); received {target_ms!r}")
-        if not target_scale > 0:
-            raise SearchConfigError(f"target_scale must be > 0; received {target_scale!r}")
-        Reward(reward, target_ms=target_ms or 1.0, alpha=alpha, beta=beta)  # validates
+        if config is None:
+            config = SearchConfig()
+        elif not isinstance(config, SearchConfig):
+            raise SearchConfigError(f"config must be a SearchConfig; received {type(config).__name__}")
+        given = dict(controller_options=controller_options, seed=seed, reward=reward, target_ms=target_ms,
+                     target_scale=target_scale, alpha=alpha, beta=beta, num_samples=num_samples, top_k=top_k,
+                     failure_reward=failure_reward, evaluate_reference=evaluate_reference, tensorboard=tensorboard,
+                     checkpoint_every=checkpoint_every, export=export, overwrite=overwrite)
+        if controller_options is None:
+            given["controller_options"] = {}
+        instance = controller if isinstance(controller, Controller) else None
+        if instance is not None:
+            given.update(controller_options=instance.config(), seed=instance.seed)
+        elif controller is not _UNSET:
+            given["controller"] = controller
+        try:
+            for name, value in given.items():
+                if value is not _UNSET:
+                    config = _replace(config, _KEYWORDS.get(name, "controller.name"), value)
+            if instance is not None:
+                config = _replace(config, "controller.name", instance.name)
+        except SearchConfigError:
+            raise
+        except (TypeError, ValueError) as err:
+            raise SearchConfigError(str(err)) from None
+        budget, rewards = config.budget, config.reward
+        Reward(rewards.kind, target_ms=rewards.target_ms or 1.0, alpha=rewards.alpha, beta=rewards.beta)  # validates
+        if instance is not None:
+            if instance.num_choices != space.num_choices:
+                raise SearchConfigError("the controller's decisions do not match the space's")
+        else:
+            make_controller(config.controller.name, space.num_choices, seed=config.controller.seed,
+                            **config.controller.options)  # validates
+        if not rewards.evaluate_reference and rewards.target_ms is None:
+            config = _replace(config, "reward.evaluate_reference", True)
+        if run_dir is not None:
+            config = dataclasses.replace(config, run_dir=os.fspath(run_dir))
+        #: The resolved :class:`~mnas_keras.search.config.SearchConfig`.
+        self.search_config = config
         self.space = space
         self.evaluator = evaluator
-        self.run_dir = RunDirectory(run_dir)
-        if isinstance(controller, Controller):
-            if controller.num_choices != space.num_choices:
-                raise SearchConfigError("the controller's decisions do not match the space's")
-            self.controller_name = controller.name
-            self.controller_options = controller.config()
-            self.controller_instance = controller
-            seed = controller.seed
-        else:
-            self.controller_name = controller
-            self.controller_options = dict(controller_options or {})
-            self.controller_instance = None
-            make_controller(controller, space.num_choices, seed=seed, **self.controller_options)  # validates
-        self.seed = seed
-        self.reward_kind, self.alpha, self.beta = reward, alpha, beta
-        self.target_ms, self.target_scale = target_ms, float(target_scale)
-        self.num_samples, self.top_k = num_samples, top_k
-        self.failure_reward = float(failure_reward)
-        self.evaluate_reference = evaluate_reference or target_ms is None
-        self.tensorboard, self.checkpoint_every, self.export = tensorboard, checkpoint_every, export
+        self.run_dir = RunDirectory(config.run_dir)
+        self.controller_name = config.controller.name
+        self.controller_options = dict(config.controller.options)
+        self.controller_instance = instance
+        self.seed = config.controller.seed
+        self.reward_kind, self.alpha, self.beta = rewards.kind, rewards.alpha, rewards.beta
+        self.target_ms, self.target_scale = rewards.target_ms, float(rewards.target_scale)
+        self.num_samples, self.top_k = budget.num_samples, budget.top_k
+        self.failure_reward = float(rewards.failure_reward)
+        self.evaluate_reference = config.reward.evaluate_reference
+        self.tensorboard, self.checkpoint_every, self.export = budget.tensorboard, budget.checkpoint_every, budget.export
         self.log = log or (lambda *_: None)
-        self.overwrite = overwrite
+        self.overwrite = config.overwrite
         if executor is not None and not isinstance(executor, Executor):
             raise SearchConfigError(f"executor must be an Executor or None; received {type(executor).__name__}")
         self.executor = executor
 
     # ------------------------------------------------------------------ config
     def config(self) -> dict:
-        """The run's definition, stored in ``config.json`` and checked on resume."""
+        """The run's definition, stored in ``config.json`` and checked on resume: the
+        ``controller``, ``reward`` and ``budget`` sections of :attr:`search_config` with the
+        space's and the evaluator's configs (:func:`~mnas_keras.search.config.run_definition`)."""
         evaluator_config = self.evaluator.config() if hasattr(self.evaluator, "config") else {
             "type": type(self.evaluator).__name__}
-        return {
-            "space": self.space.to_dict(),
-            "controller": self.controller_name,
-            "controller_options": self.controller_options,
-            "seed": self.seed,
-            "reward": {"kind": self.reward_kind, "target_ms": self.target_ms, "target_scale": self.target_scale,
-                       "alpha": self.alpha, "beta": self.beta},
-            "failure_reward": self.failure_reward,
-            "evaluate_reference": self.evaluate_reference,
-            "evaluator": evaluator_config,
-            "num_samples": self.num_samples,
-            "top_k": self.top_k,
-            "export": self.export,
-            "tensorboard": self.tensorboard,
-            "checkpoint_every": self.checkpoint_every,
-        }
+        return run_definition(self.search_config, self.space.to_dict(), evaluator_config)
 
     # --------------------------------------------------------------------- run
     def run(self) -> SearchResult:
@@ -181,7 +222,7 @@ class Search:
         from mnas_keras.search.run.loop import SearchLoop
 
         executor = self.executor or InlineExecutor()
-        resumed = self.run_dir.prepare(self.config(), overwrite=self.overwrite)
+        resumed = self.run_dir.prepare(self.config(), overwrite=self.overwrite, conflicts=resume_conflicts)
         try:
             executor.start(self.evaluator)
             try:
