@@ -53,6 +53,14 @@ ARMS = {
     "cells_accuracy": ("nasnet", "mnasnet", 0.0, 0.0),
     "cells_soft": ("nasnet", "soft", None, None),
 }
+ABLATION_ARMS = ARMS
+
+#: ``mnas-ablation``'s defaults where they differ from ``mnas-search``'s: the offline budget on
+#: the digits proxy (4 samples per arm plus its reference; one epoch of 512 images in 16 steps,
+#: accuracy on 256; 10 timed LiteRT runs), meant to finish in under 30 minutes on a quiet
+#: 2-core machine (benchmarks/RESULTS.md has the measured wall time per arm).
+ABLATION_DEFAULTS = {"num_samples": 4, "epochs": 1, "train_subset": 512, "val_subset": 256, "batch_size": 32,
+                     "runs": 10, "warmup": 2, "export": False, "tensorboard": False}
 
 
 def hypervolume(points, target_ms: float, max_ratio: float = 2.0) -> float:
@@ -131,11 +139,50 @@ def write_outputs(rows, fronts, target_ms: float, out_dir: str) -> dict:
     return paths
 
 
-def run_ablation(values, out_dir: str, log=print) -> dict:
-    """Runs (or resumes) the four arms with the ``mnas-search`` settings in ``values`` (an
-    object with the flags as attributes); returns ``{"rows", "target_ms", "files"}``."""
+def ablation_defaults() -> types.SimpleNamespace:
+    """Every ``mnas-search`` setting at ``mnas-ablation``'s default (:data:`ABLATION_DEFAULTS`
+    over ``mnas-search``'s flag defaults), as attributes.
+
+    Example:
+        >>> values = ablation_defaults()
+        >>> values.evaluator, values.dataset, values.image_size
+        ('proxy', 'digits', 32)
+    """
+    from mnas_keras.search.cli.search import _define_flags
+
+    _define_flags()
+    values = {name: FLAGS[name].default for name in FLAGS}
+    return types.SimpleNamespace(**{**values, **ABLATION_DEFAULTS})
+
+
+def run_ablation(values=None, out_dir: str = "runs/ablation", log=print, **overrides) -> dict:
+    """Runs (or resumes) the four arms (:data:`ARMS`) with one budget and seed.
+
+    Args:
+        values: every ``mnas-search`` setting as attributes (the parsed flags); default
+            :func:`ablation_defaults`.
+        out_dir: folder of the four run directories and the table.
+        log: where progress lines go (``None``: nowhere).
+        **overrides: settings replacing those of ``values`` (``num_samples=4``,
+            ``evaluator="synthetic"``, ...).
+
+    Returns:
+        ``{"rows": [one dict per arm], "target_ms": float, "files": {"json", "csv", "md",
+        "png": path}}``.
+
+    Raises:
+        SearchError: a bad setting (e.g. ``SearchConfigError``), naming it.
+
+    Example::
+
+        out = run_ablation(out_dir="runs/ablation_dry", evaluator="synthetic", num_samples=2)
+        [row["arm"] for row in out["rows"]]  # ['factorized_soft', 'factorized_hard', ...]
+    """
     from mnas_keras.search.cli.search import build_search
 
+    values = values if values is not None else ablation_defaults()
+    values = types.SimpleNamespace(**{**vars(values), **overrides})
+    log = log or (lambda line: None)
     os.makedirs(out_dir, exist_ok=True)
     target_ms = values.target_ms
     rows, fronts = [], {}
@@ -143,11 +190,14 @@ def run_ablation(values, out_dir: str, log=print) -> dict:
         arm = types.SimpleNamespace(**{**vars(values), "space": space, "reward": reward, "alpha": alpha,
                                        "beta": beta, "run_dir": os.path.join(out_dir, name),
                                        "latency_size": values.image_size, "target_ms": target_ms})
-        log(f"--- arm {name}: space {space}, reward {reward}")
+        log(f"--- arm {name}: space {space}, reward {reward} ({time.strftime('%H:%M:%S')})")
         start = time.perf_counter()
-        result = build_search(arm).run()
+        search = build_search(arm)
+        search.log = log
+        result = search.run()
         target_ms = result.target_ms
         rows.append(summarize(name, result.records, target_ms, time.perf_counter() - start))
+        log(f"--- arm {name}: done in {rows[-1]['wall_s']:.1f} s ({time.strftime('%H:%M:%S')})")
         fronts[name] = result.front
     files = write_outputs(rows, fronts, target_ms, out_dir)
     return {"rows": rows, "target_ms": target_ms, "files": files}
@@ -182,6 +232,8 @@ def run() -> None:
 
     _cli.quiet_logs(sys.argv)
     _define_flags()
+    for name, value in ABLATION_DEFAULTS.items():
+        FLAGS.set_default(name, value)
     if "out_dir" not in FLAGS:
         flags.DEFINE_string("out_dir", "runs/ablation", "Folder of the four arms' run directories and the table.")
     app.run(main, flags_parser=flags_parser("mnas-ablation"))
