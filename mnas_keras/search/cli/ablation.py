@@ -21,7 +21,10 @@ invocation) and ``ablation.png`` (the four Pareto fronts). Re-running resumes ea
 
 Every ``mnas-search`` flag applies to all arms (``--num_samples``, ``--epochs``,
 ``--controller``, ``--evaluator=synthetic`` for a dry run, ...); ``--space``, ``--reward``,
-``--alpha``, ``--beta``, ``--run_dir`` and ``--latency_size`` are set per arm.
+``--alpha``, ``--beta``, ``--run_dir`` and ``--latency_size`` are set per arm. The defaults
+are ``mnas-search``'s except the offline budget in :data:`ABLATION_DEFAULTS` (4 samples per
+arm, one epoch of 512 digits). ``--num_samples`` may change between invocations: re-running
+with a larger value extends every arm (a budget that grows while time allows).
 
 The paper's ImageNet result (MnasNet Table 6 / section 7): cells with an accuracy-only
 reward reached 74.0% at 183 ms on a Pixel 1, the factorized space with the latency-aware
@@ -30,7 +33,9 @@ measures this package's spaces and rewards, not those numbers.
 
 Example::
 
-    mnas-ablation --out_dir=runs/ablation --num_samples=12 --epochs=1
+    mnas-ablation --out_dir=runs/ablation                     # the offline default budget
+    mnas-ablation --out_dir=runs/ablation --num_samples=8     # then extend every arm
+    mnas-ablation --out_dir=/tmp/dry --evaluator=synthetic    # seconds: the machinery only
 """
 
 from __future__ import annotations
