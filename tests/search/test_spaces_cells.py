@@ -285,6 +285,14 @@ def test_ablation_tiny_budget_writes_table_and_plot_and_resumes(tmp_path):
                 for x in grid]
         assert row["hypervolume"] == pytest.approx(float(np.mean(best)) * 2, abs=1e-3)
         assert row["best_reward"] == max(r["reward"] for r in results)
+    # The second arm of a space proposes the first arm's architectures (same seed): their
+    # results are shared, not trained again, and equal the first arm's.
+    for first, second in (("factorized_soft", "factorized_hard"), ("cells_accuracy", "cells_soft")):
+        done = {r["key"]: r for r in journal_records(out / first) if r["event"] in ("result", "reference")}
+        again_ = [r for r in journal_records(out / second) if r["event"] in ("result", "reference") and not r.get("cached")]
+        assert [r["shared_from"] for r in again_] == [first] * len(again_)
+        assert [(r["accuracy"], r["latency_ms"]) for r in again_] == \
+               [(done[r["key"]]["accuracy"], done[r["key"]]["latency_ms"]) for r in again_]
     # Accuracy-only arm: reward equals accuracy (MnasNet form with w = 0).
     cells = [r for r in journal_records(out / "cells_accuracy") if r["event"] == "result"]
     assert all(r["reward"] == pytest.approx(r["accuracy"]) for r in cells)

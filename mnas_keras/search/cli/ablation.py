@@ -12,7 +12,10 @@ arm                    space                     reward
 ``factorized_hard``    MnasNet's                  hard (alpha = 0, beta = -1)
 ====================== ========================= ===================================
 
-Latency is measured at ``--image_size`` in every arm (the cell networks have a fixed size).
+The two arms of a space sample with the same seed, so they often propose the same
+architectures (always the reference and the first samples); within one invocation an
+architecture the other arm of its space already evaluated is not trained again (its journal
+record says ``shared_from``). Latency is measured at ``--image_size`` in every arm (the cell networks have a fixed size).
 The target is ``--target_ms``, or the reference MobileNetV2's latency measured by
 ``factorized_soft`` (run first) times ``--target_scale``, shared by all arms. Then it writes
 ``ablation.{json,csv,md}`` (per arm: best reward and its accuracy and latency, the best
@@ -164,6 +167,32 @@ def ablation_defaults() -> types.SimpleNamespace:
     return types.SimpleNamespace(**{**values, **ABLATION_DEFAULTS})
 
 
+class _SharedEvaluations:
+    """An evaluator whose results are shared by the arms of one space (same evaluator
+    settings, same seed): an architecture another arm already trained and measured in this
+    invocation is not trained again; its result (marked ``shared_from``: that arm) and its
+    artifacts are copied. Reruns across invocations evaluate again."""
+
+    def __init__(self, evaluator, memo: dict, arm: str):
+        self._evaluator, self._memo, self._arm = evaluator, memo, arm
+
+    def __getattr__(self, name):
+        return getattr(self._evaluator, name)
+
+    def evaluate(self, blocks, artifact_dir=None):
+        import shutil
+
+        key = "|".join(blocks)
+        if key in self._memo:
+            result, folder, arm = self._memo[key]
+            if artifact_dir is not None and folder is not None and os.path.isdir(folder):
+                shutil.copytree(folder, artifact_dir, dirs_exist_ok=True)
+            return {**result, "shared_from": arm}
+        result = self._evaluator.evaluate(blocks, artifact_dir)
+        self._memo[key] = (dict(result), artifact_dir, self._arm)
+        return result
+
+
 def run_ablation(values=None, out_dir: str = "runs/ablation", log=print, **overrides) -> dict:
     """Runs (or resumes) the four arms (:data:`ARMS`) with one budget and seed.
 
@@ -194,7 +223,7 @@ def run_ablation(values=None, out_dir: str = "runs/ablation", log=print, **overr
     log = log or (lambda line: None)
     os.makedirs(out_dir, exist_ok=True)
     target_ms = values.target_ms
-    rows, fronts = [], {}
+    rows, fronts, shared = [], {}, {}
     for name, (space, reward, alpha, beta) in ARMS.items():
         arm = types.SimpleNamespace(**{**vars(values), "space": space, "reward": reward, "alpha": alpha,
                                        "beta": beta, "run_dir": os.path.join(out_dir, name),
@@ -203,6 +232,9 @@ def run_ablation(values=None, out_dir: str = "runs/ablation", log=print, **overr
         start = time.perf_counter()
         search = build_search(arm)
         search.log = log
+        if search.executor is None and hasattr(search.evaluator, "config"):  # in process: share evaluations
+            settings = json.dumps([space, search.evaluator.config()], sort_keys=True, default=str)
+            search.evaluator = _SharedEvaluations(search.evaluator, shared.setdefault(settings, {}), name)
         result = search.run()
         target_ms = result.target_ms
         rows.append(summarize(name, result.records, target_ms, time.perf_counter() - start))
