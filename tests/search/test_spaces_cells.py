@@ -91,9 +91,12 @@ def digits():
     return load_digits(size=32, seed=0)
 
 
-@pytest.mark.parametrize("space", [NASNetCellSpace(**TINY_CELLS), NASRLMacroSpace(**TINY_MACRO)],
+# One NASNet sample (each costs a build, a training step, a TFLite conversion and a Keras
+# save): with one block per cell its two cells still hold four of the 13 ops, a combine and
+# both reductions' strides; the macro space's two samples are cheap.
+@pytest.mark.parametrize("space, num_samples", [(NASNetCellSpace(**TINY_CELLS), 1), (NASRLMacroSpace(**TINY_MACRO), 2)],
                          ids=["nasnet", "nasrl"])
-def test_tiny_proxy_search_builds_converts_and_measures(space, digits, tmp_path):
+def test_tiny_proxy_search_builds_converts_and_measures(space, num_samples, digits, tmp_path):
     import keras
 
     from mnas_keras.search.evaluation.networks import SpaceProxyEvaluator
@@ -104,9 +107,9 @@ def test_tiny_proxy_search_builds_converts_and_measures(space, digits, tmp_path)
     evaluator = SpaceProxyEvaluator(space, data=digits, image_size=32, epochs=1, batch_size=32, train_subset=32,
                                     val_subset=32, bn_recalibration=0, train_mode="eager", runs=3, warmup=1,
                                     isolate_latency=False)
-    result = Search(space, evaluator, str(tmp_path / "run"), controller="random", seed=1, num_samples=2,
+    result = Search(space, evaluator, str(tmp_path / "run"), controller="random", seed=1, num_samples=num_samples,
                     target_ms=1.0, evaluate_reference=False, tensorboard=False, export=False, log=None).run()
-    assert [r["status"] for r in result.records] == ["ok"] * len(result.records)
+    assert [r["status"] for r in result.records] == ["ok"] * num_samples
     _, (x_val, y_val), _ = evaluator.splits()
     for record in result.records:
         folder = os.path.join(str(tmp_path / "run"), "artifacts", record["arch_id"])
@@ -131,6 +134,25 @@ def test_tiny_proxy_search_builds_converts_and_measures(space, digits, tmp_path)
     keras.backend.clear_session()
 
 
+def test_public_names_of_the_spaces_and_the_ablation():
+    import mnas_keras.search as search
+    from mnas_keras.search.cli import ablation
+    from mnas_keras.search.evaluation.networks import SpaceProxyEvaluator
+
+    for name in search.__all__:
+        assert getattr(search, name) is not None, name
+    # The package's get_space is the one that knows every space (NASNet App. A.2: 50 decisions).
+    assert len(search.get_space("nasnet").num_choices) == 50
+    assert search.get_space("nasrl") == search.NASRLMacroSpace() and search.get_space("uib") == search.uib_space()
+    assert search.space_from_dict({"kind": "nasnet", "num_blocks": 2}) == search.NASNetCellSpace(num_blocks=2)
+    assert isinstance(search.mnasnet_space(), search.Space)
+    assert search.SPACE_NAMES == ("mnasnet", "uib", "mobilenetv4", "nasnet", "nasrl")
+    assert search.SpaceProxyEvaluator is SpaceProxyEvaluator
+    assert (search.run_ablation, search.hypervolume, search.ABLATION_ARMS) == \
+           (ablation.run_ablation, ablation.hypervolume, ablation.ARMS)
+    assert list(search.ABLATION_ARMS) == ["factorized_soft", "factorized_hard", "cells_accuracy", "cells_soft"]
+
+
 def test_space_evaluator_refuses_a_latency_table():
     from mnas_keras.search.evaluation.networks import SpaceProxyEvaluator
 
@@ -138,7 +160,10 @@ def test_space_evaluator_refuses_a_latency_table():
         SpaceProxyEvaluator(NASRLMacroSpace(), latency_mode="predicted")
 
 
-# ------------------------------------------------------------------ kill -9 resume (nasrl)
+# ------------------------------------------------------- kill -9 resume (nasrl, nasnet, uib)
+# MnasNet's own space has the same test in test_runner.py; the UIB space is a SearchSpace
+# whose blocks differ, so it runs here with the two new spaces (synthetic evaluator: the
+# journal, the controller checkpoint and the evaluation cache are what a kill can tear).
 SCRIPT = textwrap.dedent("""
     import sys
     sys.path.insert(0, {root!r})
@@ -149,8 +174,10 @@ SCRIPT = textwrap.dedent("""
     evaluator = SyntheticEvaluator(space, delay_s=float(sys.argv[3]), log_path=sys.argv[2], input_size=32)
     Search(space, evaluator, sys.argv[1], controller="ppo", seed=5,
            controller_options={{"hidden_size": 16, "batch_size": 4}}, num_samples=16,
-           checkpoint_every=3, top_k=2, tensorboard=False).run()
+           checkpoint_every=3, top_k=2, tensorboard=False, export=False).run()
 """)
+
+KILL_SPACES = {"nasrl": NASRLMacroSpace(**TINY_MACRO).to_dict(), "nasnet": "nasnet", "uib": "uib"}
 
 
 def _results(run_dir):
@@ -159,11 +186,12 @@ def _results(run_dir):
     return [r for r in journal_records(run_dir) if r["event"] == "result"]
 
 
-def test_kill_9_resume_in_the_nasrl_space(tmp_path):
+@pytest.mark.parametrize("name", list(KILL_SPACES))
+def test_kill_9_resume_in_each_space(name, tmp_path):
     from test_runner import _count_results  # the kill -9 harness of the MnasNet space's test
 
     script = tmp_path / "search.py"
-    script.write_text(SCRIPT.format(root=ROOT, space=NASRLMacroSpace(**TINY_MACRO).to_dict()))
+    script.write_text(SCRIPT.format(root=ROOT, space=KILL_SPACES[name]))
     env = {**os.environ, "PYTHONPATH": ROOT}
     clean, killed = str(tmp_path / "clean"), str(tmp_path / "killed")
     subprocess.run([sys.executable, str(script), clean, str(tmp_path / "clean.log"), "0"], check=True,
@@ -178,6 +206,7 @@ def test_kill_9_resume_in_the_nasrl_space(tmp_path):
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
+            assert proc.returncode == -signal.SIGKILL
             kills += 1
         else:
             assert proc.wait() == 0
@@ -186,12 +215,19 @@ def test_kill_9_resume_in_the_nasrl_space(tmp_path):
                            capture_output=True, text=True, timeout=120, check=True)
     assert "resuming" in final.stdout
     clean_results, killed_results = _results(clean), _results(killed)
+    # One result per step, none lost, none written twice; the same search as without kills.
     assert [r["step"] for r in killed_results] == list(range(16))
     assert [(r["key"], r["reward"], r["cached"]) for r in killed_results] == \
            [(r["key"], r["reward"], r["cached"]) for r in clean_results]
-    distinct = {r["key"] for r in clean_results} | {arch_key(NASRLMacroSpace(**TINY_MACRO).reference_blocks())}
+    # Every distinct architecture (and the reference) evaluated, plus at most one redone
+    # evaluation per kill (the one in flight).
+    distinct = {r["key"] for r in clean_results} | {arch_key(get_space(KILL_SPACES[name]).reference_blocks())}
     killed_log = (tmp_path / "killed.log").read_text().split()
     assert set(killed_log) == distinct and len(killed_log) <= len(distinct) + kills
+    controller = json.loads((tmp_path / "killed" / "controller.json").read_text())
+    assert controller["step"] == 16
+    assert json.loads((tmp_path / "killed" / "pareto.json").read_text()) == \
+           json.loads((tmp_path / "clean" / "pareto.json").read_text())
 
 
 # ------------------------------------------------------------------------------ CLI
@@ -249,6 +285,14 @@ def test_ablation_tiny_budget_writes_table_and_plot_and_resumes(tmp_path):
                 for x in grid]
         assert row["hypervolume"] == pytest.approx(float(np.mean(best)) * 2, abs=1e-3)
         assert row["best_reward"] == max(r["reward"] for r in results)
+    # The second arm of a space proposes the first arm's architectures (same seed): their
+    # results are shared, not trained again, and equal the first arm's.
+    for first, second in (("factorized_soft", "factorized_hard"), ("cells_accuracy", "cells_soft")):
+        done = {r["key"]: r for r in journal_records(out / first) if r["event"] in ("result", "reference")}
+        again_ = [r for r in journal_records(out / second) if r["event"] in ("result", "reference") and not r.get("cached")]
+        assert [r["shared_from"] for r in again_] == [first] * len(again_)
+        assert [(r["accuracy"], r["latency_ms"]) for r in again_] == \
+               [(done[r["key"]]["accuracy"], done[r["key"]]["latency_ms"]) for r in again_]
     # Accuracy-only arm: reward equals accuracy (MnasNet form with w = 0).
     cells = [r for r in journal_records(out / "cells_accuracy") if r["event"] == "result"]
     assert all(r["reward"] == pytest.approx(r["accuracy"]) for r in cells)

@@ -12,7 +12,10 @@ arm                    space                     reward
 ``factorized_hard``    MnasNet's                  hard (alpha = 0, beta = -1)
 ====================== ========================= ===================================
 
-Latency is measured at ``--image_size`` in every arm (the cell networks have a fixed size).
+The two arms of a space sample with the same seed, so they often propose the same
+architectures (always the reference and the first samples); within one invocation an
+architecture the other arm of its space already evaluated is not trained again (its journal
+record says ``shared_from``). Latency is measured at ``--image_size`` in every arm (the cell networks have a fixed size).
 The target is ``--target_ms``, or the reference MobileNetV2's latency measured by
 ``factorized_soft`` (run first) times ``--target_scale``, shared by all arms. Then it writes
 ``ablation.{json,csv,md}`` (per arm: best reward and its accuracy and latency, the best
@@ -21,7 +24,10 @@ invocation) and ``ablation.png`` (the four Pareto fronts). Re-running resumes ea
 
 Every ``mnas-search`` flag applies to all arms (``--num_samples``, ``--epochs``,
 ``--controller``, ``--evaluator=synthetic`` for a dry run, ...); ``--space``, ``--reward``,
-``--alpha``, ``--beta``, ``--run_dir`` and ``--latency_size`` are set per arm.
+``--alpha``, ``--beta``, ``--run_dir`` and ``--latency_size`` are set per arm. The defaults
+are ``mnas-search``'s except the offline budget in :data:`ABLATION_DEFAULTS` (4 samples per
+arm, one epoch of 512 digits). ``--num_samples`` may change between invocations: re-running
+with a larger value extends every arm (a budget that grows while time allows).
 
 The paper's ImageNet result (MnasNet Table 6 / section 7): cells with an accuracy-only
 reward reached 74.0% at 183 ms on a Pixel 1, the factorized space with the latency-aware
@@ -30,7 +36,9 @@ measures this package's spaces and rewards, not those numbers.
 
 Example::
 
-    mnas-ablation --out_dir=runs/ablation --num_samples=12 --epochs=1
+    mnas-ablation --out_dir=runs/ablation                     # the offline default budget
+    mnas-ablation --out_dir=runs/ablation --num_samples=8     # then extend every arm
+    mnas-ablation --out_dir=/tmp/dry --evaluator=synthetic    # seconds: the machinery only
 """
 
 from __future__ import annotations
@@ -53,6 +61,18 @@ ARMS = {
     "cells_accuracy": ("nasnet", "mnasnet", 0.0, 0.0),
     "cells_soft": ("nasnet", "soft", None, None),
 }
+ABLATION_ARMS = ARMS
+
+#: ``mnas-ablation``'s defaults where they differ from ``mnas-search``'s: the offline budget on
+#: the digits proxy (4 samples per arm plus its reference; two epochs of the whole training
+#: split, 72 steps of 32, traced once (``graph``: eager steps of a MobileNetV2-sized network
+#: cost as much as the tracing); 10 timed LiteRT runs), meant to finish in under 30 minutes
+#: on a quiet 2-core machine (benchmarks/RESULTS.md has the measured wall time per arm). At
+#: one epoch of 512 images (16 steps) the factorized space's MobileNetV2 reference reaches
+#: only ~34% on digits, the same as keras.applications.MobileNetV2 at that budget; at this
+#: budget both reach 84-88% (README, "The ablation on this machine").
+ABLATION_DEFAULTS = {"num_samples": 4, "epochs": 2, "batch_size": 32, "train_mode": "graph", "runs": 10,
+                     "warmup": 2, "export": False, "tensorboard": False}
 
 
 def hypervolume(points, target_ms: float, max_ratio: float = 2.0) -> float:
@@ -131,23 +151,94 @@ def write_outputs(rows, fronts, target_ms: float, out_dir: str) -> dict:
     return paths
 
 
-def run_ablation(values, out_dir: str, log=print) -> dict:
-    """Runs (or resumes) the four arms with the ``mnas-search`` settings in ``values`` (an
-    object with the flags as attributes); returns ``{"rows", "target_ms", "files"}``."""
+def ablation_defaults() -> types.SimpleNamespace:
+    """Every ``mnas-search`` setting at ``mnas-ablation``'s default (:data:`ABLATION_DEFAULTS`
+    over ``mnas-search``'s flag defaults), as attributes.
+
+    Example:
+        >>> values = ablation_defaults()
+        >>> values.evaluator, values.dataset, values.image_size
+        ('proxy', 'digits', 32)
+    """
+    from mnas_keras.search.cli.search import _define_flags
+
+    _define_flags()
+    values = {name: FLAGS[name].default for name in FLAGS}
+    return types.SimpleNamespace(**{**values, **ABLATION_DEFAULTS})
+
+
+class _SharedEvaluations:
+    """An evaluator whose results are shared by the arms of one space (same evaluator
+    settings, same seed): an architecture another arm already trained and measured in this
+    invocation is not trained again; its result (marked ``shared_from``: that arm) and its
+    artifacts are copied. Reruns across invocations evaluate again."""
+
+    def __init__(self, evaluator, memo: dict, arm: str):
+        self._evaluator, self._memo, self._arm = evaluator, memo, arm
+
+    def __getattr__(self, name):
+        return getattr(self._evaluator, name)
+
+    def evaluate(self, blocks, artifact_dir=None):
+        import shutil
+
+        key = "|".join(blocks)
+        if key in self._memo:
+            result, folder, arm = self._memo[key]
+            if artifact_dir is not None and folder is not None and os.path.isdir(folder):
+                shutil.copytree(folder, artifact_dir, dirs_exist_ok=True)
+            return {**result, "shared_from": arm}
+        result = self._evaluator.evaluate(blocks, artifact_dir)
+        self._memo[key] = (dict(result), artifact_dir, self._arm)
+        return result
+
+
+def run_ablation(values=None, out_dir: str = "runs/ablation", log=print, **overrides) -> dict:
+    """Runs (or resumes) the four arms (:data:`ARMS`) with one budget and seed.
+
+    Args:
+        values: every ``mnas-search`` setting as attributes (the parsed flags); default
+            :func:`ablation_defaults`.
+        out_dir: folder of the four run directories and the table.
+        log: where progress lines go (``None``: nowhere).
+        **overrides: settings replacing those of ``values`` (``num_samples=4``,
+            ``evaluator="synthetic"``, ...).
+
+    Returns:
+        ``{"rows": [one dict per arm], "target_ms": float, "files": {"json", "csv", "md",
+        "png": path}}``.
+
+    Raises:
+        SearchError: a bad setting (e.g. ``SearchConfigError``), naming it.
+
+    Example::
+
+        out = run_ablation(out_dir="runs/ablation_dry", evaluator="synthetic", num_samples=2)
+        [row["arm"] for row in out["rows"]]  # ['factorized_soft', 'factorized_hard', ...]
+    """
     from mnas_keras.search.cli.search import build_search
 
+    values = values if values is not None else ablation_defaults()
+    values = types.SimpleNamespace(**{**vars(values), **overrides})
+    log = log or (lambda line: None)
     os.makedirs(out_dir, exist_ok=True)
     target_ms = values.target_ms
-    rows, fronts = [], {}
+    rows, fronts, shared = [], {}, {}
     for name, (space, reward, alpha, beta) in ARMS.items():
         arm = types.SimpleNamespace(**{**vars(values), "space": space, "reward": reward, "alpha": alpha,
                                        "beta": beta, "run_dir": os.path.join(out_dir, name),
                                        "latency_size": values.image_size, "target_ms": target_ms})
-        log(f"--- arm {name}: space {space}, reward {reward}")
+        log(f"--- arm {name}: space {space}, reward {reward} ({time.strftime('%H:%M:%S')})")
         start = time.perf_counter()
-        result = build_search(arm).run()
+        search = build_search(arm)
+        search.log = log
+        if search.executor is None and hasattr(search.evaluator, "config"):  # in process: share evaluations
+            settings = json.dumps([space, search.evaluator.config()], sort_keys=True, default=str)
+            search.evaluator = _SharedEvaluations(search.evaluator, shared.setdefault(settings, {}), name)
+        result = search.run()
         target_ms = result.target_ms
         rows.append(summarize(name, result.records, target_ms, time.perf_counter() - start))
+        log(f"--- arm {name}: done in {rows[-1]['wall_s']:.1f} s ({time.strftime('%H:%M:%S')})")
         fronts[name] = result.front
     files = write_outputs(rows, fronts, target_ms, out_dir)
     return {"rows": rows, "target_ms": target_ms, "files": files}
@@ -182,6 +273,8 @@ def run() -> None:
 
     _cli.quiet_logs(sys.argv)
     _define_flags()
+    for name, value in ABLATION_DEFAULTS.items():
+        FLAGS.set_default(name, value)
     if "out_dir" not in FLAGS:
         flags.DEFINE_string("out_dir", "runs/ablation", "Folder of the four arms' run directories and the table.")
     app.run(main, flags_parser=flags_parser("mnas-ablation"))
