@@ -37,6 +37,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+import time
 
 from absl import app, flags
 
@@ -56,7 +57,7 @@ def _define_flags() -> None:
     d.DEFINE_enum("controller", "ppo", ["ppo", "reinforce", "evolution", "random"], "Search controller.")
     d.DEFINE_string("controller_options", "{}", "JSON dict of controller options, e.g. '{\"lr\": 0.01}'.")
     d.DEFINE_integer("seed", 0, "Seed of the controller and of the proxy training.")
-    d.DEFINE_integer("num_samples", 12, "Samples to draw (repeated architectures cost nothing).")
+    d.DEFINE_integer("num_samples", 8, "Samples to draw (repeated architectures cost nothing).")
     d.DEFINE_integer("top_k", 3, "Best architectures to export besides the Pareto front.")
     d.DEFINE_enum("reward", "soft", ["soft", "hard", "mnasnet", "absolute"], "Reward function.")
     d.DEFINE_float("target_ms", None, "Target latency in ms (default: the reference network's, measured).")
@@ -219,11 +220,15 @@ def main(argv) -> int:
         if FLAGS.evaluator != "synthetic":
             _cli.import_tensorflow(sys.argv)  # without its start-up lines unless --verbosity
         search = build_search()
+        started = time.perf_counter()
         result = search.run()
+        search_s, final_s = time.perf_counter() - started, None
         final = None
         if FLAGS.evaluator == "proxy":
+            started = time.perf_counter()
             final = run_final(search, result, epochs=final_options[0], top_k=final_options[1],
                               seeds=final_options[2], log=_log)
+            final_s = time.perf_counter() - started if final else None
     except SearchError as err:
         print(f"mnas-search: error: {err}", file=sys.stderr)
         return 2
@@ -232,6 +237,9 @@ def main(argv) -> int:
     for name in ("pareto_json", "pareto_csv", "plot", "export", "final_json", "final_csv", "final_plot"):
         if name in files:
             print(f"  {name:<12} {files[name]}")
+    from mnas_keras.search.run.final import time_profile
+
+    print(time_profile(result.records, result.reference, search_s, (final or {}).get("timings"), final_s))
     if final:  # the summary ends with the fair comparison
         print("\nfinal training (test accuracy, mean over seeds; latency measured side by side):")
         print(final["table"])
