@@ -34,7 +34,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 PEERS = ("MobileNetV3Small", "MnasNetSmall")
-ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5)
+ALPHAS = (1.0, 1.5, 2.0, 2.5, 3.0)
 
 
 def interpolate_alpha(points, target: float, step: float = 0.05):
@@ -165,7 +165,8 @@ def main(argv=None):
     for peer in PEERS:
         alpha = matched[peer]["alpha"]
         entries.append((f"{peer} a{alpha}", {"arch_id": f"{peer}_a{alpha}", "build": peer_builder(peer, alpha, classes)}))
-    stage = FinalStage(evaluator, out, epochs=args.epochs, top_k=0, seeds=[int(s) for s in args.seeds.split(",")])
+    stage = FinalStage(evaluator, out, epochs=args.epochs, top_k=0, seeds=[int(s) for s in args.seeds.split(",")],
+                       artifacts=lambda ident: os.path.join(args.run_dir, "artifacts", ident))
     result = stage.compare(entries)
     print(f"\n{args.dataset}, {args.epochs} epochs (the search's proxy recipe), seeds {args.seeds}, test accuracy; "
           f"latency at {evaluator.latency_input_size}x{evaluator.latency_input_size}, "

@@ -3,7 +3,10 @@
 With no flags it runs a small complete search offline: MnasNet's space around MobileNetV2,
 the paper's LSTM+PPO controller, scikit-learn digits at 32x32 for a 2-epoch proxy training,
 LiteRT latency at 224x224 (one thread, pinned), the soft MnasNet reward with the target set
-to the reference MobileNetV2's measured latency; 12 samples, a few minutes on two cores.
+to the reference MobileNetV2's measured latency; 8 samples, then the final stage (the best
+found architecture and the reference, 4 epochs each); under 10 minutes on two cores, and the
+summary ends with a ``time:`` line (search evaluations: training, conversion, validation and
+latency; export; final stage) and the fair comparison.
 It prints a line per sample and the Pareto front, and writes ``runs/mnas_search/``:
 ``pareto.{json,csv,png}``, ``journal.jsonl``, ``tensorboard/`` and ``export/`` (best
 ``.keras``/``.tflite`` and a latency report). Re-running the same command resumes; a
