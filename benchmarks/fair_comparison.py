@@ -140,6 +140,10 @@ def main(argv=None):
     parser.add_argument("--dataset", default="digits", choices=("digits", "shapes_classification"),
                         help="the dataset the main job ran on")
     parser.add_argument("--out", default=None, help="journal and outputs (default <run_dir>/fair_comparison)")
+    parser.add_argument("--step", default="all", choices=("all", "match", "train", "measure"),
+                        help="only match the widths, only train (--only, --seeds), or only measure latency: "
+                             "parallel processes sharing --out; then 'all' reports from the journal")
+    parser.add_argument("--only", default=None, help="with --step=train: models whose name contains this")
     args = parser.parse_args(argv)
     from mnas_keras.search.run.final import FinalStage
 
@@ -152,21 +156,33 @@ def main(argv=None):
     classes = evaluator.classes
     out = args.out or os.path.join(args.run_dir, "fair_comparison")
     os.makedirs(out, exist_ok=True)
+    entries = [("reference", {"arch_id": rows["reference"]["arch_id"], "blocks": rows["reference"]["blocks"]}),
+               ("found 1", {"arch_id": rows["found 1"]["arch_id"], "blocks": rows["found 1"]["blocks"]})]
+    stage = FinalStage(evaluator, out, epochs=args.epochs, top_k=0, seeds=[int(s) for s in args.seeds.split(",")],
+                       artifacts=lambda ident: os.path.join(args.run_dir, "artifacts", ident))
+    if args.step == "train" and args.only and any(args.only in name for name, _ in entries):
+        stage.train_missing([e for e in entries if args.only in e[0]])  # no width matching needed
+        return
     match_path = os.path.join(out, "alphas.json")
     if os.path.exists(match_path):
         with open(match_path) as f:
             matched = json.load(f)
     else:
         matched = match_alphas(evaluator, rows["found 1"]["blocks"], classes)
-        with open(match_path, "w") as f:
+        with open(match_path + ".tmp", "w") as f:
             json.dump(matched, f, indent=2)
-    entries = [("reference", {"arch_id": rows["reference"]["arch_id"], "blocks": rows["reference"]["blocks"]}),
-               ("found 1", {"arch_id": rows["found 1"]["arch_id"], "blocks": rows["found 1"]["blocks"]})]
+        os.replace(match_path + ".tmp", match_path)
+    if args.step == "match":
+        return
     for peer in PEERS:
         alpha = matched[peer]["alpha"]
         entries.append((f"{peer} a{alpha}", {"arch_id": f"{peer}_a{alpha}", "build": peer_builder(peer, alpha, classes)}))
-    stage = FinalStage(evaluator, out, epochs=args.epochs, top_k=0, seeds=[int(s) for s in args.seeds.split(",")],
-                       artifacts=lambda ident: os.path.join(args.run_dir, "artifacts", ident))
+    if args.step == "train":
+        stage.train_missing([e for e in entries if args.only is None or args.only in e[0]])
+        return
+    if args.step == "measure":
+        stage.measure({r["arch_id"]: r.get("build") or r["blocks"] for _, r in entries})
+        return
     result = stage.compare(entries)
     print(f"\n{args.dataset}, {args.epochs} epochs (the search's proxy recipe), seeds {args.seeds}, test accuracy; "
           f"latency at {evaluator.latency_input_size}x{evaluator.latency_input_size}, "

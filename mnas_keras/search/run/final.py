@@ -263,6 +263,13 @@ class FinalStage:
         each record has an ``arch_id`` and ``blocks``, or a ``build`` callable
         (``build(seed) -> keras.Model``) for a network outside the search space. Returns
         what :meth:`run` returns."""
+        done = self.train_missing(entries)
+        latency = self.measure({r["arch_id"]: r.get("build") or r["blocks"] for _, r in entries})
+        return self.report(entries, done, latency)
+
+    def train_missing(self, entries: Sequence[tuple[str, dict]]) -> dict:
+        """Trains every ``(entry, seed)`` the journal lacks (appending each as it ends);
+        returns the journal ``{(arch_id, seed, epochs): record}``."""
         done = self._done()
         total = len(entries) * len(self.seeds)
         count = 0
@@ -283,7 +290,10 @@ class FinalStage:
                 status = (f"test accuracy {result['accuracy']:.4f}" if result["status"] == "ok"
                           else f"failed: {result['reason']}")
                 self.log(f"  {status} ({result['seconds']:.0f} s)")
-        latency = self.measure({r["arch_id"]: r.get("build") or r["blocks"] for _, r in entries})
+        return done
+
+    def report(self, entries: Sequence[tuple[str, dict]], done: dict, latency: dict) -> dict:
+        """Rows, verdict and files of trained and measured ``entries`` (see :meth:`compare`)."""
         rows = []
         for name, record in entries:
             runs = [done[(record["arch_id"], s, self.epochs)] for s in self.seeds]
