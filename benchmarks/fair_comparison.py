@@ -140,9 +140,10 @@ def main(argv=None):
     parser.add_argument("--dataset", default="digits", choices=("digits", "shapes_classification"),
                         help="the dataset the main job ran on")
     parser.add_argument("--out", default=None, help="journal and outputs (default <run_dir>/fair_comparison)")
-    parser.add_argument("--step", default="all", choices=("all", "match", "train", "measure"),
+    parser.add_argument("--step", default="all", choices=("all", "match", "train", "measure", "report"),
                         help="only match the widths, only train (--only, --seeds), or only measure latency: "
-                             "parallel processes sharing --out; then 'all' reports from the journal")
+                             "parallel processes sharing --out; then 'all' reports from the journal; 'report' "
+                             "reports what is journaled and measured so far, training and measuring nothing")
     parser.add_argument("--only", default=None, help="with --step=train: models whose name contains this")
     args = parser.parse_args(argv)
     from mnas_keras.search.run.final import FinalStage
@@ -183,14 +184,19 @@ def main(argv=None):
     if args.step == "measure":
         stage.measure({r["arch_id"]: r.get("build") or r["blocks"] for _, r in entries})
         return
-    result = stage.compare(entries)
+    if args.step == "report":
+        with open(stage.latency_path) as f:
+            latency = json.load(f)["models"]
+        result = stage.report(entries, stage._done(), latency)
+    else:
+        result = stage.compare(entries)
     print(f"\n{args.dataset}, {args.epochs} epochs (the search's proxy recipe), seeds {args.seeds}, test accuracy; "
           f"latency at {evaluator.latency_input_size}x{evaluator.latency_input_size}, "
           f"{evaluator.num_threads} thread, measured side by side\n")
     print("| model | arch_id / alpha | test accuracy (mean +- std) | per seed | fp32 ms | int8 ms | params |")
     print("|---|---|---:|---|---:|---:|---:|")
     for r in result["rows"]:
-        acc = "failed" if r["accuracy"] is None else f"{r['accuracy']:.3f} +- {r['accuracy_std']:.3f}"
+        acc = "not trained" if r["accuracy"] is None else f"{r['accuracy']:.3f} +- {r['accuracy_std']:.3f}"
         print(f"| {r['name']} | {r['arch_id']} | {acc} | {' '.join(f'{a:.3f}' for a in r['accuracies'])} | "
               f"{r['fp32_ms']:.2f} | {r['int8_ms']:.2f} | {r['params']} |")
     print(f"\nwidth matching (fp32, one run): " + "; ".join(

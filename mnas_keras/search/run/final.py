@@ -296,12 +296,13 @@ class FinalStage:
         """Rows, verdict and files of trained and measured ``entries`` (see :meth:`compare`)."""
         rows = []
         for name, record in entries:
-            runs = [done[(record["arch_id"], s, self.epochs)] for s in self.seeds]
+            runs = [done[(record["arch_id"], s, self.epochs)] for s in self.seeds
+                    if (record["arch_id"], s, self.epochs) in done]  # all, unless a report of partial work
             accs = [r["accuracy"] for r in runs if r["status"] == "ok"]
             mean = sum(accs) / len(accs) if accs else None
             std = (math.sqrt(sum((a - mean) ** 2 for a in accs) / (len(accs) - 1)) if len(accs) > 1 else 0.0) if accs else None
             rows.append({"name": name, "arch_id": record["arch_id"], "blocks": list(record.get("blocks") or []),
-                         "seeds": list(self.seeds), "accuracy": mean, "accuracy_std": std, "accuracies": accs,
+                         "seeds": [r["seed"] for r in runs], "accuracy": mean, "accuracy_std": std, "accuracies": accs,
                          "proxy_accuracy": record.get("accuracy"), "params": next((r["params"] for r in runs if "params" in r), None),
                          **latency[record["arch_id"]]})
         ref = rows[0]
