@@ -36,7 +36,19 @@ def main(argv=None):
     parser.add_argument("--final_epochs", type=int, default=8)
     parser.add_argument("--num_train", type=int, default=2000, help="shapes_classification training images")
     parser.add_argument("--results", default="runs/proxy_benchmarks.jsonl")
+    parser.add_argument("--shard", default=None, metavar="I/N",
+                        help="train only architectures i, i+N, ... (parallel processes sharing --results); "
+                             "a run without --shard then reports from the shared results")
     args = parser.parse_args(argv)
+    shard = None
+    if args.shard:
+        try:
+            i, n = (int(v) for v in args.shard.split("/"))
+            if not 0 <= i < n:
+                raise ValueError
+        except ValueError:
+            parser.error(f"--shard must be I/N with 0 <= I < N, like 0/3; received {args.shard!r}")
+        shard = (i, n)
     from scipy.stats import kendalltau
 
     from mnas_keras.search.space import arch_id, mnasnet_space
@@ -50,14 +62,21 @@ def main(argv=None):
     for budget in ("proxy", "final"):
         epochs = args.proxy_epochs if budget == "proxy" else args.final_epochs
         for i, blocks in enumerate(archs):
+            if shard and i % shard[1] != shard[0]:
+                continue
             record = results.get_or_train(args.dataset, data, blocks, epochs=epochs, seed=0, num_train=n,
                                           label=f"{budget} arch {i}")
+            if shard:
+                continue
             if budget == "proxy":
                 rows.append({"name": "reference" if i == 0 else f"random {i - 1}", "id": arch_id(blocks),
                              "proxy": record["val_accuracy"]})
             else:
                 rows[i]["final"] = record["test_accuracy"]
                 rows[i]["final_val"] = record["val_accuracy"]
+    if shard:
+        print(f"shard {args.shard} done; run without --shard to report")
+        return
     ok = [r for r in rows if r["proxy"] is not None and r["final"] is not None]
     tau, p = kendalltau([r["proxy"] for r in ok], [r["final"] for r in ok])
     tau_val, _ = kendalltau([r["proxy"] for r in ok], [r["final_val"] for r in ok])

@@ -95,3 +95,45 @@ def test_cli_refuses_bad_final_flags_before_any_work(tmp_path):
     assert done.returncode == 2 and done.stderr.strip().splitlines() == [
         "mnas-search: error: --final_seeds must be distinct integers >= 0, at least one; received ['0', '0']"]
     assert not (tmp_path / "run").exists()
+
+
+def test_compare_trains_a_built_network_and_times_the_search_artifacts(digits32, tmp_path, monkeypatch):
+    """A network outside the space (a callable, here a functional model nested in another)
+    is trained with the same recipe; an architecture the search already converted is timed
+    from its artifact files, not converted again."""
+    import keras
+
+    from mnas_keras import tflite
+    from mnas_keras.search.evaluation.proxy import ProxyEvaluator
+
+    evaluator = ProxyEvaluator(data=digits32, train_subset=32, val_subset=32, bn_recalibration=32, stem_filters=16,
+                               runs=3, warmup=1, isolate_latency=False, seed=3)
+    (x, _), _, _ = evaluator.splits()
+    art = tmp_path / "artifacts" / arch_id(REFERENCE)
+    art.mkdir(parents=True)
+    reference_model = evaluator.build(REFERENCE)
+    (art / "model.tflite").write_bytes(tflite.convert(reference_model, input_shape=(32, 32, 3)))
+    (art / "model_int8.tflite").write_bytes(
+        tflite.convert(reference_model, "int8", representative_data=x[:8], input_shape=(32, 32, 3)))
+
+    def build(seed):
+        keras.utils.set_random_seed(seed)
+        x_in = keras.Input((None, None, 3))
+        y = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3, strides=2)(x_in))
+        inner = keras.Model(x_in, keras.layers.Dense(10, activation="softmax")(y))
+        outer_in = keras.Input((None, None, 3))
+        return keras.Model(outer_in, inner(keras.layers.Rescaling(1 / 255)(outer_in)))
+
+    converted = []
+    real_convert = tflite.convert
+    monkeypatch.setattr(tflite, "convert", lambda model, *a, **k: converted.append(a[0] if a else "fp32")
+                        or real_convert(model, *a, **k))
+    stage = FinalStage(evaluator, str(tmp_path / "final"), epochs=1, top_k=0, seeds=[0], log=None,
+                       artifacts=lambda ident: str(tmp_path / "artifacts" / ident))
+    out = stage.compare([("reference", {"arch_id": arch_id(REFERENCE), "blocks": REFERENCE}),
+                         ("peer", {"arch_id": "tiny_conv", "build": build})])
+    assert converted == ["fp32", "int8"]  # only the built network; the reference came from its artifacts
+    peer = out["rows"][1]
+    assert peer["name"] == "peer" and peer["params"] == 3 * 3 * 3 * 4 + 4 + 4 * 10 + 10  # conv + dense, by hand
+    assert len(peer["accuracies"]) == 1 and peer["int8_ms"] > 0
+    assert stage.timings["train_s"] > 0 and stage.timings["convert_s"] > 0

@@ -3,7 +3,10 @@
 With no flags it runs a small complete search offline: MnasNet's space around MobileNetV2,
 the paper's LSTM+PPO controller, scikit-learn digits at 32x32 for a 2-epoch proxy training,
 LiteRT latency at 224x224 (one thread, pinned), the soft MnasNet reward with the target set
-to the reference MobileNetV2's measured latency; 12 samples, a few minutes on two cores.
+to the reference MobileNetV2's measured latency; 8 samples, then the final stage (the best
+found architecture and the reference, 4 epochs each); under 10 minutes on two cores, and the
+summary ends with a ``time:`` line (search evaluations: training, conversion, validation and
+latency; export; final stage) and the fair comparison.
 It prints a line per sample and the Pareto front, and writes ``runs/mnas_search/``:
 ``pareto.{json,csv,png}``, ``journal.jsonl``, ``tensorboard/`` and ``export/`` (best
 ``.keras``/``.tflite`` and a latency report). Re-running the same command resumes; a
@@ -44,6 +47,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+import time
 
 from absl import app, flags
 
@@ -63,7 +67,7 @@ def _define_flags() -> None:
     d.DEFINE_enum("controller", "ppo", ["ppo", "reinforce", "evolution", "random"], "Search controller.")
     d.DEFINE_string("controller_options", "{}", "JSON dict of controller options, e.g. '{\"lr\": 0.01}'.")
     d.DEFINE_integer("seed", 0, "Seed of the controller and of the proxy training.")
-    d.DEFINE_integer("num_samples", 12, "Samples to draw (repeated architectures cost nothing).")
+    d.DEFINE_integer("num_samples", 8, "Samples to draw (repeated architectures cost nothing).")
     d.DEFINE_integer("top_k", 3, "Best architectures to export besides the Pareto front.")
     d.DEFINE_enum("reward", "soft", ["soft", "hard", "mnasnet", "absolute"], "Reward function.")
     d.DEFINE_float("target_ms", None, "Target latency in ms (default: the reference network's, measured).")
@@ -291,11 +295,15 @@ def main(argv) -> int:
         if config.proxy.evaluator != "synthetic":
             _cli.import_tensorflow(sys.argv)  # without its start-up lines unless --verbosity
         search = build_search(config)
+        started = time.perf_counter()
         result = search.run()
+        search_s, final_s = time.perf_counter() - started, None
         final = None
         if config.proxy.evaluator == "proxy":
+            started = time.perf_counter()
             final = run_final(search, result, epochs=final_options[0], top_k=final_options[1],
                               seeds=final_options[2], log=_log)
+            final_s = time.perf_counter() - started if final else None
     except (SearchError, ConfigError) as err:
         print(f"mnas-search: error: {err}", file=sys.stderr)
         return 2
@@ -304,6 +312,9 @@ def main(argv) -> int:
     for name in ("pareto_json", "pareto_csv", "plot", "export", "final_json", "final_csv", "final_plot"):
         if name in files:
             print(f"  {name:<12} {files[name]}")
+    from mnas_keras.search.run.final import time_profile
+
+    print(time_profile(result.records, result.reference, search_s, (final or {}).get("timings"), final_s))
     if final:  # the summary ends with the fair comparison
         print("\nfinal training (test accuracy, mean over seeds; latency measured side by side):")
         print(final["table"])

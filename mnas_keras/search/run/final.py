@@ -103,13 +103,21 @@ class FinalStage:
         top_k: finalists from the Pareto front (by reward).
         seeds: training seeds; every model is trained once per seed.
         log: a ``print``-like callable, or None.
+        artifacts: ``artifacts(arch_id)`` -> the search's artifact folder of that
+            architecture, or None; its ``model.tflite`` (and ``model_int8.tflite``), converted
+            at the same size during the search, are timed instead of converting again
+            (latency does not depend on the weights).
+
+    Attributes:
+        timings: seconds spent by the last :meth:`run` / :meth:`compare`: ``train_s``,
+            ``convert_s``, ``latency_s`` (0 for work resumed from the journal).
 
     Raises:
         SearchConfigError: a bad option, or an evaluator without training (e.g. synthetic).
     """
 
     def __init__(self, evaluator, folder: str, *, epochs: int = 10, top_k: int = 2, seeds: Sequence[int] = (0,),
-                 log: Callable[[str], Any] | None = print):
+                 log: Callable[[str], Any] | None = print, artifacts: Callable[[str], str | None] | None = None):
         self.epochs, self.top_k, self.seeds = check_final_options(epochs, top_k, seeds)
         for name in ("build", "splits", "accuracy", "_train", "_recalibrate"):
             if not hasattr(evaluator, name):
@@ -118,6 +126,8 @@ class FinalStage:
         self.evaluator = evaluator
         self.folder = folder
         self.log = log or (lambda *_: None)
+        self.artifacts = artifacts
+        self.timings = {"train_s": 0.0, "convert_s": 0.0, "latency_s": 0.0}
         os.makedirs(folder, exist_ok=True)
         self.journal_path = os.path.join(folder, "journal.jsonl")
         self.latency_path = os.path.join(folder, "latency.json")
@@ -142,9 +152,13 @@ class FinalStage:
             os.fsync(f.fileno())
 
     # ----------------------------------------------------------------- training
-    def train(self, blocks: Sequence[str], seed: int) -> dict:
+    def train(self, blocks: Sequence[str], seed: int, build: Callable[[int], Any] | None = None) -> dict:
         """Trains ``blocks`` ``epochs`` epochs with ``seed``; returns test (and validation)
-        accuracy, parameters and seconds, or ``status: "failed"`` with a reason."""
+        accuracy, parameters and seconds, or ``status: "failed"`` with a reason.
+
+        ``build``: instead of ``blocks``, a callable ``build(seed) -> keras.Model`` (e.g. a
+        ``keras.applications``-style network at some width multiplier), trained the same way.
+        """
         import gc
 
         import keras
@@ -159,7 +173,7 @@ class FinalStage:
         start = time.perf_counter()
         model = None
         try:
-            model = evaluator.build(blocks)
+            model = build(int(seed)) if build is not None else evaluator.build(blocks)
             evaluator._train(model, x, y)
             evaluator._recalibrate(model, x)
             out = {"status": "ok", "accuracy": evaluator.accuracy(model, x_test, y_test),
@@ -181,9 +195,10 @@ class FinalStage:
         return {"input_size": e.latency_input_size, "num_threads": e.num_threads, "warmup": e.warmup,
                 "runs": max(100, e.runs), "stem_filters": e.stem_filters}
 
-    def measure(self, models: dict[str, Sequence[str]]) -> dict[str, dict]:
-        """fp32 and int8 latency (ms, medians) of every ``{arch_id: blocks}``, all measured
-        interleaved in one run; kept in ``latency.json`` and reused while nothing changed."""
+    def measure(self, models: dict[str, Any]) -> dict[str, dict]:
+        """fp32 and int8 latency (ms, medians) of every ``{arch_id: blocks}`` (or ``{arch_id:
+        build}``, a callable ``build(seed) -> keras.Model``), all measured interleaved in one
+        run; kept in ``latency.json`` and reused while nothing changed."""
         settings = self._latency_settings()
         if os.path.exists(self.latency_path):
             with open(self.latency_path) as f:
@@ -198,22 +213,36 @@ class FinalStage:
         size = e.latency_input_size
         shape = (size, size, 3)
         (x, _), _, _ = e.splits()
-        calibration = x[:64]
+        calibration = x[:16]  # int8 latency does not depend on the calibrated ranges
         if size != e.image_size:
             import tensorflow as tf
 
             calibration = tf.image.resize(calibration, (size, size)).numpy()
         tflites = {}
+        start = time.perf_counter()
         for ident, blocks in models.items():
-            model = e.build(blocks)
-            tflites[f"{ident}/fp32"] = convert(model, input_shape=shape)
-            tflites[f"{ident}/int8"] = convert(model, "int8", representative_data=calibration, input_shape=shape)
+            for kind, name in (("fp32", "model.tflite"), ("int8", "model_int8.tflite")):
+                folder = self.artifacts(ident) if self.artifacts and not callable(blocks) else None
+                path = os.path.join(folder, name) if folder else None
+                if path and os.path.exists(path):
+                    with open(path, "rb") as f:
+                        tflites[f"{ident}/{kind}"] = f.read()
+            if f"{ident}/int8" in tflites and f"{ident}/fp32" in tflites:
+                continue
+            model = blocks(e.seed) if callable(blocks) else e.build(blocks)
+            if f"{ident}/fp32" not in tflites:
+                tflites[f"{ident}/fp32"] = convert(model, input_shape=shape)
+            if f"{ident}/int8" not in tflites:
+                tflites[f"{ident}/int8"] = convert(model, "int8", representative_data=calibration, input_shape=shape)
             del model
             keras.backend.clear_session(free_memory=True)
+        self.timings["convert_s"] += time.perf_counter() - start
+        start = time.perf_counter()
         self.log(f"final stage: measuring {len(tflites)} LiteRT models side by side "
                  f"({settings['runs']} runs each, interleaved, {size}x{size}, {e.num_threads} thread(s))")
         results = benchmark_many(tflites, num_threads=e.num_threads, warmup=e.warmup, runs=settings["runs"],
                                  input_shape=shape, isolate=e.isolate_latency)
+        self.timings["latency_s"] += time.perf_counter() - start
         out = {ident: {"fp32_ms": results[f"{ident}/fp32"].median_ms, "int8_ms": results[f"{ident}/int8"].median_ms}
                for ident in models}
         atomic_write_json(self.latency_path, {"settings": settings, "models": out}, indent=2)
@@ -227,6 +256,20 @@ class FinalStage:
             raise SearchConfigError("the final training stage needs the search's reference network record")
         finalists = choose_finalists(front, reference, self.top_k)
         entries = [("reference", reference)] + [(f"found {i + 1}", r) for i, r in enumerate(finalists)]
+        return self.compare(entries)
+
+    def compare(self, entries: Sequence[tuple[str, dict]]) -> dict:
+        """Trains and measures ``entries``, ``[(name, record)]`` with the reference first;
+        each record has an ``arch_id`` and ``blocks``, or a ``build`` callable
+        (``build(seed) -> keras.Model``) for a network outside the search space. Returns
+        what :meth:`run` returns."""
+        done = self.train_missing(entries)
+        latency = self.measure({r["arch_id"]: r.get("build") or r["blocks"] for _, r in entries})
+        return self.report(entries, done, latency)
+
+    def train_missing(self, entries: Sequence[tuple[str, dict]]) -> dict:
+        """Trains every ``(entry, seed)`` the journal lacks (appending each as it ends);
+        returns the journal ``{(arch_id, seed, epochs): record}``."""
         done = self._done()
         total = len(entries) * len(self.seeds)
         count = 0
@@ -239,21 +282,27 @@ class FinalStage:
                 self.log(f"final training {count}/{total}: {name} ({record['arch_id']}), seed {seed}, "
                          f"{self.epochs} epochs")
                 result = {"arch_id": record["arch_id"], "seed": seed, "epochs": self.epochs, "name": name,
-                          "blocks": list(record["blocks"]), **self.train(record["blocks"], seed)}
+                          "blocks": list(record.get("blocks") or []),
+                          **self.train(record.get("blocks") or [], seed, build=record.get("build"))}
                 self._append(result)
+                self.timings["train_s"] += result["seconds"]
                 done[key] = result
                 status = (f"test accuracy {result['accuracy']:.4f}" if result["status"] == "ok"
                           else f"failed: {result['reason']}")
                 self.log(f"  {status} ({result['seconds']:.0f} s)")
-        latency = self.measure({r["arch_id"]: r["blocks"] for _, r in entries})
+        return done
+
+    def report(self, entries: Sequence[tuple[str, dict]], done: dict, latency: dict) -> dict:
+        """Rows, verdict and files of trained and measured ``entries`` (see :meth:`compare`)."""
         rows = []
         for name, record in entries:
-            runs = [done[(record["arch_id"], s, self.epochs)] for s in self.seeds]
+            runs = [done[(record["arch_id"], s, self.epochs)] for s in self.seeds
+                    if (record["arch_id"], s, self.epochs) in done]  # all, unless a report of partial work
             accs = [r["accuracy"] for r in runs if r["status"] == "ok"]
             mean = sum(accs) / len(accs) if accs else None
             std = (math.sqrt(sum((a - mean) ** 2 for a in accs) / (len(accs) - 1)) if len(accs) > 1 else 0.0) if accs else None
-            rows.append({"name": name, "arch_id": record["arch_id"], "blocks": list(record["blocks"]),
-                         "seeds": list(self.seeds), "accuracy": mean, "accuracy_std": std, "accuracies": accs,
+            rows.append({"name": name, "arch_id": record["arch_id"], "blocks": list(record.get("blocks") or []),
+                         "seeds": [r["seed"] for r in runs], "accuracy": mean, "accuracy_std": std, "accuracies": accs,
                          "proxy_accuracy": record.get("accuracy"), "params": next((r["params"] for r in runs if "params" in r), None),
                          **latency[record["arch_id"]]})
         ref = rows[0]
@@ -282,6 +331,8 @@ class FinalStage:
         else:
             text = "no found architecture dominates the reference at fp32"
         text += "; at int8: " + (", ".join(r["name"] for r in winners8) + " dominate(s) it" if winners8 else "none dominates it")
+        if len(self.seeds) == 1:
+            text += " (one seed: the seed-to-seed spread is not measured; --final_seeds=0,1,2 measures it)"
         return head + text
 
     def _write(self, rows: list[dict], verdict: str) -> dict:
@@ -355,6 +406,41 @@ def run_final(search, result, *, epochs: int, top_k: int, seeds: Sequence[int], 
     returned ``result``; None when ``top_k`` is 0 or the search has no reference."""
     if top_k == 0 or not result.reference or result.reference.get("status") != "ok":
         return None
+    def artifacts(ident: str) -> str | None:
+        try:
+            return search.run_dir.artifact_dir(ident)
+        except SearchConfigError:  # an id that is no folder name: convert instead
+            return None
+
     stage = FinalStage(search.evaluator, os.path.join(result.run_dir, "final"), epochs=epochs, top_k=top_k,
-                       seeds=seeds, log=log)
-    return stage.run(result.front, result.reference)
+                       seeds=seeds, log=log, artifacts=artifacts)
+    out = stage.run(result.front, result.reference)
+    out["timings"] = dict(stage.timings)
+    return out
+
+
+def time_profile(records: Sequence[dict], reference: dict | None, search_s: float,
+                 final_timings: dict | None = None, final_s: float | None = None) -> str:
+    """One line: where a main job's seconds went (evaluations: proxy training, conversion,
+    the rest = validation and latency measurement; export and bookkeeping; the final
+    stage's training, conversion and latency). Records resumed from a journal count their
+    journaled seconds.
+
+    Example:
+        >>> records = [{"eval_seconds": 30.0, "train_seconds": 20.0, "convert_seconds": 6.0}]
+        >>> time_profile(records, {"eval_seconds": 40.0, "train_seconds": 30.0, "convert_seconds": 6.0}, 80.0,
+        ...              {"train_s": 50.0, "convert_s": 5.0, "latency_s": 4.0}, 60.0)
+        'time: 140 s = search 80 s (2 evaluations 70 s: training 50, conversion 12, validation+latency 8; export and the rest 10) + final stage 60 s (training 50, conversion 5, latency 4, the rest 1)'
+    """
+    evals = [r for r in list(records) + ([reference] if reference else []) if not r.get("cached")]
+    total = sum(r.get("eval_seconds") or 0.0 for r in evals)
+    train = sum(r.get("train_seconds") or 0.0 for r in evals)
+    conv = sum(r.get("convert_seconds") or 0.0 for r in evals)
+    text = (f"search {search_s:.0f} s ({len(evals)} evaluations {total:.0f} s: training {train:.0f}, conversion "
+            f"{conv:.0f}, validation+latency {total - train - conv:.0f}; export and the rest {search_s - total:.0f})")
+    if final_timings is not None and final_s is not None:
+        t = final_timings
+        rest = final_s - t["train_s"] - t["convert_s"] - t["latency_s"]
+        text += (f" + final stage {final_s:.0f} s (training {t['train_s']:.0f}, conversion {t['convert_s']:.0f}, "
+                 f"latency {t['latency_s']:.0f}, the rest {rest:.0f})")
+    return f"time: {search_s + (final_s or 0.0):.0f} s = {text}"
