@@ -16,6 +16,7 @@ from mnas_keras.search.errors import SearchConfigError
 from mnas_keras.search.latency.modes import TableLatency
 from mnas_keras.search.latency.recipe import NetworkRecipe
 from mnas_keras.search.latency.table import (
+    KINDS,
     LatencyTable,
     LatencyTableError,
     LatencyTableWarning,
@@ -90,7 +91,7 @@ def test_refit_recovers_a_known_correction():
         t.add_measurement(list(blocks), 0.3 + 1.5 * parts_ms, refit=False)
     fit = t.refit(ridge=0.0)
     assert fit["models"] == 3 and fit["intercept_ms"] == pytest.approx(0.3, abs=1e-9)
-    assert fit["scale"] == pytest.approx(dict.fromkeys(("conv", "dsconv", "mbconv", "other"), 1.5))
+    assert fit["scale"] == pytest.approx(dict.fromkeys(KINDS, 1.5))
 
 
 def test_predict_needs_no_tensorflow():

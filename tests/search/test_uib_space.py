@@ -99,7 +99,7 @@ def test_part_keys_of_a_uib_network_cover_every_block():
     keys = network_parts(["r2_k0_s22_e4_i8_o16_a3", "r1_k5_s11_e2_i16_o16_a3_p5"], 32, stem_filters=8)
     assert keys == ["stem:32x32x3>8", "block:16x16:r1_k0_s22_e4_i8_o16_a3", "block:8x8:r1_k0_s11_e4_i16_o16_a3",
                     "block:8x8:r1_k5_s11_e2_i16_o16_a3_p5", "head:8x8x16"]
-    assert [part_kind(k) for k in keys] == ["other", "mbconv", "mbconv", "mbconv", "other"]
+    assert [part_kind(k) for k in keys] == ["other", "convnext", "convnext", "uib", "other"]
     # The table a UIB space needs holds every part of every network in it.
     space = SearchSpace.from_dict(SPACE)
     needed = set(space_parts(space, 32))

@@ -166,6 +166,9 @@ class Timing:
     latencies: dict
     relative: dict
     anchor_ms: list
+    #: ``{name: BenchmarkResult}`` (every run's time in ``times_ms``), and the anchor's per group.
+    results: dict = dataclasses.field(default_factory=dict)
+    anchor_results: list = dataclasses.field(default_factory=list)
 
 
 #: The name the drift-correction anchor is timed under in each group.
@@ -196,7 +199,9 @@ def time_models(tflites: Mapping[str, bytes | str], settings: Mapping, *, anchor
         results = benchmark_many(batch, num_threads=s["num_threads"], warmup=s["warmup"] if warmup is None else warmup,
                                  runs=s["runs"] if runs is None else runs, use_xnnpack=s["delegate"] == "xnnpack",
                                  isolate=True, rounds=rounds)
+        timing.results.update({n: r for n, r in results.items() if n != ANCHOR})
         if anchor is not None:
+            timing.anchor_results.append(results[ANCHOR])
             reference = results.pop(ANCHOR).median_ms
             timing.anchor_ms.append(reference)
             timing.relative.update({n: r.median_ms / reference for n, r in results.items()})

@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 from typing import Sequence
@@ -65,21 +66,39 @@ class LatencyTableWarning(UserWarning):
 #: What a table can predict: float32 or full-integer int8 LiteRT latency.
 OBJECTIVES = ("fp32", "int8")
 
-#: Part kinds with their own fitted scale.
-KINDS = ("conv", "dsconv", "mbconv", "other")
+#: Part kinds with their own fitted scale: the ConvOps, the Universal Inverted Bottleneck's
+#: variants (MobileNetV4: ``extradw`` start + middle depthwise, ``convnext`` start depthwise
+#: only, ``ffn`` neither, ``uib`` any block with an end depthwise; an MBConv with only the
+#: middle depthwise is ``mbconv``, the IB variant), Mobile MQA attention, and ``other``
+#: (stem and head).
+KINDS = ("conv", "dsconv", "mbconv", "extradw", "convnext", "ffn", "uib", "mqa", "other")
+
+#: The kind whose scale a kind takes when a fit has none for it (a table fitted before the
+#: kind existed, or on calibration networks that do not contain it).
+KIND_FALLBACK = {"extradw": "mbconv", "convnext": "mbconv", "ffn": "mbconv", "uib": "mbconv", "mqa": "mbconv"}
 
 
+@functools.lru_cache(maxsize=65536)
 def part_kind(key: str) -> str:
-    """The fitted-scale kind of a part key: the block's ConvOp, or ``"other"`` (stem, head).
+    """The fitted-scale kind of a part key (one of :data:`KINDS`): the block's ConvOp, its
+    UIB variant, or ``"other"`` (stem, head).
 
     Example:
         >>> part_kind("block:56x56:r1_k3_s11_e3_i24_o24_conv"), part_kind("head:7x7x320")
         ('conv', 'other')
+        >>> [part_kind(f"block:8x8:r1_{b}_s11_e4_i16_o16") for b in ("k3", "k3_a5", "k0_a3", "k0", "k3_p3")]
+        ['mbconv', 'extradw', 'convnext', 'ffn', 'uib']
     """
     if not key.startswith("block:"):
         return "other"
-    tokens = key.rsplit(":", 1)[1].split("_")
-    return "conv" if "conv" in tokens else "dsconv" if "dsconv" in tokens else "mbconv"
+    spec = BlockSpec.from_string(key.rsplit(":", 1)[1])
+    if spec.op != "mbconv":
+        return spec.op
+    if spec.end_kernel:
+        return "uib"
+    if spec.start_kernel:
+        return "extradw" if spec.kernel else "convnext"
+    return "mbconv" if spec.kernel else "ffn"
 
 
 # ------------------------------------------------------------------------------ environment

@@ -8,8 +8,9 @@ The prediction of a network is a linear correction of the sum of its parts,
 
     ``latency = intercept_ms + sum over op kinds c of scale[c] * sum(part_ms of kind c)``,
 
-with one scale per part kind (``conv``, ``dsconv``, ``mbconv`` blocks and ``other``: stem
-and head), fitted by relative least squares, shrunk towards 1 (ridge), on a few whole
+with one scale per part kind (``conv``, ``dsconv``, ``mbconv`` blocks, the UIB variants
+``extradw``, ``convnext``, ``ffn``, ``uib``, attention ``mqa``, and ``other``: stem and head;
+see :func:`~mnas_keras.search.latency.parts.part_kind`), fitted by relative least squares, shrunk towards 1 (ridge), on a few whole
 networks measured the same way. The intercept is the per-model overhead; the scales are how
 much faster or slower a kind of block runs inside a whole network than alone (cache effects,
 operator scheduling): regular convolutions ran about 10% slower in context on the
@@ -69,6 +70,7 @@ from mnas_keras.search.latency import build as latency_build
 from mnas_keras.search.latency.parts import (  # noqa: F401 - the part names are this module's API too
     DEFAULT_SETTINGS,
     ENVIRONMENT_KEYS,
+    KIND_FALLBACK,
     KINDS,
     MODEL_KEYS,
     OBJECTIVES,
@@ -160,10 +162,23 @@ class LatencyTable:
             raise MissingPartsError([k for k in dict.fromkeys(keys) if k not in self._parts]) from None
         return sums
 
-    def predict(self, blocks: Sequence[str | BlockSpec]) -> float:
-        """The predicted latency of a network in milliseconds (the fitted sum of its parts)."""
+    def scale(self, kind: str) -> float:
+        """The fitted scale of a part kind (a kind the fit lacks takes its
+        :data:`~mnas_keras.search.latency.parts.KIND_FALLBACK` kind's scale, else 1)."""
         scale = self.fit["scale"]
-        return self.fit["intercept_ms"] + sum(scale[k] * v for k, v in self.kind_sums(blocks).items())
+        if kind in scale:
+            return float(scale[kind])
+        return float(scale.get(KIND_FALLBACK.get(kind, kind), 1.0))
+
+    def predict(self, blocks: Sequence[str | BlockSpec]) -> float:
+        """The predicted latency of a network in milliseconds: ``intercept_ms`` plus, over the
+        part kinds, the kind's scale times the summed milliseconds of the network's parts of
+        that kind.
+
+        Raises:
+            MissingPartsError: a part of the network is not in the table.
+        """
+        return self.fit["intercept_ms"] + sum(self.scale(k) * v for k, v in self.kind_sums(blocks).items() if v)
 
     def latency(self, blocks: Sequence[str | BlockSpec]) -> tuple[float, str]:
         """``(ms, source)``: the cached measurement if the network was measured, else the
@@ -237,6 +252,10 @@ class LatencyTable:
                                        rcond=None)
             scales = coef[1:] if x.shape[1] == len(KINDS) else np.repeat(coef[1], len(KINDS))
             fit.update(intercept_ms=float(coef[0]), scale={k: float(v) for k, v in zip(KINDS, scales)})
+            if x.shape[1] == len(KINDS):  # a UIB kind no network contains takes its fallback's scale
+                for kind, is_used in zip(KINDS, used):
+                    if not is_used and KIND_FALLBACK.get(kind) in fit["scale"]:
+                        fit["scale"][kind] = fit["scale"][KIND_FALLBACK[kind]]
         fit["models"] = n
         self.fit = fit
         return fit
@@ -333,8 +352,12 @@ class LatencyTable:
                 fit["intercept_ms"] = float(fit["intercept_ms"])
             if "scale" in fit:
                 scale = fit["scale"]
-                fit["scale"] = ({k: float(scale[k]) for k in KINDS} if isinstance(scale, Mapping)
+                fit["scale"] = ({k: float(v) for k, v in scale.items()} if isinstance(scale, Mapping)
                                 else dict.fromkeys(KINDS, float(scale)))
+                unknown = set(fit["scale"]) - set(KINDS)
+                if unknown:
+                    raise LatencyTableError(f"unknown part kind(s) {sorted(unknown)} in the fit; "
+                                            f"expected some of {list(KINDS)}")
             table = cls(settings, {}, fit, measured)
             table.update_parts(parts)
             for entry in table.measured.values():
