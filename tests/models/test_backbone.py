@@ -149,16 +149,16 @@ def test_published_sizes():
 
 
 @pytest.mark.parametrize("name", mnas_keras.list_models())
-def test_every_registered_model_trains(name):
-    m = mnas_keras.create_model(name, input_shape=(32, 32, 3), classes=5, alpha=0.5 if "d1" in name else 1.0)
+def test_every_registered_model_trains(name, application_model):
+    m = application_model(name)  # 32x32, 10 classes, alpha 0.5: shared with the TFLite parity test
     x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
     import tensorflow as tf
 
     with tf.GradientTape() as tape:
         y = m(x, training=True)
-        loss = tf.reduce_mean(y * tf.range(5, dtype=y.dtype))
+        loss = tf.reduce_mean(y * tf.range(10, dtype=y.dtype))
     grads = tape.gradient(loss, m.trainable_weights)
-    assert y.shape == (2, 5) and np.all(np.isfinite(np.asarray(y)))
+    assert y.shape == (2, 10) and np.all(np.isfinite(np.asarray(y)))
     missing = [w.name for w, g in zip(m.trainable_weights, grads) if g is None]
     assert not missing
 

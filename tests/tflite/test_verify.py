@@ -9,10 +9,8 @@ from tests.tflite.conftest import randomize_batchnorm
 
 
 @pytest.mark.parametrize("name", mnas_keras.list_models())
-def test_float32_parity_every_application(name, images32):
-    model = mnas_keras.create_model(
-        name, input_shape=(32, 32, 3), classes=10, alpha=0.5, classifier_activation=None
-    )
+def test_float32_parity_every_application(name, images32, application_model):
+    model = application_model(name)  # create_model(name, 32x32, 10 classes, alpha=0.5, logits)
     randomize_batchnorm(model, seed=1)
     report = compare(model, convert(model), images32[:8])
     assert isinstance(report, ParityReport) and report.num_samples == 8
