@@ -67,7 +67,8 @@ ABLATION_ARMS = ARMS
 #: the digits proxy (4 samples per arm plus its reference; two epochs of the whole training
 #: split, 72 steps of 32, traced once (``graph``: eager steps of a MobileNetV2-sized network
 #: cost as much as the tracing); 10 timed LiteRT runs), meant to finish in under 30 minutes
-#: on a quiet 2-core machine (benchmarks/RESULTS.md has the measured wall time per arm). At
+#: on a quiet 2-core machine (estimated; benchmarks/RESULTS.md has the wall time per arm measured
+#: under load). At
 #: one epoch of 512 images (16 steps) the factorized space's MobileNetV2 reference reaches
 #: only ~34% on digits, the same as keras.applications.MobileNetV2 at that budget; at this
 #: budget both reach 84-88% (README, "The ablation on this machine").
