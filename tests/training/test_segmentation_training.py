@@ -1,9 +1,7 @@
 """Segmentation in the training loop: resume, MirroredStrategy, CLI errors."""
 
 import io
-import json
 import os
-import pathlib
 import subprocess
 import sys
 
@@ -16,10 +14,7 @@ from mnas_keras.heads import LRASPP
 from mnas_keras.training import Trainer, get_recipe
 from mnas_keras.training.cli import build_config
 from mnas_keras.training.config import SegmentationConfig
-
-SCRIPT = pathlib.Path(__file__).with_name("_segmentation_mirrored_check.py")
-sys.path.insert(0, str(SCRIPT.parent))
-from _segmentation_mirrored_check import SEG_TINY  # noqa: E402
+from tests.training._mirrored_checks import SEG_TINY
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
 TINY = [x for x in SEG_TINY if not x.startswith("model.sync_batch_norm")] + [
@@ -77,12 +72,9 @@ def test_resume_gives_the_uninterrupted_weights(reference, tmp_path):
         np.testing.assert_array_equal(got.numpy(), want)
 
 
-def test_mirrored_two_logical_cpus_equals_one_device(tmp_path):
-    proc = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path)], capture_output=True,
-                          text=True, timeout=300, env=ENV)
-    lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
-    assert proc.returncode == 0 and lines, proc.stderr[-3000:]
-    r = json.loads(lines[-1][len("RESULT "):])
+def test_mirrored_two_logical_cpus_equals_one_device(mirrored_results):
+    # a fresh process with two logical CPUs (tests/training/_mirrored_checks.py)
+    r = mirrored_results["segmentation"]
     assert r["replicas"] == [1, 2]
     assert r["weight_diff"] <= 1e-5 * max(1.0, r["max_weight"]), r
     one, mirrored = r["train_loss"]
