@@ -1,5 +1,6 @@
 """``mnas-train`` in real processes: kill -9 mid-run then resume, and clean errors."""
 
+import io
 import json
 import os
 import signal
@@ -9,6 +10,7 @@ import sys
 import numpy as np
 import tensorflow as tf
 
+from mnas_keras.training import Trainer, to_dict
 from mnas_keras.training.cli import build_config
 from mnas_keras.training.config import from_dict
 
@@ -16,14 +18,18 @@ BLOCKS = "r1_k3_s22_e1_i16_o16_se0.25,r1_k3_s22_e3_i16_o24"
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
 
 
+OVERRIDES = [
+    "model.dropout_rate=0.2", "data.augmentation=inception", "optimizer.ema_decay=0.99",
+    "trainer.steps_per_loop=1", "trainer.checkpoint_every_steps=10", "trainer.global_batch_size=32",
+    "trainer.eval_steps=1", "trainer.export=false",
+]
+
+
 def _command(model_dir, *extra):
     return [
         sys.executable, "-m", "mnas_keras.training.cli", "--recipe=digits", f"--blocks={BLOCKS}",
         f"--model_dir={model_dir}", "--train_steps=40", "--deterministic", "--seed=5",
-        "--overrides=model.dropout_rate=0.2", "--overrides=data.augmentation=inception",
-        "--overrides=optimizer.ema_decay=0.99", "--overrides=trainer.steps_per_loop=1",
-        "--overrides=trainer.checkpoint_every_steps=10", "--overrides=trainer.global_batch_size=32",
-        "--overrides=trainer.eval_steps=1", "--overrides=trainer.export=false", *extra,
+        *(f"--overrides={o}" for o in OVERRIDES), *extra,
     ]
 
 
@@ -35,8 +41,6 @@ def _checkpoint_values(path):
 
 def test_kill_9_mid_run_then_rerun_reaches_the_uninterrupted_weights(tmp_path):
     whole_dir, killed_dir = tmp_path / "whole", tmp_path / "killed"
-    whole = subprocess.Popen(_command(whole_dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, env=ENV)
     victim = subprocess.Popen(_command(killed_dir), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                               text=True, env=ENV)
     seen = []
@@ -51,13 +55,17 @@ def test_kill_9_mid_run_then_rerun_reaches_the_uninterrupted_weights(tmp_path):
     assert latest is not None and int(latest.rsplit("-", 1)[1]) < 40
     assert not (killed_dir / "metrics.json").exists()
 
-    rerun = subprocess.run(_command(killed_dir), capture_output=True, text=True, env=ENV, timeout=180)
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert f"resumed from {latest}" in rerun.stdout
-    out, err = whole.communicate(timeout=180)
-    assert whole.returncode == 0, err[-3000:]
-    summary = json.loads(out.strip().splitlines()[-1])
-    assert summary["step"] == 40 and json.loads(rerun.stdout.strip().splitlines()[-1])["step"] == 40
+    rerun = subprocess.Popen(_command(killed_dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    # The uninterrupted run, in this process while the rerun runs (the process under test is
+    # the killed one): the same config as the command line's, which the run dir records.
+    config = build_config(recipe="digits", blocks=BLOCKS.split(","), train_steps=40, deterministic=True, seed=5,
+                          overrides=OVERRIDES)
+    assert json.loads((killed_dir / "config.json").read_text()) == json.loads(json.dumps(to_dict(config)))
+    whole = Trainer(config, str(whole_dir), stream=io.StringIO()).train()
+    out, err = rerun.communicate(timeout=180)
+    assert rerun.returncode == 0, err[-3000:]
+    assert f"resumed from {latest}" in out
+    assert whole["step"] == 40 and json.loads(out.strip().splitlines()[-1])["step"] == 40
 
     a = _checkpoint_values(str(whole_dir / "ckpt-40"))
     b = _checkpoint_values(str(killed_dir / "ckpt-40"))

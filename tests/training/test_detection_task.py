@@ -1,11 +1,8 @@
 """The detection task in the training loop: finite losses, resume, learning, mirrored (subprocess)."""
 
 import io
-import json
 import math
 import pathlib
-import subprocess
-import sys
 
 import numpy as np
 import tensorflow as tf
@@ -13,8 +10,6 @@ import tensorflow as tf
 from mnas_keras.training import Trainer
 from mnas_keras.training.tasks.detection import DetectionTask
 from tests.training._detection_helpers import EmptySource, shapes, tiny_config, tiny_detector, trained_shapes_detector
-
-SCRIPT = pathlib.Path(__file__).with_name("_detection_mirrored_check.py")
 
 
 def _trainer(config, model_dir, source, allow_changes=()):
@@ -55,11 +50,9 @@ def test_resume_gives_the_uninterrupted_weights_and_visuals_are_written(tmp_path
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
-def test_mirrored_two_logical_cpus_equals_one_device(tmp_path):
-    proc = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path)], capture_output=True, text=True, timeout=400)
-    lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
-    assert proc.returncode == 0 and lines, proc.stderr[-3000:]
-    r = json.loads(lines[-1][len("RESULT "):])
+def test_mirrored_two_logical_cpus_equals_one_device(mirrored_results):
+    # a fresh process with two logical CPUs (tests/training/_mirrored_checks.py)
+    r = mirrored_results["detection"]
     assert r["replicas"] == [1, 2]
     assert r["weight_diff"] <= 1e-5 * max(1.0, r["max_weight"]), r
     one, two = r["train_loss"]

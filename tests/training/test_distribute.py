@@ -1,21 +1,11 @@
 """MirroredStrategy over two logical CPUs equals one device on the same global batch."""
 
-import json
-import pathlib
-import subprocess
-import sys
-
-SCRIPT = pathlib.Path(__file__).with_name("_mirrored_check.py")
 
 
-def test_mirrored_two_logical_cpus_equals_one_device(tmp_path):
-    # Logical devices must exist before TensorFlow initializes: a fresh process.
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), str(tmp_path)], capture_output=True, text=True, timeout=240
-    )
-    lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
-    assert proc.returncode == 0 and lines, proc.stderr[-3000:]
-    r = json.loads(lines[-1][len("RESULT "):])
+def test_mirrored_two_logical_cpus_equals_one_device(mirrored_results):
+    # Logical devices must exist before TensorFlow initializes: a fresh process, shared with
+    # the detection and segmentation comparisons (tests/training/_mirrored_checks.py).
+    r = mirrored_results["classification"]
     # Same global batch, loss / global batch, summed gradients, synchronized batch norm: equal
     # to float tolerance, first with plain SGD and no clipping (a loss divided by the
     # per-replica batch would double every step), then with the recipe's RMSProp, clipping of

@@ -1,9 +1,7 @@
 """Segmentation in the training loop: resume, MirroredStrategy, CLI errors."""
 
 import io
-import json
 import os
-import pathlib
 import subprocess
 import sys
 
@@ -16,10 +14,7 @@ from mnas_keras.heads import LRASPP
 from mnas_keras.training import Trainer, get_recipe
 from mnas_keras.training.cli import build_config
 from mnas_keras.training.config import SegmentationConfig
-
-SCRIPT = pathlib.Path(__file__).with_name("_segmentation_mirrored_check.py")
-sys.path.insert(0, str(SCRIPT.parent))
-from _segmentation_mirrored_check import SEG_TINY  # noqa: E402
+from tests.training._mirrored_checks import SEG_TINY
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
 TINY = [x for x in SEG_TINY if not x.startswith("model.sync_batch_norm")] + [
@@ -65,9 +60,10 @@ def test_run_writes_metrics_visuals_and_a_safe_mode_export(reference):
 
 def test_resume_gives_the_uninterrupted_weights(reference, tmp_path):
     d = str(tmp_path / "resumed")
-    Trainer(get_recipe("lraspp_shapes", TINY + ["trainer.train_steps=2"]), d, stream=io.StringIO()).train()
+    split = TINY + ["trainer.export=false", "task.num_visuals=0"]  # neither touches the weights
+    Trainer(get_recipe("lraspp_shapes", split + ["trainer.train_steps=2"]), d, stream=io.StringIO()).train()
     stream = io.StringIO()
-    trainer = Trainer(get_recipe("lraspp_shapes", TINY + ["trainer.steps_per_loop=1"]), d, stream=stream,
+    trainer = Trainer(get_recipe("lraspp_shapes", split + ["trainer.steps_per_loop=1"]), d, stream=stream,
                       allow_changes=("trainer.train_steps",))
     trainer.train()
     assert trainer.restored_from.endswith("ckpt-2")
@@ -77,12 +73,9 @@ def test_resume_gives_the_uninterrupted_weights(reference, tmp_path):
         np.testing.assert_array_equal(got.numpy(), want)
 
 
-def test_mirrored_two_logical_cpus_equals_one_device(tmp_path):
-    proc = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path)], capture_output=True,
-                          text=True, timeout=300, env=ENV)
-    lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
-    assert proc.returncode == 0 and lines, proc.stderr[-3000:]
-    r = json.loads(lines[-1][len("RESULT "):])
+def test_mirrored_two_logical_cpus_equals_one_device(mirrored_results):
+    # a fresh process with two logical CPUs (tests/training/_mirrored_checks.py)
+    r = mirrored_results["segmentation"]
     assert r["replicas"] == [1, 2]
     assert r["weight_diff"] <= 1e-5 * max(1.0, r["max_weight"]), r
     one, mirrored = r["train_loss"]

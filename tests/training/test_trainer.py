@@ -90,9 +90,11 @@ def test_run_writes_progress_checkpoints_summaries_metrics_config_and_export(ref
 
 def test_resume_with_other_steps_per_loop_gives_the_uninterrupted_weights(reference, tmp_path):
     d = str(tmp_path / "resumed")
-    Trainer(tiny_config("trainer.train_steps=4", "trainer.steps_per_loop=1"), d, stream=io.StringIO()).train()
+    no_export = "trainer.export=false"  # the export does not touch the weights
+    Trainer(tiny_config("trainer.train_steps=4", "trainer.steps_per_loop=1", no_export), d, stream=io.StringIO()).train()
     stream = io.StringIO()
-    trainer = Trainer(tiny_config("trainer.steps_per_loop=3"), d, stream=stream, allow_changes=["trainer.train_steps"])
+    trainer = Trainer(tiny_config("trainer.steps_per_loop=3", no_export), d, stream=stream,
+                      allow_changes=["trainer.train_steps"])
     trainer.train()
     assert "resumed from" in stream.getvalue() and "ckpt-4" in stream.getvalue()
     for got, want in zip(_weights(trainer), reference["weights"]):
@@ -210,8 +212,12 @@ def test_model_fit_works_on_the_task_model_and_pipeline():
 
 
 def test_digits_recipe_reaches_95_percent_test_accuracy(tmp_path):
-    """The offline proof: the published recipe, shortened, on a MnasNet-family model."""
-    config = get_recipe("digits", ["trainer.export=false"])
+    """The offline proof: the published recipe, shortened, on a MnasNet-family model.
+
+    Seeded, with op determinism: one fixed outcome, measured here at 0.967 (348 of 360), six
+    test images above the 95% target.
+    """
+    config = get_recipe("digits", ["trainer.export=false", "trainer.deterministic=true", "trainer.seed=0"])
     assert config.model.name == "mnasnet_small" and config.model.alpha == 0.5
     result = Trainer(config, str(tmp_path), stream=io.StringIO()).train()
     assert result["eval"]["examples"] == 360
