@@ -306,20 +306,18 @@ def test_loop_meets_the_target_in_steps_of_at_least_delta(loop_setup, reference_
     assert final.name == result.model.name == "classifier"
     assert [l.name for l in final.layers] == ["image", "backbone", "digit_head"]
     assert result.blocks == final.get_layer("backbone").blocks == result.model.get_layer("backbone").blocks
-    # Each accepted width is the largest multiple of 8 meeting L - delta: the parent with 8 more
-    # filters at that proposal, built and measured afresh, misses it.
-    from mnas_keras.search.netadapt.surgery import build, find_proposal
+    # At delta = 1% one step of 8 filters already meets L - delta, so every proposal takes the
+    # largest multiple of 8 below its width; its network, rebuilt from the journal's blocks and
+    # measured afresh, meets the constraint.
+    from mnas_keras.search.netadapt.surgery import build
 
-    accepted = [r for r in load_journal(str(folder / "a")) if r["event"] == "accepted"]
-    for k, (before, record) in enumerate(zip(latencies, accepted)):
-        if record["width"] + 8 >= record["from_width"]:
-            continue
-        parent = keras.saving.load_model(folder / "a" / ("seed.keras" if k == 0 else f"iter_{k}.keras"))
-        config = parent.get_layer("backbone").get_config()
-        flat = flatten(config["blocks"])
-        blocks, stem = apply(flat, config["stem_filters"], find_proposal(flat, config["stem_filters"], record["key"]),
-                             record["width"] + 8)
-        assert source(build(config, blocks, stem)) > before - delta
+    config = keras.saving.load_model(folder / "a" / "seed.keras").get_layer("backbone").get_config()
+    tried = [r for r in load_journal(str(folder / "a")) if r["event"] == "proposal" and r["status"] == "ok"]
+    assert len(tried) >= 2
+    for record in tried:
+        assert record["width"] == (record["from_width"] - 1) // 8 * 8, record["key"]
+        rebuilt = build(config, flatten(record["blocks"]), record["stem_filters"])
+        assert source(rebuilt) == record["latency_ms"] <= latencies[record["iteration"]] - delta
     assert (folder / "a" / "netadapt.png").stat().st_size > 0
 
 
