@@ -163,15 +163,71 @@ def test_mobilenet_v3_blocks_stem_group_and_se_from_expanded_width():
                                   w["stage2_block1_se_expand"][0][:, :, keep_se][..., keep])
 
     # A model nesting the backbone is accepted; the residual stem group shrinks the stem too.
+    from mnas_keras.search.netadapt.surgery import find_backbone
+
     x = keras.Input((32, 32, 3))
     wrapper = keras.Model(x, parent(x))
-    narrow = shrink(wrapper, "bottleneck:stem", 8)
+    narrow = find_backbone(shrink(wrapper, "bottleneck:stem", 8))
     assert narrow.get_config()["stem_filters"] == 8 and narrow.blocks[0] == "r1_k3_s22_e1_i8_o16_se0.25_relu_hsig_sexp"
 
 
+def test_a_backbone_nested_in_a_classifier_comes_back_in_the_same_wrapping():
+    """README's transfer-learning pattern: backbone(training=False) -> Dropout -> Dense."""
+    import keras
+
+    from mnas_keras.models import MnasNet
+    from mnas_keras.search.netadapt.surgery import find_backbone, shrink
+
+    keras.utils.set_random_seed(4)
+    inner = MnasNet(SE_MNAS, stem_filters=8, input_shape=(32, 32, 3), include_top=False, pooling="avg",
+                    head_filters=32, name="backbone")
+    image = keras.Input((32, 32, 3), name="image")
+    features = keras.layers.Dropout(0.2, name="drop")(inner(image, training=False))
+    outer = keras.Model(image, keras.layers.Dense(5, activation="softmax", name="digit_head")(features),
+                        name="classifier")
+    child = shrink(outer, "expansion:2", 64)
+    assert child.name == "classifier" and [l.name for l in child.layers] == ["image", "backbone", "drop", "digit_head"]
+    assert child.get_layer("backbone").blocks == ["r1_k3_s11_e1_i8_o8_noskip", "r1_k3_s22_e6_i8_o16_se0.25",
+                                                  "r1_k3_s11_e4_i16_o16_se0.25", "r1_k3_s22_e4_i16_o24"]
+    assert find_backbone(child) is child.get_layer("backbone") and child.get_layer("digit_head") is not \
+        outer.get_layer("digit_head")
+    for p, q in zip(child.get_layer("digit_head").weights, outer.get_layer("digit_head").weights):
+        np.testing.assert_array_equal(np.asarray(p), np.asarray(q))
+    kernel = np.asarray(inner.get_layer("stage2_block2_expand").kernel)
+    keep = _top([float(np.sum(kernel[..., c] ** 2)) for c in range(96)], 64)
+    np.testing.assert_array_equal(np.asarray(child.get_layer("backbone").get_layer("stage3_block1_expand").kernel),
+                                  kernel[..., keep])
+    assert child.get_config()["layers"][1]["inbound_nodes"][0]["kwargs"]["training"] is False
+    x = np.random.default_rng(5).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    probs = np.asarray(child(x))
+    np.testing.assert_allclose(probs.sum(axis=-1), [1.0, 1.0], rtol=1e-5)  # the softmax head is there
+
+
+def test_recalibrated_batch_norm_holds_the_datas_statistics():
+    import keras
+
+    from mnas_keras.search.netadapt.loop import recalibrate_batch_norm
+
+    image = keras.Input((8, 8, 3))
+    conv = keras.layers.Conv2D(4, 3, name="conv")
+    bn = keras.layers.BatchNormalization(momentum=0.99, name="bn")
+    inner = keras.Model(image, bn(conv(image)), name="inner")
+    outer_in = keras.Input((8, 8, 3))
+    outer = keras.Model(outer_in, keras.layers.GlobalAveragePooling2D()(inner(outer_in)))
+    x = np.random.default_rng(6).normal(3.0, 2.0, (24, 8, 8, 3)).astype("float32")
+    # Every batch is the whole set (batch_size = n), so each batch's statistics are the population's.
+    recalibrate_batch_norm(outer, x, batches=3, batch_size=24)
+    features = np.asarray(conv(x), "float64").reshape(-1, 4)  # numpy statistics of the conv output
+    np.testing.assert_allclose(np.asarray(bn.moving_mean), features.mean(axis=0), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(bn.moving_variance), features.var(axis=0), rtol=1e-4)
+    assert bn.momentum == 0.99  # restored
+
+
 # ----------------------------------------------------------------------- the loop
-LOOP_BLOCKS = ["r1_k3_s11_e1_i8_o8_noskip", "r1_k3_s22_e4_i8_o16", "r1_k3_s11_e4_i16_o16"]
-LOOP_CONFIG = dict(target_fraction=0.75, delta_fraction=0.1, steps=2, batch_size=16, seed=3)
+LOOP_BLOCKS = ["r1_k3_s22_e4_i8_o16", "r1_k3_s11_e4_i16_o16"]
+# MobileNetV3's delta (1% of the seed latency per step, the default) on a tiny seed nested in a
+# classifier (README's transfer-learning wrapping), so the loop carries the wrapping through.
+LOOP_CONFIG = dict(target_fraction=0.9, delta_fraction=0.01, steps=1, batch_size=16, seed=3)
 DRIVER = """
 import sys, numpy as np
 from mnas_keras.search.netadapt.latency import MAddsLatency
@@ -187,16 +243,18 @@ NetAdapt(sys.argv[1], data, MAddsLatency(32), NetAdaptConfig(**eval(sys.argv[4])
 def loop_setup(tmp_path_factory, digits32):
     (x, y), (xt, yt) = digits32
     folder = tmp_path_factory.mktemp("netadapt")
-    data = ((x[:160], y[:160]), (xt[:40], yt[:40]))
+    data = ((x[:80], y[:80]), (xt[:20], yt[:20]))
     np.savez(folder / "data.npz", x=data[0][0], y=data[0][1], xt=data[1][0], yt=data[1][1])
     import keras
 
     from mnas_keras.models import MnasNet
 
     keras.utils.set_random_seed(0)
-    model = MnasNet(LOOP_BLOCKS, stem_filters=8, input_shape=(32, 32, 3), classes=10, head_filters=16,
-                    include_preprocessing=True, preprocessing="scale_-1_1")
-    model.save(folder / "parent.keras")
+    backbone = MnasNet(LOOP_BLOCKS, stem_filters=8, input_shape=(32, 32, 3), include_top=False, pooling="avg",
+                       head_filters=16, include_preprocessing=True, preprocessing="scale_-1_1", name="backbone")
+    image = keras.Input((32, 32, 3), name="image")
+    outputs = keras.layers.Dense(10, activation="softmax", name="digit_head")(backbone(image))
+    keras.Model(image, outputs, name="classifier").save(folder / "parent.keras")
     return folder, data
 
 
@@ -225,21 +283,41 @@ def test_loop_meets_the_target_in_steps_of_at_least_delta(loop_setup, reference_
     import keras
 
     from mnas_keras.search.netadapt.latency import MAddsLatency
+    from mnas_keras.search.netadapt.loop import load_journal
 
     folder, data = loop_setup
     result = reference_run
     steps = _trajectory(folder / "a")
     assert result.status == "target_met" and result.iterations == len(steps) >= 1
-    source = MAddsLatency(32)  # re-measure the saved networks with a fresh source
-    seed_ms = source(keras.saving.load_model(folder / "a" / "seed.keras"))
+    source = MAddsLatency(32)  # re-measure the saved backbones with a fresh source
+
+    def backbone_ms(name):
+        return source(keras.saving.load_model(folder / "a" / name).get_layer("backbone"))
+
+    seed_ms = backbone_ms("seed.keras")
     assert seed_ms == result.seed_latency_ms
-    latencies = [seed_ms] + [source(keras.saving.load_model(folder / "a" / f"iter_{k}.keras"))
-                             for k in range(1, len(steps) + 1)]
+    latencies = [seed_ms] + [backbone_ms(f"iter_{k}.keras") for k in range(1, len(steps) + 1)]
     assert latencies[1:] == [s[3] for s in steps]
     delta = LOOP_CONFIG["delta_fraction"] * seed_ms
     assert all(after <= before - delta for before, after in zip(latencies, latencies[1:]))
     assert latencies[-1] <= LOOP_CONFIG["target_fraction"] * seed_ms < latencies[-2]
-    assert result.blocks == keras.saving.load_model(folder / "a" / "final.keras").blocks
+    final = keras.saving.load_model(folder / "a" / "final.keras")
+    # Same wrapping as the parent: the refined backbone between the input and the digit head.
+    assert final.name == result.model.name == "classifier"
+    assert [l.name for l in final.layers] == ["image", "backbone", "digit_head"]
+    assert result.blocks == final.get_layer("backbone").blocks == result.model.get_layer("backbone").blocks
+    # At delta = 1% one step of 8 filters already meets L - delta, so every proposal takes the
+    # largest multiple of 8 below its width; its network, rebuilt from the journal's blocks and
+    # measured afresh, meets the constraint.
+    from mnas_keras.search.netadapt.surgery import build
+
+    config = keras.saving.load_model(folder / "a" / "seed.keras").get_layer("backbone").get_config()
+    tried = [r for r in load_journal(str(folder / "a")) if r["event"] == "proposal" and r["status"] == "ok"]
+    assert len(tried) >= 2
+    for record in tried:
+        assert record["width"] == (record["from_width"] - 1) // 8 * 8, record["key"]
+        rebuilt = build(config, flatten(record["blocks"]), record["stem_filters"])
+        assert source(rebuilt) == record["latency_ms"] <= latencies[record["iteration"]] - delta
     assert (folder / "a" / "netadapt.png").stat().st_size > 0
 
 
@@ -308,3 +386,32 @@ def test_cli_errors_are_one_line_with_exit_2(capsys, argv, expected):
     err = capsys.readouterr().err.strip().splitlines()
     assert info.value.code == 2 and len(err) == 1 and err[0].startswith("mnas-netadapt: error: ")
     assert expected in err[0]
+
+
+def test_cli_names_its_overwrite_flag_for_another_run_and_refuses_to_overwrite_other_files(loop_setup, tmp_path,
+                                                                                            capsys):
+    from mnas_keras.search.netadapt.cli import main, parser
+
+    folder, _ = loop_setup
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text('{"netadapt": {"steps": 7}}')
+    (run_dir / "journal.jsonl").write_text("")
+    argv = [f"--model={folder / 'parent.keras'}", f"--run_dir={run_dir}", "--latency=madds", "--no_tflite"]
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert info.value.code == 2 and len(err) == 1
+    assert err[0].startswith(f"mnas-netadapt: error: run directory {run_dir} holds a run with different ")
+    assert "--overwrite" in err[0] and "--overwrite" in parser().format_help()  # the flag it names exists
+
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "thesis.txt").write_text("keep me")
+    with pytest.raises(SystemExit) as info:
+        main([f"--model={folder / 'parent.keras'}", f"--run_dir={other}", "--latency=madds", "--overwrite"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert info.value.code == 2 and len(err) == 1
+    assert err[0] == (f"mnas-netadapt: error: --overwrite deletes only a run directory; {other} holds "
+                      "['thesis.txt'] but no journal.jsonl")
+    assert (other / "thesis.txt").read_text() == "keep me"

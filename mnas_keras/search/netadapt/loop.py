@@ -75,6 +75,9 @@ class NetAdaptConfig:
             proposals, and an optional cap on its size.
         divisor: widths are multiples of this (8).
         seed: seeds data order and fine-tuning.
+        bn_batches: after each fine-tune, batch-norm statistics are recomputed over this
+            many training batches of 256 (:func:`recalibrate_batch_norm`; 0 = keep the moving
+            averages).
     """
 
     target_fraction: float = 0.7
@@ -91,6 +94,7 @@ class NetAdaptConfig:
     val_subset: int | None = None
     divisor: int = 8
     seed: int = 0
+    bn_batches: int = 2
 
     def __post_init__(self):
         checks = [
@@ -105,6 +109,7 @@ class NetAdaptConfig:
             (0 < self.validation_fraction < 1, f"validation_fraction must be in (0, 1); received "
                                                f"{self.validation_fraction!r}"),
             (self.divisor >= 1, f"divisor must be >= 1; received {self.divisor!r}"),
+            (self.bn_batches >= 0, f"bn_batches must be >= 0; received {self.bn_batches!r}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -169,12 +174,33 @@ def accuracy(model, x, y, batch_size: int = 256) -> float:
     return hits / len(x)
 
 
+def outputs_probabilities(model) -> bool:
+    """Whether ``model`` ends in a softmax (an ``MnasNet`` with ``classifier_activation=
+    "softmax"``, or a functional model whose output layer, or nested model, does)."""
+    import keras
+
+    config = model.get_config() if hasattr(model, "get_config") else {}
+    if isinstance(config, dict) and "classifier_activation" in config:
+        return config["classifier_activation"] == "softmax"
+    outputs = getattr(model, "outputs", None) or []
+    if len(outputs) != 1:
+        return False
+    last = outputs[0]._keras_history[0]
+    if isinstance(last, keras.layers.Softmax):
+        return True
+    if isinstance(last, keras.Model):
+        return outputs_probabilities(last)
+    activation = getattr(last, "activation", None)
+    return activation is keras.activations.softmax or getattr(activation, "__name__", "") == "softmax"
+
+
 def fine_tune(model, x, y, steps: int, *, batch_size: int, learning_rate: float, momentum: float, seed: int,
-              graph: bool = False) -> None:
+              graph: bool = False, cosine: bool = False) -> None:
     """``steps`` SGD steps on random batches (seeded): sparse categorical cross-entropy on
     the model's softmax output (from logits when it has no softmax). ``graph`` traces the
     step once (a ``tf.function``): worth it for hundreds of steps, not for a short
-    fine-tune of a new model."""
+    fine-tune of a new model. ``cosine`` decays the learning rate to 0 over the steps
+    (``keras.optimizers.schedules.CosineDecay``) instead of keeping it constant."""
     if steps <= 0:
         return
     import keras
@@ -182,8 +208,10 @@ def fine_tune(model, x, y, steps: int, *, batch_size: int, learning_rate: float,
 
     keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
+    if cosine:
+        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, steps)
     optimizer = keras.optimizers.SGD(learning_rate, momentum=momentum)
-    logits = model.get_config().get("classifier_activation") != "softmax"
+    logits = not outputs_probabilities(model)
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=logits)
     variables = model.trainable_variables
     batch = min(batch_size, len(x))
@@ -205,6 +233,61 @@ def fine_tune(model, x, y, steps: int, *, batch_size: int, learning_rate: float,
             raise FloatingPointError("the fine-tuning loss became NaN or infinite")
 
 
+def recalibrate_batch_norm(model, x, *, batches: int = 8, batch_size: int = 64, seed: int = 0) -> None:
+    """Sets every batch norm's moving mean and variance (nested models included) to the
+    average of its batch statistics over ``batches`` random batches of ``x`` (training-mode
+    forward passes, no weight update): the cumulative average, as PyTorch's
+    ``torch.optim.swa_utils.update_bn``.
+
+    A short, high-learning-rate training leaves the moving averages (momentum 0.99) far from
+    the statistics the final weights produce, so inference-mode accuracy can sit at chance
+    while training-mode accuracy is high; NetAdapt's children, fine-tuned only ``T`` steps
+    after surgery, have the same lag. Recalibrating makes inference mode measure the trained
+    weights.
+
+    Args:
+        model: a Keras model (any functional model; nested models are walked).
+        x: images ``(n, height, width, channels)`` in the model's input range.
+        batches: number of batches (0: do nothing).
+        batch_size: images per batch (at most ``n``).
+        seed: seeds which images form the batches.
+
+    Example:
+        >>> import keras, numpy as np
+        >>> inputs = keras.Input((4,))
+        >>> bn = keras.layers.BatchNormalization()
+        >>> model = keras.Model(inputs, bn(inputs))
+        >>> x = np.arange(16, dtype="float32").reshape(4, 4)
+        >>> recalibrate_batch_norm(model, x, batches=1, batch_size=4)
+        >>> [float(v) for v in bn.moving_mean.numpy()]
+        [6.0, 7.0, 8.0, 9.0]
+    """
+    if batches <= 0 or len(x) == 0:
+        return
+    import keras
+
+    layers, stack = [], [model]
+    while stack:
+        for layer in getattr(stack.pop(), "layers", ()):
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layers.append(layer)
+            elif hasattr(layer, "layers"):
+                stack.append(layer)
+    if not layers:
+        return
+    saved = [layer.momentum for layer in layers]
+    rng = np.random.default_rng(seed)
+    batch = min(batch_size, len(x))
+    try:
+        for i in range(batches):
+            for layer in layers:  # cumulative average: the first batch replaces the old statistics
+                layer.momentum = i / (i + 1)
+            model(np.asarray(x[rng.choice(len(x), batch, replace=False)], "float32"), training=True)
+    finally:
+        for layer, momentum in zip(layers, saved):
+            layer.momentum = momentum
+
+
 class NetAdapt:
     """Refines a trained ``MnasNet`` to a latency target (see the module docstring).
 
@@ -216,6 +299,8 @@ class NetAdapt:
         run_dir: the run directory (resumed when it holds this run).
         export_tflite: write ``final.tflite`` (float32) at the end.
         log: a ``print``-like function (None: silent).
+        overwrite: delete the run in ``run_dir`` first (only a directory holding a run's
+            ``journal.jsonl`` or nothing; as ``mnas-search --overwrite``).
 
     Raises:
         SearchConfigError (a ``ValueError``): bad settings, or a run directory holding a
@@ -223,11 +308,13 @@ class NetAdapt:
     """
 
     def __init__(self, model, data, latency: Callable, config: NetAdaptConfig = NetAdaptConfig(),
-                 run_dir: str = "netadapt_run", *, export_tflite: bool = True, log: Callable | None = print):
+                 run_dir: str = "netadapt_run", *, export_tflite: bool = True, log: Callable | None = print,
+                 overwrite: bool = False):
         self.model, self.data, self.latency, self.config = model, data, latency, config
         self.run = RunDirectory(run_dir)
         self.export_tflite = bool(export_tflite)
         self.log = log or (lambda *a, **k: None)
+        self.overwrite = bool(overwrite)
 
     # ------------------------------------------------------------------ helpers
     def _path(self, *names) -> str:
@@ -259,6 +346,9 @@ class NetAdapt:
                 "data": {"train": int(len(x)), "digest": digest}}
 
     def _measure(self, model, cache: dict) -> float:
+        from mnas_keras.search.netadapt.surgery import find_backbone
+
+        model = find_backbone(model)
         key = (tuple(b.to_string() for b in flatten(model.blocks)), model.get_config()["stem_filters"])
         if key not in cache:
             cache[key] = latency_ms(self.latency, model)
@@ -267,7 +357,7 @@ class NetAdapt:
     # --------------------------------------------------------------------- run
     def run_loop(self) -> NetAdaptResult:
         """Runs (or resumes) the refinement; returns the result and writes the outputs."""
-        from mnas_keras.search.netadapt.surgery import build, find_backbone, flat_config, shrink, transfer
+        from mnas_keras.search.netadapt.surgery import build, find_backbone, flat_config, rewrap, shrink, transfer
 
         cfg = self.config
         model = self.model
@@ -278,24 +368,25 @@ class NetAdapt:
         backbone = find_backbone(model)
         (x_train, y_train), (x_val, y_val), (x_test, y_test) = split_data(
             self.data, cfg.validation_fraction, cfg.seed, cfg.val_subset)
-        resumed = self.run.prepare(self._definition(backbone))
+        resumed = self.run.prepare(self._definition(backbone), overwrite=self.overwrite)
         journal = self.run.journal
         try:
             records = journal.records
             seed_rec = next((r for r in records if r.get("event") == "seed"), None)
             if seed_rec is None or not os.path.exists(self._path("seed.keras")):
                 config = flat_config(backbone)
-                seed_model = build(config, flatten(config["blocks"]), config["stem_filters"])
-                transfer(backbone, seed_model)
+                seed_backbone = build(config, flatten(config["blocks"]), config["stem_filters"])
+                transfer(backbone, seed_backbone)
+                seed_model = rewrap(model, backbone, seed_backbone)  # in the caller's wrapping
                 self._save_keras(seed_model, "seed.keras")
             seed_model = self._load("seed.keras")
             if hasattr(self.latency, "set_anchor"):
                 anchor_ms = seed_rec["latency_ms"] if seed_rec else None
-                self.latency.set_anchor(seed_model, anchor_ms)
+                self.latency.set_anchor(find_backbone(seed_model), anchor_ms)
             cache: dict = {}
             if seed_rec is None:
-                seed_rec = {"event": "seed", "blocks": merge(seed_model.blocks),
-                            "stem_filters": seed_model.get_config()["stem_filters"],
+                seed_rec = {"event": "seed", "blocks": merge(find_backbone(seed_model).blocks),
+                            "stem_filters": find_backbone(seed_model).get_config()["stem_filters"],
                             "latency_ms": self._measure(seed_model, cache),
                             "accuracy": accuracy(seed_model, x_val, y_val),
                             "test_accuracy": accuracy(seed_model, x_test, y_test), "time": time.time()}
@@ -340,9 +431,12 @@ class NetAdapt:
                     fine_tune(final, x_train, y_train, cfg.final_steps, batch_size=cfg.batch_size,
                               learning_rate=cfg.learning_rate, momentum=cfg.momentum,
                               seed=_seed_of(cfg.seed, "final"))
+                    recalibrate_batch_norm(final, x_train, batches=cfg.bn_batches, batch_size=256,
+                                           seed=_seed_of(cfg.seed, "final", "bn"))
                 self._save_keras(final, "final.keras")
-                final_rec = {"event": "final", "status": status, "blocks": merge(final.blocks),
-                             "stem_filters": final.get_config()["stem_filters"], "latency_ms": current_ms,
+                final_rec = {"event": "final", "status": status, "blocks": merge(find_backbone(final).blocks),
+                             "stem_filters": find_backbone(final).get_config()["stem_filters"],
+                             "latency_ms": current_ms,
                              "accuracy": accuracy(final, x_val, y_val),
                              "test_accuracy": accuracy(final, x_test, y_test), "time": time.time()}
                 journal.append(final_rec)
@@ -361,9 +455,11 @@ class NetAdapt:
     def _iteration(self, current, current_ms, current_acc, iteration, delta, cache, train, val, shrink, build):
         import keras
 
+        from mnas_keras.search.netadapt.surgery import find_backbone, rewrap
+
         cfg = self.config
         journal = self.run.journal
-        config = current.get_config()
+        config = find_backbone(current).get_config()
         flat = flatten(config["blocks"])
         constraint = current_ms - delta
         done = {r["key"]: r for r in journal.records if r.get("event") == "proposal" and r["iteration"] == iteration}
@@ -382,13 +478,16 @@ class NetAdapt:
                 fine_tune(child, train[0], train[1], cfg.steps, batch_size=cfg.batch_size,
                           learning_rate=cfg.learning_rate, momentum=cfg.momentum,
                           seed=_seed_of(cfg.seed, iteration, proposal.key))
+                recalibrate_batch_norm(child, train[0], batches=cfg.bn_batches, batch_size=256,
+                                       seed=_seed_of(cfg.seed, iteration, proposal.key, "bn"))
                 acc = accuracy(child, *val)
                 weights = os.path.join(folder, _safe(proposal.key) + ".weights.h5")
                 tmp = weights + ".tmp.weights.h5"
                 child.save_weights(tmp)
                 os.replace(tmp, weights)
-                record.update(status="ok", width=width, latency_ms=child_ms, accuracy=acc, blocks=merge(child.blocks),
-                              stem_filters=child.get_config()["stem_filters"],
+                record.update(status="ok", width=width, latency_ms=child_ms, accuracy=acc,
+                              blocks=merge(find_backbone(child).blocks),
+                              stem_filters=find_backbone(child).get_config()["stem_filters"],
                               score=self._score(acc, child_ms, current_acc, current_ms))
                 self.log(f"netadapt: iteration {iteration}: {proposal.key} {proposal.width}->{record['width']}: "
                          f"{child_ms:.4g} ms, accuracy {acc:.4f}")
@@ -401,7 +500,7 @@ class NetAdapt:
             return None
         order = {p.key: i for i, p in enumerate(proposals(flat, config["stem_filters"]))}
         best = max(ok, key=lambda r: (r["score"], -order.get(r["key"], 0)))
-        winner = build(config, flatten(best["blocks"]), best["stem_filters"])
+        winner = rewrap(current, find_backbone(current), build(config, flatten(best["blocks"]), best["stem_filters"]))
         winner.load_weights(os.path.join(folder, _safe(best["key"]) + ".weights.h5"))
         chosen = {k: best[k] for k in ("iteration", "key", "from_width", "width", "latency_ms", "accuracy", "blocks",
                                        "stem_filters", "score")}

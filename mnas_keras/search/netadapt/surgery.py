@@ -69,6 +69,70 @@ def find_backbone(model):
     return found[0]
 
 
+def _nests(model, target) -> bool:
+    return any(layer is target or (isinstance(layer, keras.Model) and _nests(layer, target))
+               for layer in getattr(model, "layers", ()))
+
+
+def rewrap(model, backbone, replacement):
+    """``model`` with its nested ``backbone`` replaced by ``replacement``: every other layer
+    is a copy (same config, same weights), the backbone's call (e.g. ``training=False``) and
+    the graph around it kept; models nested deeper are rebuilt the same way. ``model`` itself
+    being ``backbone`` gives ``replacement``.
+
+    Args:
+        model: a functional or Sequential model containing ``backbone``.
+        backbone: the layer (an ``MnasNet``) to replace.
+        replacement: the new backbone (same input shape and output width).
+
+    Returns:
+        A new model; ``model`` is left unchanged.
+
+    Raises:
+        SurgeryError: ``backbone`` is not in ``model``.
+
+    Example:
+        >>> from mnas_keras.models import MnasNet
+        >>> inner = MnasNet(["r1_k3_s11_e1_i8_o8"], stem_filters=8, input_shape=(32, 32, 3),
+        ...                 include_top=False, pooling="avg", head_filters=16)
+        >>> x = keras.Input((32, 32, 3), name="image")
+        >>> outer = keras.Model(x, keras.layers.Dense(3, name="top")(inner(x)), name="classifier")
+        >>> narrow = MnasNet(["r1_k3_s11_e1_i8_o8"], stem_filters=8, input_shape=(32, 32, 3),
+        ...                  include_top=False, pooling="avg", head_filters=16, name="narrow")
+        >>> new = rewrap(outer, inner, narrow)
+        >>> new.name, [layer.name for layer in new.layers]
+        ('classifier', ['image', 'narrow', 'top'])
+    """
+    if model is backbone:
+        return replacement
+    if not _nests(model, backbone):
+        raise SurgeryError(f"{getattr(backbone, 'name', backbone)!r} is not nested in "
+                           f"{getattr(model, 'name', model)!r}")
+    copied = {}
+
+    def clone(layer):
+        if layer is backbone:
+            return replacement
+        if isinstance(layer, keras.Model) and _nests(layer, backbone):
+            new = rewrap(layer, backbone, replacement)
+        else:
+            new = layer.__class__.from_config(layer.get_config())
+            copied[id(new)] = layer
+        return new
+
+    inputs = None
+    if not isinstance(model, keras.Sequential):  # keep the input layers' names
+        inputs = [keras.Input(batch_shape=t.shape, dtype=t.dtype, name=t._keras_history[0].name)
+                  for t in model.inputs]
+        inputs = inputs if len(inputs) > 1 else inputs[0]
+    out = keras.models.clone_model(model, input_tensors=inputs, clone_function=clone)
+    for layer in out.layers:
+        source = copied.get(id(layer))
+        if source is not None and source.weights:
+            layer.set_weights(source.get_weights())
+    return out
+
+
 def flat_config(model) -> dict:
     """The model's ``MnasNet`` config with flat blocks and the width multiplier applied
     (``alpha`` 1.0, scaled block widths and stem), which builds the same graph.
@@ -274,8 +338,10 @@ def shrink(model, proposal, width: int):
         width: the new filter count (below the current one).
 
     Returns:
-        A new ``MnasNet`` (blocks merged into stages where repeats are identical) with
-        ``netadapt_kept`` (kept channel indices per narrowed space) set on it.
+        A new ``MnasNet`` (blocks merged into stages where repeats are identical), in the
+        same wrapping as ``model`` when ``model`` nests it (:func:`rewrap`: outer layers
+        copied with their weights), with ``netadapt_kept`` (kept channel indices per narrowed
+        space) set on it.
 
     Raises:
         ProposalError: the width would change the structure. SurgeryError: bad model.
@@ -288,4 +354,8 @@ def shrink(model, proposal, width: int):
     new_blocks, stem = apply(blocks, config["stem_filters"], proposal, width)
     child = build(config, new_blocks, stem)
     child.netadapt_kept = transfer(backbone, child)
+    if model is not backbone:
+        kept = child.netadapt_kept
+        child = rewrap(model, backbone, child)
+        child.netadapt_kept = kept
     return child
