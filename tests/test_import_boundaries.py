@@ -106,16 +106,21 @@ def test_search_has_no_import_cycle():
     assert "mnas_keras.search.latency.table" in graph["mnas_keras.search.cli.latency_table"]  # the graph is read
 
 
+def _heavy_modules_loaded_by(code: str) -> str:
+    """Runs ``code`` (which prints the TF/Keras/Ray modules it loaded) in a fresh interpreter."""
+    out = subprocess.run([sys.executable, "-c", code], cwd=PACKAGE.parent, capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "PYTHONPATH": str(PACKAGE.parent)})
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
 def test_search_lower_layers_import_no_tensorflow():
     code = ("import sys\n"
             "import mnas_keras.search.latency.table, mnas_keras.search.latency.parts, mnas_keras.search.space\n"
             "import mnas_keras.search.reward, mnas_keras.search.run.journal, mnas_keras.search.pareto\n"
             "from mnas_keras.search.controllers import ppo, reinforce, evolution, random_search\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'ray')))\n")
-    out = subprocess.run([sys.executable, "-c", code], cwd=PACKAGE.parent, capture_output=True, text=True,
-                         timeout=120, env={**os.environ, "PYTHONPATH": str(PACKAGE.parent)})
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[]"
+    assert _heavy_modules_loaded_by(code) == "[]"
 
 
 def test_shared_config_module_imports_no_tensorflow():
@@ -127,7 +132,4 @@ def test_shared_config_module_imports_no_tensorflow():
             "assert training_errors.ConfigError is shared.ConfigError\n"
             "assert search_config.override is shared.override\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'ray')))\n")
-    out = subprocess.run([sys.executable, "-c", code], cwd=PACKAGE.parent, capture_output=True, text=True,
-                         timeout=120, env={**os.environ, "PYTHONPATH": str(PACKAGE.parent)})
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[]"
+    assert _heavy_modules_loaded_by(code) == "[]"
