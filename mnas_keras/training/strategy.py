@@ -7,7 +7,7 @@ Example:
     >>> create_strategy("mirored")
     Traceback (most recent call last):
     ...
-    mnas_keras.training.errors.ConfigError: unknown strategy 'mirored'; expected one of ('default', 'one_device', 'mirrored', 'multi_worker_mirrored', 'tpu')
+    mnas_keras._config.ConfigError: unknown strategy 'mirored'; expected one of ('default', 'one_device', 'mirrored', 'multi_worker_mirrored', 'tpu')
 """
 
 from __future__ import annotations

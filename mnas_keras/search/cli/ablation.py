@@ -163,8 +163,9 @@ def ablation_defaults() -> types.SimpleNamespace:
     """
     from mnas_keras.search.cli.search import _define_flags
 
-    _define_flags()
-    values = {name: FLAGS[name].default for name in FLAGS}
+    search_flags = flags.FlagValues()  # not absl's global FLAGS: other tools define theirs there
+    _define_flags(search_flags)
+    values = {name: search_flags[name].default for name in search_flags}
     return types.SimpleNamespace(**{**values, **ABLATION_DEFAULTS})
 
 

@@ -48,16 +48,20 @@ import functools
 import json
 import sys
 import time
+import types
 
 from absl import app, flags
 
 FLAGS = flags.FLAGS
 
 
-def _define_flags() -> None:
-    if "num_samples" in FLAGS:
+def _define_flags(flag_values: flags.FlagValues | None = None) -> None:
+    """Defines ``mnas-search``'s flags in ``flag_values`` (absl's global ``FLAGS`` by default)."""
+    fv = FLAGS if flag_values is None else flag_values
+    if "num_samples" in fv:
         return
-    d = flags
+    d = types.SimpleNamespace(**{name: functools.partial(getattr(flags, name), flag_values=fv)
+                                 for name in dir(flags) if name.startswith("DEFINE_")})
     d.DEFINE_string("run_dir", "runs/mnas_search", "Run directory (re-running resumes it).")
     d.DEFINE_bool("overwrite", False, "Delete an existing run in --run_dir first.")
     d.DEFINE_string("space", "mnasnet", "'mnasnet' (the paper's space around MobileNetV2), 'uib' / 'mobilenetv4' "
