@@ -189,6 +189,21 @@ def main():
                 lines.append(f"| {statistic}, {units} | {fit} | {stats['n']} | {100 * stats['within_10']:.1f}% | "
                              f"{100 * stats['within_5']:.1f}% | {100 * stats['rmspe']:.2f}% | "
                              f"{100 * stats['mean_error']:+.2f}% | {100 * stats['worst_error']:+.2f}% |")
+    # baselines that know nothing of the parts: the skill the table must beat on a space whose
+    # networks differ little in latency
+    ms = [corrected(data["networks"], "median", stat(data["parts"]["anchor"][0], "median"))[n] for n in net_names]
+    constant = statistics.mean(ms[:n_cal])
+    stats = accuracy([constant] * len(holdout), ms[n_cal:])
+    lines.append(f"| median, drift-corrected | baseline: a constant (calibration mean) | {stats['n']} | "
+                 f"{100 * stats['within_10']:.1f}% | {100 * stats['within_5']:.1f}% | {100 * stats['rmspe']:.2f}% | "
+                 f"{100 * stats['mean_error']:+.2f}% | {100 * stats['worst_error']:+.2f}% |")
+    spread = statistics.pstdev(ms) / statistics.mean(ms)
+    lines.append("")
+    lines.append(f"Measured network latency (median, drift-corrected, all {len(ms)}): {min(ms):.2f}-{max(ms):.2f} ms, "
+                 f"mean {statistics.mean(ms):.2f}, coefficient of variation {100 * spread:.2f}%.")
+    lines.append("")
+    lines.append("| statistic, units | fit | n | within +-10% | within +-5% | RMSPE | bias | worst |")
+    lines.append("|---|---|---:|---:|---:|---:|---:|---:|")
     # the noise floor: one repeat against another, same statistic, drift-corrected
     if args.repeats >= 2:
         for statistic in ("median", "min"):
