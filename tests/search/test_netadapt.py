@@ -415,3 +415,60 @@ def test_cli_names_its_overwrite_flag_for_another_run_and_refuses_to_overwrite_o
     assert err[0] == (f"mnas-netadapt: error: --overwrite deletes only a run directory; {other} holds "
                       "['thesis.txt'] but no journal.jsonl")
     assert (other / "thesis.txt").read_text() == "keep me"
+
+
+class _AnchoredMAdds:
+    """Multiply-adds with the measured source's anchor seam, recording every anchor set."""
+
+    name = "madds"
+
+    def __init__(self):
+        from mnas_keras.search.netadapt.latency import MAddsLatency
+
+        self.madds, self.anchors = MAddsLatency(32), []
+
+    def config(self):
+        return self.madds.config()
+
+    def set_anchor(self, model, anchor_ms=None):
+        self.anchors.append((list(model.blocks), anchor_ms))
+        return self.madds(model) if anchor_ms is None else anchor_ms
+
+    def __call__(self, model):
+        return self.madds(model)
+
+
+def test_each_iteration_times_its_proposals_against_the_current_network(loop_setup, reference_run):
+    from mnas_keras.search.netadapt.loop import NetAdapt, NetAdaptConfig, load_journal
+
+    folder, data = loop_setup
+    source = _AnchoredMAdds()
+    result = NetAdapt(str(folder / "parent.keras"), data, source, NetAdaptConfig(**LOOP_CONFIG),
+                      str(folder / "anchored"), export_tflite=False, log=None).run_loop()
+    assert _trajectory(folder / "anchored") == _trajectory(folder / "a")  # the seam changes no decision
+    records = load_journal(str(folder / "anchored"))
+    seed = next(r for r in records if r["event"] == "seed")
+    accepted = [r for r in records if r["event"] == "accepted"]
+    # the seed (timed alone), then per iteration the network it starts from with its journaled
+    # milliseconds, then the seed again to time the final network against it
+    expected = [(seed["blocks"], None), (seed["blocks"], seed["latency_ms"])]
+    expected += [(r["blocks"], r["latency_ms"]) for r in accepted[:-1]]
+    expected += [(seed["blocks"], seed["latency_ms"])]
+    assert source.anchors == expected
+    assert result.latency_vs_seed_ms == reference_run.latency_ms == accepted[-1]["latency_ms"]
+
+
+def test_measured_latency_rebuilds_a_network_fixed_to_another_size(tmp_path):
+    import keras
+    from ai_edge_litert.interpreter import Interpreter
+
+    from mnas_keras.search.errors import SearchConfigError
+    from mnas_keras.search.netadapt.latency import MeasuredLatency
+
+    flat = MeasuredLatency(input_size=48)._convert(_model(SE_MNAS))  # built for 32x32
+    interpreter = Interpreter(model_content=flat)
+    assert interpreter.get_input_details()[0]["shape"].tolist() == [1, 48, 48, 3]
+    inputs = keras.Input((32, 32, 3))
+    plain = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(inputs)))
+    with pytest.raises(SearchConfigError, match=r"fixed to \(32, 32\); cannot time it at 48x48"):
+        MeasuredLatency(input_size=48)._convert(plain)

@@ -166,6 +166,9 @@ def _run(args) -> int:
     print(f"{TOOL}: {result.status} after {result.iterations} steps: latency {result.seed_latency_ms:.4g} -> "
           f"{result.latency_ms:.4g} ms (target {result.target_ms:.4g}); test accuracy "
           f"{result.test_accuracy_before:.4f} -> {result.test_accuracy_after:.4f}")
+    if result.latency_vs_seed_ms is not None:
+        print(f"final network timed against the seed in one interleaved run: {result.latency_vs_seed_ms:.4g} ms "
+              f"({result.latency_vs_seed_ms / result.seed_latency_ms:.0%} of the seed)")
     print("blocks: " + " ".join(result.blocks))
     print(f"outputs in {result.run_dir}: final.keras, final.tflite, blocks.json, summary.json, netadapt.png")
     return 0

@@ -1,9 +1,12 @@
 """Latency sources for NetAdapt: called on a built ``MnasNet``, they return milliseconds.
 
 * :class:`MeasuredLatency`: converts to float32 LiteRT and times it (1 thread by default,
-  XNNPACK), interleaved with an *anchor* (the seed network) in the same process; the result
-  is ``anchor_ms * candidate / anchor`` from one interleaved run, so the drift of a shared
-  machine cancels as in the latency table (:mod:`mnas_keras.search.latency.table`).
+  XNNPACK), interleaved with an *anchor* in the same process; the result is
+  ``anchor_ms * candidate / anchor`` from one interleaved run, so the drift of a shared
+  machine cancels as in the latency table (:mod:`mnas_keras.search.latency.table`). The
+  NetAdapt loop makes the current network the anchor at each iteration (its journaled
+  milliseconds), so every proposal is timed against the network it must beat by ``delta``.
+  A network whose input is fixed to another size is rebuilt at ``input_size`` for timing.
 * :class:`TableLatency`: the search's calibrated :class:`~mnas_keras.search.latency.table.LatencyTable`
   through the search's table source (parts the table lacks are measured on LiteRT once).
 * any search :class:`~mnas_keras.search.latency.sources.LatencySource` (the seam the proxy
@@ -111,9 +114,24 @@ class MeasuredLatency:
         return {"source": self.name, "input_size": self.input_size, "num_threads": self.num_threads,
                 "warmup": self.warmup, "runs": self.runs, "rounds": self.rounds}
 
+    def _at_size(self, model):
+        """``model``, or, when its input is fixed to another size, the same network rebuilt
+        from its config at ``input_size`` (float32 latency does not depend on the weights'
+        values, so none are copied)."""
+        shape = tuple(model.input_shape[1:3])
+        if shape in ((self.input_size, self.input_size), (None, None)):
+            return model
+        config = model.get_config() if hasattr(model, "get_config") else None
+        if not isinstance(config, dict) or "input_shape" not in config:
+            raise SearchConfigError(f"the network's input is fixed to {shape}; cannot time it at "
+                                    f"{self.input_size}x{self.input_size} (build it with a free input size)")
+        config = {**config, "input_shape": (self.input_size, self.input_size, model.input_shape[-1])}
+        return type(model).from_config(config)
+
     def _convert(self, model) -> bytes:
         from mnas_keras.tflite import convert
 
+        model = self._at_size(model)
         return convert(model, input_shape=(self.input_size, self.input_size, model.input_shape[-1]))
 
     def set_anchor(self, model, anchor_ms: float | None = None) -> float:
