@@ -377,6 +377,7 @@ def test_table_source_is_the_tables_prediction_and_refuses_another_stem():
     (["--model=/nonexistent/m.keras"], "--model '/nonexistent/m.keras': no such file"),
     (["--latency=table"], "--latency=table needs --table"),
     (["--criterion=best"], "argument --criterion: invalid choice: 'best'"),
+    (["--latency_size=16"], "--latency_size must be >= 32; received 16"),
 ])
 def test_cli_errors_are_one_line_with_exit_2(capsys, argv, expected):
     from mnas_keras.search.netadapt.cli import main
@@ -472,3 +473,48 @@ def test_measured_latency_rebuilds_a_network_fixed_to_another_size(tmp_path):
     plain = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(inputs)))
     with pytest.raises(SearchConfigError, match=r"fixed to \(32, 32\); cannot time it at 48x48"):
         MeasuredLatency(input_size=48)._convert(plain)
+
+
+class _OptimisticFirstTiming(_AnchoredMAdds):
+    """A timed source's winner's curse, made deterministic: the first timing of a network reads
+    15% low, every later one exact (multiply-adds)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = set()
+
+    def __call__(self, model):
+        key = tuple(model.blocks), model.get_config()["stem_filters"]
+        first = key not in self.seen
+        self.seen.add(key)
+        return self.madds(model) * (0.85 if first else 1.0)
+
+
+def test_winner_timed_again_and_dropped_when_the_second_timing_misses_the_constraint(loop_setup):
+    import keras
+
+    from mnas_keras.search.netadapt.latency import MAddsLatency
+    from mnas_keras.search.netadapt.loop import NetAdapt, NetAdaptConfig, load_journal
+    from mnas_keras.search.netadapt.surgery import build
+
+    folder, data = loop_setup
+    config = dict(LOOP_CONFIG, delta_fraction=0.1, target_fraction=0.6)
+    result = NetAdapt(str(folder / "parent.keras"), data, _OptimisticFirstTiming(), NetAdaptConfig(**config),
+                      str(folder / "optimistic"), export_tflite=False, log=None).run_loop()
+    records = load_journal(str(folder / "optimistic"))
+    seed_config = keras.saving.load_model(folder / "optimistic" / "seed.keras").get_layer("backbone").get_config()
+    true_ms = lambda r: MAddsLatency(32)(build(seed_config, flatten(r["blocks"]), r["stem_filters"]))  # noqa: E731
+    seed_ms = next(r for r in records if r["event"] == "seed")["latency_ms"]
+    delta = 0.1 * seed_ms
+    latencies = [seed_ms]
+    for record in records:
+        if record["event"] == "rejected":  # its second timing (exact) misses the constraint
+            proposal = next(r for r in records if r["event"] == "proposal" and r["key"] == record["key"]
+                            and r["iteration"] == record["iteration"])
+            assert record["confirmed_ms"] == true_ms(proposal) > latencies[-1] - delta
+        if record["event"] == "accepted":  # accepted on its exact latency, which meets the constraint
+            assert record["latency_ms"] == true_ms(record) <= latencies[-1] - delta
+            assert record["first_latency_ms"] == pytest.approx(0.85 * record["latency_ms"])
+            latencies.append(record["latency_ms"])
+    assert any(r["event"] == "rejected" for r in records)
+    assert result.latency_ms == latencies[-1]
