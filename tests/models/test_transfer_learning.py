@@ -8,6 +8,7 @@ import keras
 import numpy as np
 
 from mnas_keras.applications import MnasNetSmall
+from tests._fit import build_fit_state
 
 KW = dict(input_shape=(32, 32, 3), weights=None, bn_momentum=0.9)
 
@@ -22,7 +23,9 @@ def test_frozen_backbone_then_fine_tune(digits32, tmp_path):
     keras.utils.set_random_seed(0)
     source = MnasNetSmall(classes=5, **KW)
     source.compile(keras.optimizers.Adam(2e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
-    source.fit(*_subset(x_train, y_train, [0, 1, 2, 3, 4]), batch_size=32, epochs=6, verbose=0)
+    x_source, y_source = _subset(x_train, y_train, [0, 1, 2, 3, 4])
+    build_fit_state(source, x_source, y_source)  # fit then traces its step once (tests/_fit.py)
+    source.fit(x_source, y_source, batch_size=32, epochs=6, verbose=0)
     source.save_weights(str(tmp_path / "source.weights.h5"))
 
     backbone = MnasNetSmall(include_top=False, pooling="avg", **KW)
@@ -41,12 +44,14 @@ def test_frozen_backbone_then_fine_tune(digits32, tmp_path):
     x_new_test, y_new_test = _subset(x_test, y_test, [5, 6, 7, 8, 9])
     untrained = model.evaluate(x_new_test, y_new_test, verbose=0, return_dict=True)
     frozen = [w.numpy().copy() for w in backbone.weights]
+    build_fit_state(model, x_new, y_new)
     model.fit(x_new, y_new, batch_size=32, epochs=4, verbose=0)
     assert all(np.array_equal(a, b.numpy()) for a, b in zip(frozen, backbone.weights))
     head_only = model.evaluate(x_new_test, y_new_test, verbose=0, return_dict=True)
 
     backbone.trainable = True
     model.compile(keras.optimizers.Adam(5e-4), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    build_fit_state(model, x_new, y_new)
     model.fit(x_new, y_new, batch_size=32, epochs=6, verbose=0)
     tuned = model.evaluate(x_new_test, y_new_test, verbose=0, return_dict=True)
     assert untrained["accuracy"] < 0.5

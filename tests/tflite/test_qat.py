@@ -17,6 +17,7 @@ from mnas_keras.tflite import (
     run_tflite,
     tf_keras_parity,
 )
+from tests._fit import build_fit_state
 
 
 def _accuracy(tflite, x, y):
@@ -41,6 +42,7 @@ def trained(digits32):
         keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         jit_compile=False,
     )
+    build_fit_state(model, x_train, y_train)  # fit then traces its step once (tests/_fit.py)
     model.fit(x_train, y_train, batch_size=batch, epochs=epochs, verbose=0)
     accuracy = _accuracy(convert(model), x_test, y_test)
     assert accuracy >= 0.9, accuracy  # a real classifier, so that the comparisons mean something

@@ -312,6 +312,8 @@ class ProxyEvaluator:
         optimizer = keras.optimizers.Adam(self.learning_rate)
         loss_fn = keras.losses.SparseCategoricalCrossentropy()
         variables = model.trainable_variables
+        # Slots made now: a tf.function whose first trace creates variables is traced twice.
+        optimizer.build(variables)
 
         def step(images, labels):
             with tf.GradientTape() as tape:
@@ -355,8 +357,11 @@ class ProxyEvaluator:
                 if deadline is not None and time.monotonic() > deadline:
                     raise _Timeout(f"training exceeded {timeout_s} s")
 
-        model.compile(optimizer=keras.optimizers.Adam(self.learning_rate),
-                      loss="sparse_categorical_crossentropy", metrics=["accuracy"], jit_compile=False)
+        # The metric as an object and the optimizer built: fit's first trace then creates no
+        # variables, so it is not traced a second time.
+        model.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss="sparse_categorical_crossentropy",
+                      metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")], jit_compile=False)
+        model.optimizer.build(model.trainable_variables)
         history = model.fit(x, y, batch_size=batch, epochs=self.epochs, shuffle=True, verbose=0,
                             callbacks=[Guard(), keras.callbacks.TerminateOnNaN()])
         loss = history.history["loss"][-1]

@@ -222,6 +222,7 @@ def fine_tune(model, x, y, steps: int, *, batch_size: int, learning_rate: float,
     logits = not outputs_probabilities(model)
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=logits)
     variables = model.trainable_variables
+    optimizer.build(variables)  # not inside the traced step, which would then be traced twice
     batch = min(batch_size, len(x))
 
     def step(images, labels):
