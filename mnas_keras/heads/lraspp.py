@@ -28,6 +28,7 @@ import keras
 from mnas_keras.applications import MnasNetA1, MnasNetB1, MnasNetSmall, MobileNetV3Large, MobileNetV3Small
 from mnas_keras.layers import register
 from mnas_keras.models import MnasNet
+from mnas_keras.models.arguments import FUNCTIONAL_KEYWORDS, check_keyword_arguments, parameter_names
 
 DEFAULT_FILTERS = 128
 PAPER_POOLING = (49, (16, 20))
@@ -152,6 +153,7 @@ class LRASPP(keras.Model):
         name: str = "lraspp",
         **kwargs,
     ):
+        check_keyword_arguments("LRASPP", kwargs, FUNCTIONAL_KEYWORDS + parameter_names(LRASPP.__init__))
         if isinstance(backbone, dict):
             backbone = _backbone_from_config(backbone)
         if not isinstance(backbone, keras.Model):
