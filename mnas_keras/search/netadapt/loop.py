@@ -103,7 +103,8 @@ class NetAdaptConfig:
             (0 < self.delta_fraction < 1, f"delta_fraction must be in (0, 1); received {self.delta_fraction!r}"),
             (self.steps >= 0 and self.final_steps >= 0, f"steps and final_steps must be >= 0; received "
                                                         f"{self.steps!r}, {self.final_steps!r}"),
-            (self.batch_size >= 1 and self.learning_rate > 0, "batch_size must be >= 1 and learning_rate > 0"),
+            (self.batch_size >= 1 and self.learning_rate > 0, "batch_size must be >= 1 and learning_rate > 0; "
+                                                               f"received {self.batch_size!r}, {self.learning_rate!r}"),
             (self.criterion in CRITERIA, f"criterion must be one of {CRITERIA}; received {self.criterion!r}"),
             (self.max_iterations >= 1, f"max_iterations must be >= 1; received {self.max_iterations!r}"),
             (0 < self.validation_fraction < 1, f"validation_fraction must be in (0, 1); received "
