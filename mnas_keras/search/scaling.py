@@ -150,8 +150,14 @@ class ScalingStudy:
         return [json.loads(line) for line in data[:end].splitlines() if line.strip()]
 
     def _append(self, record: dict) -> None:
-        with open(self.points_path, "a") as f:
-            f.write(json.dumps(record, sort_keys=True) + "\n")
+        with open(self.points_path, "ab+") as f:
+            size = f.seek(0, os.SEEK_END)
+            if size:  # a last line torn by a crash (records() skips it) is cut, not glued to
+                f.seek(0)
+                end = f.read().rfind(b"\n") + 1
+                if end != size:
+                    f.truncate(end)
+            f.write((json.dumps(record, sort_keys=True) + "\n").encode())
             f.flush()
             os.fsync(f.fileno())
 
