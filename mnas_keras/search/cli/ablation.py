@@ -250,8 +250,9 @@ def main(argv) -> int:
     from mnas_keras import _cli
     from mnas_keras.search.errors import SearchError
 
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments {argv[1:]}; every option is a --flag")
+    if len(argv) > 1:  # one line and exit 2 (absl's UsageError printed its usage text and exited 1)
+        print(f"mnas-ablation: error: unexpected arguments {argv[1:]}; every option is a --flag", file=sys.stderr)
+        return 2
     values = types.SimpleNamespace(**{name: FLAGS[name].value for name in FLAGS})
     try:
         if FLAGS.evaluator != "synthetic":

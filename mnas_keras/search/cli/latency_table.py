@@ -75,6 +75,9 @@ def main(argv) -> int:
     from mnas_keras import _cli
 
     f = flags.FLAGS
+    if len(argv) > 1:
+        print(f"mnas-latency-table: error: unexpected arguments {argv[1:]}; every option is a --flag", file=sys.stderr)
+        return 2
     try:
         if f.space in ("nasnet", "nasrl"):  # mnas_keras.search.spaces: no table parts
             raise SearchConfigError(f"--space={f.space} has no latency-table parts: only measured latency applies "
