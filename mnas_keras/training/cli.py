@@ -166,6 +166,13 @@ def main(argv) -> int:
             configure_logical_cpus(FLAGS.logical_cpus)
         from mnas_keras.training.trainer import Trainer
 
+        if FLAGS.mode != "train" and not config.model.init_weights:
+            import tensorflow as tf
+
+            if tf.train.latest_checkpoint(FLAGS.model_dir) is None:  # not an untrained network, silently
+                raise CheckpointError(
+                    f"--mode={FLAGS.mode}: model_dir {FLAGS.model_dir!r} holds no checkpoint; train it first "
+                    "(--mode=train) or start from weights (model.init_weights)")
         trainer = Trainer(config, FLAGS.model_dir, allow_changes=FLAGS.allow_changes)
         if FLAGS.mode == "train":
             result = trainer.train()
