@@ -68,6 +68,7 @@ def main(argv) -> int:
     from absl import flags
 
     from mnas_keras.search.errors import SearchConfigError, SearchError
+    from mnas_keras.search.latency import build as latency_build
     from mnas_keras.search.latency.table import LatencyTable, space_parts
     from mnas_keras.search.space import get_space
     from mnas_keras.tflite.errors import TFLiteError
@@ -100,10 +101,12 @@ def main(argv) -> int:
         rng = random.Random(f.seed)
         nets = [space.decode(space.sample(rng)) for _ in range(f.calibration + f.holdout)]
         calibration, holdout = nets[:f.calibration], nets[f.calibration:]
+        # saved after every benchmark group: an interrupted build resumes with what it measured
+        save_every = latency_build.MAX_PARTS_PER_BENCHMARK
         if f.all_parts:
-            table.measure_parts(space_parts(space, f.latency_size), log=print)
+            table.measure_parts(space_parts(space, f.latency_size), log=print, save_every=save_every)
             table.save()
-        table.measure_missing(calibration + holdout, log=print)
+        table.measure_missing(calibration + holdout, log=print, save_every=save_every)
         table.save()
         # Calibration and held-out networks are timed together, shuffled, in one interleaved
         # group with the anchor: both see the same machine speed (timed apart, they drifted
