@@ -47,6 +47,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from mnas_keras import _files
 from mnas_keras.search.errors import SearchConfigError
 from mnas_keras.search.netadapt.latency import latency_ms
 from mnas_keras.search.netadapt.proposals import ProposalError, flatten, merge, proposals
@@ -322,10 +323,8 @@ class NetAdapt:
         return os.path.join(self.run.path, *names)
 
     def _save_keras(self, model, name: str) -> str:
-        import tempfile
-
         path = self._path(name)
-        fd, tmp = tempfile.mkstemp(dir=self.run.path, suffix=".keras")
+        fd, tmp = _files.mkstemp(dir=self.run.path, suffix=".keras")
         os.close(fd)
         model.save(tmp)
         os.replace(tmp, path)
