@@ -140,7 +140,7 @@ class BudgetConfig:
 
     Attributes:
         num_samples: samples to draw (repeated architectures cost nothing). ``Search``'s
-            default; ``mnas-search``'s ``--num_samples`` defaults to 12.
+            default; ``mnas-search``'s ``--num_samples`` defaults to 8.
         top_k: best architectures exported besides the Pareto front.
         checkpoint_every: samples between controller checkpoints (any value resumes exactly).
         tensorboard: write TensorBoard scalars into ``<run_dir>/tensorboard``.

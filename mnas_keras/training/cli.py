@@ -109,7 +109,7 @@ def _define_flags():
     flags.DEFINE_string("config_file", None, "A config.json to start from instead of --recipe.")
     flags.DEFINE_string("model", None, "Registry name (mnasnet_a1, mobilenet_v3_small_075, ...) or keras:<Application>.")
     flags.DEFINE_list("blocks", None, "Comma-separated block strings for mnas_keras.MnasNet (instead of --model).")
-    flags.DEFINE_string("task", None, "Task name (classification, segmentation).")
+    flags.DEFINE_string("task", None, "Task name (classification, detection, segmentation).")
     flags.DEFINE_string("dataset", None, "digits, shapes_classification (generated, offline), folder, or a tensorflow-datasets name (imagenet2012, tf_flowers, ...).")
     flags.DEFINE_string("data_dir", None, "Prepared tensorflow-datasets directory, or the image-folder root.")
     flags.DEFINE_string("manual_dir", None, "Archives of a manual tensorflow-datasets dataset (ImageNet).")
