@@ -126,13 +126,44 @@ def _describe(error) -> str:
     return one_line(error)
 
 
+HELP_FLAGS = ("-h", "--help", "-help", "-?", "--helpshort", "-helpshort")
+
+
+def help_if_asked(tool: str, argv, flag_values=None) -> None:
+    """Prints ``tool``'s own flags to stdout and exits 0 when ``argv`` asks for help.
+
+    absl's ``--help`` lists the flags of the ``__main__`` module only, which for a console
+    script (or ``python -m package``) defines none: it printed a bare usage line and exited 1.
+    This lists every flag defined by a ``mnas_keras`` module (or the script itself) instead;
+    ``--helpfull`` stays absl's (every flag, TensorFlow's included).
+    """
+    arguments = list(argv)[1:]
+    if "--" in arguments:
+        arguments = arguments[: arguments.index("--")]
+    if not any(a in HELP_FLAGS for a in arguments):
+        return
+    from absl import flags
+
+    values = flag_values if flag_values is not None else flags.FLAGS
+    script = list(argv)[0] if argv else ""
+    print(f"usage: {tool} [flags]")
+    for module in values.flags_by_module_dict():
+        if module.startswith("mnas_keras") or (script and module == script):
+            print(values.module_help(module))
+    print("\nTry --helpfull to get a list of all flags.")
+    sys.stdout.flush()
+    raise SystemExit(0)
+
+
 def flags_parser(tool: str, flag_values=None):
-    """An absl ``flags_parser`` that reports a bad flag as one ``<tool>: error:`` line."""
+    """An absl ``flags_parser`` that reports a bad flag as one ``<tool>: error:`` line;
+    ``--help`` lists the tool's flags (:func:`help_if_asked`)."""
 
     def parse(argv):
         from absl import flags
 
         values = flag_values if flag_values is not None else flags.FLAGS
+        help_if_asked(tool, argv, values)
         try:
             return values(argv)
         except flags.Error as err:

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "mnas_keras"
-ORDER = {"_serialization": 0, "_cli": 0, "_config": 0, "codec": 0, "layers": 1, "models": 1, "datasets": 1, "applications": 2,
+ORDER = {"_serialization": 0, "_cli": 0, "_config": 0, "_files": 0, "codec": 0, "layers": 1, "models": 1, "datasets": 1, "applications": 2,
          "heads": 2,
          "training": 3, "tflite": 3, "demo": 4, "search": 4}
 FORBIDDEN_PEERS = {("training", "tflite"), ("tflite", "training")}

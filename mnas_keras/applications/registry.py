@@ -45,7 +45,14 @@ def list_models() -> list[str]:
 
 
 def parse_model_name(name: str) -> tuple[str, dict]:
-    """Splits ``"mnasnet_a1_050"`` into ``("mnasnet_a1", {"alpha": 0.5})``."""
+    """Splits ``"mnasnet_a1_050"`` into ``("mnasnet_a1", {"alpha": 0.5})``.
+
+    Raises:
+        UnknownModelError: ``name`` is not a string, or not a registry name.
+    """
+    if not isinstance(name, str):
+        raise UnknownModelError(f"a model name must be a string like 'mnasnet_a1'; received "
+                                f"{type(name).__name__}: {name!r}. Expected one of {list_models()}")
     key = name.lower().replace("-", "_")
     options: dict = {}
     if key not in _CONSTRUCTORS:
@@ -65,6 +72,20 @@ def create_model(name: str, **kwargs):
     """Builds a registered application model; ``kwargs`` go to its constructor.
 
     Weights default to ``None`` here (random initialization); pass ``weights=...`` to load.
+
+    Args:
+        name: a :func:`list_models` name, optionally with a width suffix (``_075``: alpha 0.75).
+        **kwargs: the constructor's arguments (``input_shape``, ``classes``, ``alpha``...).
+
+    Returns:
+        The application's ``keras.Model``.
+
+    Raises:
+        UnknownModelError: ``name`` is not a registry name (the message lists them).
+
+    Example:
+        >>> create_model("mobilenet_v3_small_050", input_shape=(32, 32, 3), classes=4).output_shape
+        (None, 4)
     """
     key, options = parse_model_name(name)
     constructor, fixed = _CONSTRUCTORS[key]

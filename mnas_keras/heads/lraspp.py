@@ -28,6 +28,8 @@ import keras
 from mnas_keras.applications import MnasNetA1, MnasNetB1, MnasNetSmall, MobileNetV3Large, MobileNetV3Small
 from mnas_keras.layers import register
 from mnas_keras.models import MnasNet
+from mnas_keras.models.graph import flatten_model, is_nested
+from mnas_keras.models.arguments import FUNCTIONAL_KEYWORDS, check_keyword_arguments, parameter_names
 
 DEFAULT_FILTERS = 128
 PAPER_POOLING = (49, (16, 20))
@@ -113,8 +115,10 @@ class LRASPP(keras.Model):
 
     Args:
         backbone: a ``mnas_keras.MnasNet`` (e.g. ``MobileNetV3Large(include_top=False,
-            output_stride=16)``), or any functional ``keras.Model`` together with
-            ``low_endpoint`` and ``high_endpoint`` layer names.
+            output_stride=16)``), a functional model nesting one (its endpoints name the
+            default taps; the graph is inlined, layers shared), or any functional
+            ``keras.Model`` together with ``low_endpoint`` and ``high_endpoint`` layer names
+            (also of layers of a model nested in it).
         num_classes: output channels (logits; no softmax).
         filters: width of the high branch and its gate (paper: 128).
         pooling: ``"global"`` (torchvision) or ``(kernel, stride)``, e.g. the paper's
@@ -152,6 +156,7 @@ class LRASPP(keras.Model):
         name: str = "lraspp",
         **kwargs,
     ):
+        check_keyword_arguments("LRASPP", kwargs, FUNCTIONAL_KEYWORDS + parameter_names(LRASPP.__init__))
         if isinstance(backbone, dict):
             backbone = _backbone_from_config(backbone)
         if not isinstance(backbone, keras.Model):
@@ -161,10 +166,16 @@ class LRASPP(keras.Model):
         if not isinstance(filters, int) or isinstance(filters, bool) or filters < 1:
             raise ValueError(f"Expected a positive integer filters. Received: filters={filters!r}")
         pooling = normalize_pooling(pooling)
-        low_name, high_name = _endpoints(backbone, low_endpoint, high_endpoint)
-        low = _tap(backbone, low_name, "low_endpoint")
-        high = _tap(backbone, high_name, "high_endpoint")
-        inputs = backbone.inputs[0] if len(backbone.inputs) == 1 else backbone.inputs
+        graph, named = backbone, backbone
+        if not isinstance(backbone, MnasNet) and is_nested(backbone):
+            # A model nesting the backbone (e.g. the transfer-learning wrapper): its graph is
+            # inlined (same layers), and a nested MnasNet's endpoints name the default taps.
+            graph = flatten_model(backbone)
+            named = _nested_mnasnet(backbone) or backbone
+        low_name, high_name = _endpoints(named, low_endpoint, high_endpoint, wrapper=backbone)
+        low = _tap(graph, low_name, "low_endpoint")
+        high = _tap(graph, high_name, "high_endpoint")
+        inputs = graph.inputs[0] if len(graph.inputs) == 1 else graph.inputs
         x = keras.layers.Conv2D(filters, 1, use_bias=False, name="lraspp_cbr_conv")(high)
         x = keras.layers.BatchNormalization(epsilon=1e-3, momentum=0.99, name="lraspp_cbr_bn")(x)
         x = keras.layers.ReLU(name="lraspp_cbr_relu")(x)
@@ -210,13 +221,25 @@ class LRASPP(keras.Model):
         return cls(**config)
 
 
-def _endpoints(backbone, low, high) -> tuple[str, str]:
+def _nested_mnasnet(model):
+    """The first ``MnasNet`` nested in ``model`` (breadth first), or ``None``."""
+    queue = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    while queue:
+        child = queue.pop(0)
+        if isinstance(child, MnasNet):
+            return child
+        queue.extend(layer for layer in child.layers if isinstance(layer, keras.Model))
+    return None
+
+
+def _endpoints(backbone, low, high, wrapper=None) -> tuple[str, str]:
     """Layer names of the low (stride-8) and high (deepest) taps."""
     endpoints = getattr(backbone, "endpoints", None)
     if not isinstance(backbone, MnasNet) or endpoints is None:
         if low is None or high is None:
+            name = (wrapper or backbone).name
             raise ValueError(
-                f"Backbone {backbone.name!r} is not a mnas_keras.MnasNet: pass low_endpoint and "
+                f"Backbone {name!r} is not a mnas_keras.MnasNet and nests none: pass low_endpoint and "
                 "high_endpoint (layer names of the stride-8 and stride-16 features)."
             )
         return low, high
@@ -247,6 +270,16 @@ def _stride8_end(backbone) -> str:
 
 
 def _tap(backbone, layer_name: str, what: str):
+    try:
+        layer = backbone.get_layer(layer_name)
+    except ValueError:
+        layer = None
+    if layer is not None:
+        # The layer's call in this graph: a flattened model shares its layers with the
+        # model they came from, whose own call is the layer's first node (``layer.output``).
+        for index, node in enumerate(layer._inbound_nodes):
+            if f"{id(layer)}_ib-{index}" in backbone._nodes:
+                return node.output_tensors[0] if len(node.output_tensors) == 1 else node.output_tensors
     try:
         return backbone.get_layer(layer_name).output
     except ValueError:

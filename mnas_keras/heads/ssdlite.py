@@ -28,6 +28,7 @@ import numpy as np
 from mnas_keras.applications import MnasNetA1, MobileNetV3Large, MobileNetV3Small
 from mnas_keras.heads.anchors import AnchorConfig, generate_anchors
 from mnas_keras.layers import register
+from mnas_keras.models.arguments import FUNCTIONAL_KEYWORDS, check_keyword_arguments, parameter_names
 
 BOX_OUTPUT = "box_encodings"
 CLASS_OUTPUT = "class_logits"
@@ -139,6 +140,7 @@ class SSDLite(keras.Model):
         name: str = "ssdlite",
         **kwargs,
     ):
+        check_keyword_arguments("SSDLite", kwargs, FUNCTIONAL_KEYWORDS + parameter_names(SSDLite.__init__))
         if not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
             raise ValueError(f"SSDLite: expected num_classes >= 1. Received: num_classes={num_classes!r}")
         if isinstance(anchor_config, dict):

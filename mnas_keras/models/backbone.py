@@ -11,6 +11,7 @@ import keras
 from mnas_keras.codec import BlockSpec, decode, encode
 from mnas_keras.codec.options import OPTION_NAMES, NetworkOptions
 from mnas_keras.layers import register
+from mnas_keras.models.arguments import FUNCTIONAL_KEYWORDS, check_keyword_arguments, parameter_names
 from mnas_keras.models.builder import build_graph
 
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
@@ -100,6 +101,8 @@ class MnasNet(keras.Model):
         layer_overrides: dict | None = None,
         **kwargs,
     ):
+        check_keyword_arguments(type(self).__name__, kwargs,
+                                OPTION_NAMES + FUNCTIONAL_KEYWORDS + parameter_names(MnasNet.__init__))
         changes = {key: kwargs.pop(key) for key in list(kwargs) if key in OPTION_NAMES}
         if options is not None and not isinstance(options, NetworkOptions):
             raise ValueError(f"Expected options to be a NetworkOptions. Received: options={options!r}")

@@ -101,6 +101,12 @@ def _fixed_size(model, input_shape):
         input_shape = (224, 224, shape[-1])
     config = model.get_config()
     if "blocks" not in config:
+        if all(d is not None for d in shape):  # fixed, but another size was asked for
+            raise ValueError(
+                f"profile(input_shape={tuple(input_shape)}) rebuilds only a mnas_keras.MnasNet at another size; "
+                f"{model.name} ({type(model).__name__}) has the fixed input shape {shape}: build it at the size "
+                "to count, or leave input_shape out."
+            )
         raise ValueError(
             f"profile() needs a model with a fixed input size; {model.name} has input shape "
             f"{shape}. Build it with input_shape=(H, W, C)."
@@ -115,10 +121,23 @@ def profile(model, input_shape=None) -> Profile:
         model: a functional Keras model (any ``mnas_keras`` model); nested functional or
             Sequential models (a backbone inside a new model) are counted layer by layer.
         input_shape: ``(H, W, C)`` to count at; default the model's own, or 224x224 for a
-            ``mnas_keras.MnasNet`` with unknown spatial size.
+            ``mnas_keras.MnasNet`` with unknown spatial size. Only a ``MnasNet`` can be
+            counted at a size other than its own.
+
+    Raises:
+        ValueError: ``model`` is not a ``keras.Model``; ``input_shape`` is not three positive
+            integers, or asks another size of a model that is not a ``MnasNet``; a model
+            without a fixed size that is not a ``MnasNet``.
     """
     from mnas_keras.models.graph import flatten_model, is_nested
 
+    if not isinstance(model, keras.Model):
+        raise ValueError(f"profile() expects a keras.Model; received {type(model).__name__}: {model!r:.80}")
+    if input_shape is not None:
+        dims = tuple(input_shape)
+        if len(dims) != 3 or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in dims):
+            raise ValueError(f"Expected input_shape (height, width, channels) of positive integers. "
+                             f"Received: input_shape={input_shape!r}")
     if is_nested(model):
         if input_shape is not None or None in tuple(model.input_shape[1:]):
             raise ValueError(

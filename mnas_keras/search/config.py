@@ -75,6 +75,13 @@ def _positive(key: str, value: Any, allow_none: bool = False) -> None:
         raise SearchConfigFieldError(f"{key} must be > 0; received {value!r}")
 
 
+def _finite(key: str, value: Any, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not abs(value) < float("inf"):
+        raise SearchConfigFieldError(f"{key} must be a finite number; received {value!r}")
+
+
 @dataclasses.dataclass(frozen=True)
 class ControllerConfig:
     """The controller (fixed on resume).
@@ -122,6 +129,9 @@ class RewardConfig:
         _choice("reward.kind", self.kind, REWARD_KINDS)
         _positive("reward.target_ms", self.target_ms, allow_none=True)
         _positive("reward.target_scale", self.target_scale)
+        _finite("reward.alpha", self.alpha, allow_none=True)
+        _finite("reward.beta", self.beta, allow_none=True)
+        _finite("reward.failure_reward", self.failure_reward)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,7 +140,7 @@ class BudgetConfig:
 
     Attributes:
         num_samples: samples to draw (repeated architectures cost nothing). ``Search``'s
-            default; ``mnas-search``'s ``--num_samples`` defaults to 12.
+            default; ``mnas-search``'s ``--num_samples`` defaults to 8.
         top_k: best architectures exported besides the Pareto front.
         checkpoint_every: samples between controller checkpoints (any value resumes exactly).
         tensorboard: write TensorBoard scalars into ``<run_dir>/tensorboard``.
@@ -261,6 +271,7 @@ class ExecutionConfig:
 
     def __post_init__(self):
         _choice("execution.executor", self.executor, EXECUTORS)
+        _at_least("execution.max_retries", self.max_retries, 0)
 
 
 @dataclasses.dataclass(frozen=True)

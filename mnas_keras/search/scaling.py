@@ -150,8 +150,14 @@ class ScalingStudy:
         return [json.loads(line) for line in data[:end].splitlines() if line.strip()]
 
     def _append(self, record: dict) -> None:
-        with open(self.points_path, "a") as f:
-            f.write(json.dumps(record, sort_keys=True) + "\n")
+        with open(self.points_path, "ab+") as f:
+            size = f.seek(0, os.SEEK_END)
+            if size:  # a last line torn by a crash (records() skips it) is cut, not glued to
+                f.seek(0)
+                end = f.read().rfind(b"\n") + 1
+                if end != size:
+                    f.truncate(end)
+            f.write((json.dumps(record, sort_keys=True) + "\n").encode())
             f.flush()
             os.fsync(f.fileno())
 
@@ -337,6 +343,7 @@ def parser():
 
 def _accuracy_fns(specs: list[str]) -> dict:
     from mnas_keras._cli import UsageError
+    from mnas_keras._serialization import check_keras_archive, load_model
 
     out = {}
     for spec in specs:
@@ -346,29 +353,37 @@ def _accuracy_fns(specs: list[str]) -> dict:
             raise UsageError(f"--trained {spec!r}: expected ARCH:WIDTH=model.keras")
         if not os.path.isfile(path):
             raise UsageError(f"--trained {spec!r}: no such file {path!r}")
+        try:
+            width = float(width)
+        except ValueError:
+            raise UsageError(f"--trained {spec!r}: the width {width!r} is not a number; "
+                             "expected ARCH:WIDTH=model.keras") from None
+        check_keras_archive(path)  # a truncated or garbage file, named before any measurement
 
         def evaluate(size, path=path):
-            import keras
             import numpy as np
 
             from mnas_keras.datasets import load_digits
 
-            model = keras.saving.load_model(path, compile=False)
+            model = load_model(path)
             _, (x, y) = load_digits(size=size)
             probs = np.asarray(model.predict(x, verbose=0))
             return float(np.mean(np.argmax(probs, -1) == y))
 
-        out[(arch, float(width))] = evaluate
+        out[(arch, width)] = evaluate
     return out
 
 
 def main(argv=None) -> int:
-    from mnas_keras._cli import guard, import_tensorflow
+    from mnas_keras._cli import check_writable_dir, fail, guard, import_tensorflow
 
     args = parser().parse_args(sys.argv[1:] if argv is None else argv)
+    if args.runs < 1:
+        fail(TOOL, f"--runs must be >= 1; received {args.runs}")
     accuracy = guard(TOOL, _accuracy_fns, args.trained)
     study = guard(TOOL, ScalingStudy, args.out, args.archs.split(","), args.widths, args.sizes,
                   int8=not args.no_int8, runs=args.runs, accuracy=accuracy)
+    guard(TOOL, check_writable_dir, args.out, "--out")
     import_tensorflow()
     records = guard(TOOL, study.run)
     if args.table:

@@ -25,11 +25,11 @@ import io
 import json
 import os
 import re
-import tempfile
 from typing import Any, Callable, Iterable, Sequence, Union
 
 import numpy as np
 
+from mnas_keras import _files
 from mnas_keras.tflite.errors import (
     InputShapeError,
     QuantizationError,
@@ -514,7 +514,7 @@ def save(tflite: bytes, path: str | os.PathLike) -> str:
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+    fd, tmp = _files.mkstemp(dir=folder, suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(bytes(tflite))

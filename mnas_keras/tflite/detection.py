@@ -41,8 +41,8 @@ from mnas_keras.tflite.conversion import (
     _quiet_converter,
     save,
 )
-from mnas_keras.tflite.errors import QuantizationError, TFLiteConversionError
-from mnas_keras.tflite.flatbuffer import METADATA_NAME, add_metadata
+from mnas_keras.tflite.errors import InvalidModelError, QuantizationError, TFLiteConversionError
+from mnas_keras.tflite.flatbuffer import METADATA_NAME, add_metadata, conversion_info
 
 POSTPROCESS_OP = "TFLite_Detection_PostProcess"
 DETECTOR_QUANTIZATIONS = (None, "int8")
@@ -191,8 +191,19 @@ def run_detector(tflite, image: np.ndarray) -> dict:
         ``boxes`` ``[n, 4]`` normalized yxyx, ``classes`` ``[n]`` ids ``1..C``, ``scores``
         ``[n]`` (the ``n`` valid detections); for a raw export its ``box_encodings`` and
         ``class_scores`` (batch of one).
+
+    Raises:
+        InvalidModelError: ``tflite`` is missing, not a flatbuffer, or not a detector
+            written by :func:`convert_detector` (e.g. a classifier from ``convert``).
     """
     from ai_edge_litert.interpreter import Interpreter
+
+    info = conversion_info(tflite) or {}  # also refuses a missing or garbage file
+    if not info.get("detector"):
+        label = repr(os.fspath(tflite)) if isinstance(tflite, (str, os.PathLike)) else "this TFLite model"
+        raise InvalidModelError(
+            f"{label} is not a detector (its metadata records {info or 'no mnas_keras conversion'}); expected "
+            "a .tflite written by mnas_keras.tflite.convert_detector from an SSDLite model")
 
     interpreter = Interpreter(model_content=bytes(tflite) if not isinstance(tflite, (str, os.PathLike)) else None,
                               model_path=os.fspath(tflite) if isinstance(tflite, (str, os.PathLike)) else None,

@@ -109,7 +109,7 @@ def _define_flags():
     flags.DEFINE_string("config_file", None, "A config.json to start from instead of --recipe.")
     flags.DEFINE_string("model", None, "Registry name (mnasnet_a1, mobilenet_v3_small_075, ...) or keras:<Application>.")
     flags.DEFINE_list("blocks", None, "Comma-separated block strings for mnas_keras.MnasNet (instead of --model).")
-    flags.DEFINE_string("task", None, "Task name (classification, segmentation).")
+    flags.DEFINE_string("task", None, "Task name (classification, detection, segmentation).")
     flags.DEFINE_string("dataset", None, "digits, shapes_classification (generated, offline), folder, or a tensorflow-datasets name (imagenet2012, tf_flowers, ...).")
     flags.DEFINE_string("data_dir", None, "Prepared tensorflow-datasets directory, or the image-folder root.")
     flags.DEFINE_string("manual_dir", None, "Archives of a manual tensorflow-datasets dataset (ImageNet).")
@@ -166,6 +166,13 @@ def main(argv) -> int:
             configure_logical_cpus(FLAGS.logical_cpus)
         from mnas_keras.training.trainer import Trainer
 
+        if FLAGS.mode != "train" and not config.model.init_weights:
+            import tensorflow as tf
+
+            if tf.train.latest_checkpoint(FLAGS.model_dir) is None:  # not an untrained network, silently
+                raise CheckpointError(
+                    f"--mode={FLAGS.mode}: model_dir {FLAGS.model_dir!r} holds no checkpoint; train it first "
+                    "(--mode=train) or start from weights (model.init_weights)")
         trainer = Trainer(config, FLAGS.model_dir, allow_changes=FLAGS.allow_changes)
         if FLAGS.mode == "train":
             result = trainer.train()

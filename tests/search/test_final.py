@@ -82,6 +82,12 @@ def test_final_stage_trains_measures_writes_and_resumes(digits32, tmp_path):
         f.write("\n".join(text[:-1]) + "\n" + text[-1][:20])
     FinalStage(evaluator, folder, epochs=1, top_k=1, seeds=[0, 1], log=logs.append).run(front, reference)
     assert [line.split(":")[0] for line in logs if line.startswith("final training")] == ["final training 4/4"]
+    # the torn line was cut, not glued to the retrained record: every line decodes, and a
+    # further resume trains nothing
+    assert len([json.loads(line) for line in open(os.path.join(folder, "journal.jsonl"))]) == 4
+    logs.clear()
+    FinalStage(evaluator, folder, epochs=1, top_k=1, seeds=[0, 1], log=logs.append).run(front, reference)
+    assert not [line for line in logs if line.startswith("final training")]
 
 
 def test_cli_refuses_bad_final_flags_before_any_work(tmp_path):

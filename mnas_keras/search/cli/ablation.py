@@ -200,6 +200,10 @@ class _SharedEvaluations:
         return result
 
 
+#: ``mnas-search`` flags that each arm sets (refused on the ``mnas-ablation`` command line).
+ARM_FLAGS = ("space", "reward", "alpha", "beta", "run_dir", "latency_size")
+
+
 def run_ablation(values=None, out_dir: str = "runs/ablation", log=print, **overrides) -> dict:
     """Runs (or resumes) the four arms (:data:`ARMS`) with one budget and seed.
 
@@ -255,8 +259,19 @@ def main(argv) -> int:
     from mnas_keras import _cli
     from mnas_keras.search.errors import SearchError
 
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments {argv[1:]}; every option is a --flag")
+    if len(argv) > 1:  # one line and exit 2 (absl's UsageError printed its usage text and exited 1)
+        print(f"mnas-ablation: error: unexpected arguments {argv[1:]}; every option is a --flag", file=sys.stderr)
+        return 2
+    fixed = [f"--{name}" for name in ARM_FLAGS if FLAGS[name].present]
+    if fixed:  # each arm sets these; a value given here would be dropped without a word
+        print(f"mnas-ablation: error: {', '.join(fixed)} cannot be given: each arm sets the space and reward, "
+              "the run directories are <out_dir>/<arm> and latency is measured at --image_size", file=sys.stderr)
+        return 2
+    try:
+        _cli.check_writable_dir(FLAGS.out_dir, "--out_dir")
+    except _cli.UsageError as err:
+        print(f"mnas-ablation: error: {err}", file=sys.stderr)
+        return 2
     values = types.SimpleNamespace(**{name: FLAGS[name].value for name in FLAGS})
     try:
         if FLAGS.evaluator != "synthetic":

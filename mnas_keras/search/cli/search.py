@@ -281,8 +281,9 @@ def main(argv) -> int:
 
     from mnas_keras import _cli
 
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments {argv[1:]}; every option is a --flag")
+    if len(argv) > 1:  # one line and exit 2 (absl's UsageError printed its usage text and exited 1)
+        print(f"mnas-search: error: unexpected arguments {argv[1:]}; every option is a --flag", file=sys.stderr)
+        return 2
     try:
         config = override(config_from_flags(FLAGS), FLAGS.overrides)
         if FLAGS.print_config:

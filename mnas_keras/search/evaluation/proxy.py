@@ -31,12 +31,12 @@ import gc
 import math
 import os
 import shutil
-import tempfile
 import time
 from typing import Any, Sequence
 
 import numpy as np
 
+from mnas_keras import _files
 from mnas_keras.search.errors import SearchConfigError
 
 LATENCY_OBJECTIVES = ("fp32", "int8")
@@ -437,7 +437,7 @@ class ProxyEvaluator:
         from mnas_keras.tflite import save
 
         os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".keras")
+        fd, tmp = _files.mkstemp(dir=folder, suffix=".keras")
         os.close(fd)
         model.save(tmp)
         os.replace(tmp, os.path.join(folder, "model.keras"))

@@ -445,16 +445,33 @@ class LatencyTable:
             self.settings["anchor_ms"] = self.last_anchor_ms
         return {name: ratio * self.settings["anchor_ms"] for name, ratio in timing.relative.items()}
 
-    def measure_parts(self, keys: Iterable[str], log=None, **options) -> dict[str, float]:
+    def measure_parts(self, keys: Iterable[str], log=None, save_every: int | None = None,
+                      **options) -> dict[str, float]:
         """Converts and times the given part keys that the table lacks, adds them and
-        returns ``{key: ms}``."""
+        returns ``{key: ms}``.
+
+        ``save_every``: with a ``path``, the parts are measured in groups of this many and
+        the table is saved after each, so an interrupted build keeps what it measured and a
+        rerun measures only the rest (default: one group, saved by the caller).
+        """
         todo = [k for k in dict.fromkeys(keys) if k not in self._parts]
         if not todo:
             return {}
-        start = time.perf_counter()
-        values = self.time_tflites(latency_build.convert_parts(todo, self.settings, log=log), log=log, **options)
-        self.build_seconds += time.perf_counter() - start
-        self.update_parts(values)
+        if save_every is not None and (isinstance(save_every, bool) or not isinstance(save_every, int)
+                                       or save_every < 1):
+            raise SearchConfigError(f"save_every must be an integer >= 1; received {save_every!r}")
+        step = save_every if save_every and self.path else len(todo)
+        values: dict[str, float] = {}
+        for first in range(0, len(todo), step):
+            chunk = todo[first:first + step]
+            start = time.perf_counter()
+            measured = self.time_tflites(latency_build.convert_parts(chunk, self.settings, log=log), log=log,
+                                         **options)
+            self.build_seconds += time.perf_counter() - start
+            self.update_parts(measured)
+            values.update(measured)
+            if step < len(todo):
+                self.save()
         return values
 
     def measure_missing(self, blocks_list: Iterable[Sequence[str]], log=None, **options) -> dict[str, float]:

@@ -32,7 +32,8 @@ import argparse
 import os
 import sys
 
-from mnas_keras._cli import UsageError, fail, guard, import_tensorflow
+from mnas_keras._cli import UsageError, check_writable_dir, fail, guard, import_tensorflow
+from mnas_keras._serialization import check_keras_archive, load_model
 
 TOOL = "mnas-netadapt"
 
@@ -81,6 +82,8 @@ def _check(args) -> None:
         raise UsageError(f"--model {args.model!r}: no such file; expected a .keras file of an MnasNet")
     if args.model is not None and not args.model.endswith(".keras"):
         raise UsageError(f"--model {args.model!r}: expected a .keras file")
+    if args.model is not None:
+        check_keras_archive(args.model)  # a truncated or garbage file, named (no TensorFlow yet)
     if args.latency == "table" and not args.table:
         raise UsageError("--latency=table needs --table=<latency table JSON>")
     if args.table is not None and not os.path.isfile(args.table):
@@ -93,6 +96,7 @@ def _check(args) -> None:
         raise UsageError(f"--seed_train_steps must be >= 0; received {args.seed_train_steps}")
     if not 0 < args.alpha <= 4:
         raise UsageError(f"--alpha must be in (0, 4]; received {args.alpha}")
+    check_writable_dir(args.run_dir, "--run_dir")  # before the seed's training, not after
 
 
 def _seed_model(args, data):
@@ -100,10 +104,10 @@ def _seed_model(args, data):
     import keras
 
     if args.model is not None:
-        return keras.saving.load_model(args.model, compile=False)
+        return load_model(args.model)
     path = os.path.join(args.run_dir, "trained.keras")
     if os.path.exists(path):
-        return keras.saving.load_model(path, compile=False)
+        return load_model(path)
     from mnas_keras.applications.registry import create_model
     from mnas_keras.search.netadapt.loop import fine_tune, recalibrate_batch_norm
 

@@ -47,6 +47,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from mnas_keras import _files
 from mnas_keras.search.errors import SearchConfigError
 from mnas_keras.search.netadapt.latency import latency_ms
 from mnas_keras.search.netadapt.proposals import ProposalError, flatten, merge, proposals
@@ -103,7 +104,8 @@ class NetAdaptConfig:
             (0 < self.delta_fraction < 1, f"delta_fraction must be in (0, 1); received {self.delta_fraction!r}"),
             (self.steps >= 0 and self.final_steps >= 0, f"steps and final_steps must be >= 0; received "
                                                         f"{self.steps!r}, {self.final_steps!r}"),
-            (self.batch_size >= 1 and self.learning_rate > 0, "batch_size must be >= 1 and learning_rate > 0"),
+            (self.batch_size >= 1 and self.learning_rate > 0, "batch_size must be >= 1 and learning_rate > 0; "
+                                                               f"received {self.batch_size!r}, {self.learning_rate!r}"),
             (self.criterion in CRITERIA, f"criterion must be one of {CRITERIA}; received {self.criterion!r}"),
             (self.max_iterations >= 1, f"max_iterations must be >= 1; received {self.max_iterations!r}"),
             (0 < self.validation_fraction < 1, f"validation_fraction must be in (0, 1); received "
@@ -339,10 +341,8 @@ class NetAdapt:
         return os.path.join(self.run.path, *names)
 
     def _save_keras(self, model, name: str) -> str:
-        import tempfile
-
         path = self._path(name)
-        fd, tmp = tempfile.mkstemp(dir=self.run.path, suffix=".keras")
+        fd, tmp = _files.mkstemp(dir=self.run.path, suffix=".keras")
         os.close(fd)
         model.save(tmp)
         os.replace(tmp, path)

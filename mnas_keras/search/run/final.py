@@ -146,8 +146,14 @@ class FinalStage:
         return done
 
     def _append(self, record: dict) -> None:
-        with open(self.journal_path, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        with open(self.journal_path, "ab+") as f:
+            size = f.seek(0, os.SEEK_END)
+            if size:  # a line cut by a crash is dropped, not glued to this record
+                f.seek(0)
+                end = f.read().rfind(b"\n") + 1
+                if end != size:
+                    f.truncate(end)
+            f.write((json.dumps(record) + "\n").encode())
             f.flush()
             os.fsync(f.fileno())
 

@@ -31,9 +31,9 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from typing import Any, Iterable
 
+from mnas_keras import _files
 from mnas_keras.search.errors import SearchConfigError
 from mnas_keras.search.space import arch_id, arch_key
 
@@ -46,7 +46,7 @@ def atomic_write_json(path: str, data: Any, indent: int | None = None) -> None:
     """Writes JSON to ``path`` through a temporary file, fsync and ``os.replace``."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
+    fd, tmp = _files.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, indent=indent, sort_keys=True, allow_nan=False)

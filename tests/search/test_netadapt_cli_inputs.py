@@ -1,0 +1,50 @@
+"""mnas-netadapt checks its files before any work: one ``mnas-netadapt: error:`` line, exit 2.
+
+Found by a new user's pass: ``--run_dir`` naming a file trained the seed for minutes, then
+failed with ``'<path>': File exists``; a garbage ``--model`` file was reported as
+``File not found`` although it exists.
+"""
+
+import pytest
+
+
+def _fail_if_training(*args, **kwargs):
+    raise AssertionError("the seed was trained before the bad input was reported")
+
+
+@pytest.fixture
+def main(monkeypatch):
+    from mnas_keras.search.netadapt import loop
+    from mnas_keras.search.netadapt.cli import main
+
+    monkeypatch.setattr(loop, "fine_tune", _fail_if_training)
+    return main
+
+
+def _one_error_line(main, argv, capsys) -> str:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert info.value.code == 2 and len(err) == 1, err
+    assert err[0].startswith("mnas-netadapt: error: ")
+    return err[0]
+
+
+def test_run_dir_that_is_a_file_is_refused_before_training(main, tmp_path, capsys):
+    path = tmp_path / "notes.txt"
+    path.write_text("keep me")
+    line = _one_error_line(main, [f"--run_dir={path}", "--latency=madds"], capsys)
+    assert line == f"mnas-netadapt: error: --run_dir '{path}' is a file; expected a directory"
+    assert path.read_text() == "keep me"
+
+
+def test_garbage_model_file_is_named_as_not_a_keras_archive(main, tmp_path, capsys):
+    path = tmp_path / "model.keras"
+    path.write_bytes(b"PK\x03\x04 truncated")
+    line = _one_error_line(main, [f"--model={path}", f"--run_dir={tmp_path / 'run'}", "--latency=madds"], capsys)
+    assert f"'{path}' is not a valid .keras archive" in line
+
+
+def test_bad_learning_rate_names_the_value(main, tmp_path, capsys):
+    line = _one_error_line(main, ["--learning_rate=nan", f"--run_dir={tmp_path / 'run'}", "--latency=madds"], capsys)
+    assert "learning_rate" in line and "nan" in line

@@ -1,0 +1,44 @@
+"""SearchConfig refuses non-finite reward numbers and negative retries, naming the field.
+
+Found by a new user's pass: ``mnas-search --alpha=nan`` ended in a traceback from the JSON
+encoder (the run's config.json cannot hold NaN), and ``--max_retries=-1`` was accepted.
+"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from mnas_keras.search.config import (ExecutionConfig, RewardConfig, SearchConfig, SearchConfigFieldError,
+                                      override)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.mark.parametrize("section, values, message", [
+    (RewardConfig, {"alpha": float("nan")}, "reward.alpha must be a finite number; received nan"),
+    (RewardConfig, {"beta": float("-inf")}, "reward.beta must be a finite number; received -inf"),
+    (RewardConfig, {"failure_reward": float("nan")}, "reward.failure_reward must be a finite number; received nan"),
+    (ExecutionConfig, {"max_retries": -1}, "execution.max_retries must be an integer >= 0; received -1"),
+])
+def test_bad_values_name_the_field(section, values, message):
+    # the flags build the sections directly (dotted overrides also refuse 'nan' as text)
+    with pytest.raises(SearchConfigFieldError) as info:
+        section(**values)
+    assert str(info.value) == message
+
+
+def test_finite_values_still_pass():
+    config = override(SearchConfig(), ["reward.kind=mnasnet", "reward.alpha=-0.07", "reward.beta=-1",
+                                       "execution.max_retries=0"])
+    assert (config.reward.alpha, config.reward.beta, config.execution.max_retries) == (-0.07, -1.0, 0)
+
+
+def test_cli_alpha_nan_is_one_line(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "mnas_keras.search.cli", "--alpha=nan", "--evaluator=synthetic",
+                           "--num_samples=1", f"--run_dir={tmp_path / 'run'}"], cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": ROOT}, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+        "mnas-search: error: reward.alpha must be a finite number; received nan"]
+    assert not (tmp_path / "run").exists()
