@@ -7,6 +7,7 @@ import tensorflow as tf
 import keras
 
 from mnas_keras.heads import LRASPP, LRASPPMnasNetA1, LRASPPMobileNetV3Large, LRASPPMobileNetV3Small
+from tests.heads._helpers import real_scale_statistics
 
 
 def _trainable(model):
@@ -28,14 +29,8 @@ def test_torchvision_configuration_parameter_count():
 
 @pytest.fixture(scope="module")
 def small_segmenter():
-    model = LRASPPMobileNetV3Small(input_shape=(None, None, 3), num_classes=3, alpha=0.75)
-    rng = np.random.default_rng(0)
-    for w in model.weights:  # real-scale BN statistics
-        if "moving_variance" in w.path:
-            w.assign(rng.uniform(0.5, 1.5, w.shape).astype("float32"))
-        elif "moving_mean" in w.path:
-            w.assign(rng.normal(0, 0.2, w.shape).astype("float32"))
-    return model
+    return real_scale_statistics(LRASPPMobileNetV3Small(input_shape=(None, None, 3), num_classes=3, alpha=0.75))
+
 
 
 @pytest.mark.parametrize("size", [(37, 51), (64, 64), (33, 97), (97, 33)])

@@ -12,18 +12,13 @@ import pytest
 
 from mnas_keras.applications import MobileNetV3Small
 from mnas_keras.heads import LRASPP
+from tests.heads._helpers import real_scale_statistics
 
 
 @pytest.fixture(scope="module")
 def backbone():
-    model = MobileNetV3Small(input_shape=(64, 64, 3), include_top=False, weights=None, output_stride=16, alpha=0.75)
-    rng = np.random.default_rng(0)
-    for w in model.weights:  # real-scale BN statistics
-        if "moving_variance" in w.path:
-            w.assign(rng.uniform(0.5, 1.5, w.shape).astype("float32"))
-        elif "moving_mean" in w.path:
-            w.assign(rng.normal(0, 0.2, w.shape).astype("float32"))
-    return model
+    return real_scale_statistics(MobileNetV3Small(input_shape=(64, 64, 3), include_top=False, weights=None,
+                                                 output_stride=16, alpha=0.75))
 
 
 def _wrapper(backbone):
