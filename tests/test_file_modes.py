@@ -11,6 +11,8 @@ import stat
 import subprocess
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -49,7 +51,6 @@ def test_search_run_directory_files_share_the_journals_mode(tmp_path):
 def test_tflite_save_to_a_directory_is_named(tmp_path):
     from mnas_keras.tflite import TFLiteError, save
 
-    with __import__("pytest").raises(TFLiteError, match=f"cannot write the TFLite model to '{tmp_path}': it is a "
-                                                        "directory"):
+    with pytest.raises(TFLiteError, match=f"cannot write the TFLite model to '{tmp_path}': it is a directory"):
         save(b"1234TFL3", tmp_path)
     assert os.listdir(tmp_path) == []  # no temporary left behind
