@@ -11,6 +11,8 @@ import stat
 import subprocess
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -44,3 +46,11 @@ def test_search_run_directory_files_share_the_journals_mode(tmp_path):
     written = [run / "config.json", run / "controller.json", run / "pareto.json", run / "export" / "index.json"]
     written += sorted((run / "export").glob("*/blocks.json"))
     assert {str(p.relative_to(run)): _mode(p) for p in written} == {str(p.relative_to(run)): expected for p in written}
+
+
+def test_tflite_save_to_a_directory_is_named(tmp_path):
+    from mnas_keras.tflite import TFLiteError, save
+
+    with pytest.raises(TFLiteError, match=f"cannot write the TFLite model to '{tmp_path}': it is a directory"):
+        save(b"1234TFL3", tmp_path)
+    assert os.listdir(tmp_path) == []  # no temporary left behind

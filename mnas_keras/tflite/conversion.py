@@ -34,6 +34,7 @@ from mnas_keras.tflite.errors import (
     InputShapeError,
     QuantizationError,
     TFLiteConversionError,
+    TFLiteError,
     UnsupportedOpsError,
 )
 from mnas_keras.tflite.flatbuffer import METADATA_NAME, add_metadata, check_builtin_ops
@@ -510,8 +511,15 @@ def save(tflite: bytes, path: str | os.PathLike) -> str:
         >>> target = os.path.join(tempfile.mkdtemp(), "sub", "m.tflite")
         >>> save(b"1234TFL3", target) == target
         True
+
+    Raises:
+        TFLiteError: ``path`` is a directory.
+        OSError: the folder cannot be created or written.
     """
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise TFLiteError(f"cannot write the TFLite model to {path!r}: it is a directory; expected a file path "
+                          "such as model.tflite")
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = _files.mkstemp(dir=folder, suffix=".tmp")

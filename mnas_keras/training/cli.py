@@ -61,9 +61,14 @@ def build_config(
     if config_file:
         try:
             with open(config_file) as f:
-                config = from_json(f.read())
-        except OSError as err:
-            raise ConfigError(f"--config_file {config_file!r} cannot be read: {err.strerror}") from None
+                text = f.read()
+        except (OSError, UnicodeDecodeError) as err:
+            reason = err.strerror if isinstance(err, OSError) else "not UTF-8 text"
+            raise ConfigError(f"--config_file {config_file!r} cannot be read: {reason}") from None
+        try:
+            config = from_json(text)
+        except ConfigError as err:  # the file named, as a bad file should be
+            raise ConfigError(f"--config_file {config_file!r}: {err}") from None
     else:
         config = get_recipe(recipe)
     shortcuts = {
