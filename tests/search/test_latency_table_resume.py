@@ -43,3 +43,10 @@ def test_save_every_is_checked():
     table = LatencyTable.create(32, stem_filters=8, anchor=None)
     with pytest.raises(ValueError, match="save_every must be an integer >= 1; received 0"):
         table.measure_parts(KEYS, save_every=0)
+
+
+def test_load_of_a_directory_is_a_latency_table_error(tmp_path):
+    from mnas_keras.search.latency.table import LatencyTableError
+
+    with pytest.raises(LatencyTableError, match=f"latency table file {tmp_path} cannot be read: Is a directory"):
+        LatencyTable.load(str(tmp_path))
