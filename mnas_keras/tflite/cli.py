@@ -402,7 +402,8 @@ def run() -> None:
     from mnas_keras import _cli
 
     _cli.quiet_logs(sys.argv)
-    app.run(lambda argv: _cli.guard("mnas-tflite", main, argv), flags_parser=_parse_absl_flags)
+    app.run(lambda argv: _cli.stop_on_interrupt("mnas-tflite", _cli.guard, "mnas-tflite", main, argv, resumable=False),
+            flags_parser=_parse_absl_flags)
 
 
 if __name__ == "__main__":

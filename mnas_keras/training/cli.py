@@ -207,7 +207,7 @@ def run(argv=None) -> None:
 
     _cli.quiet_logs(sys.argv if argv is None else argv)
     _define_flags()
-    app.run(lambda args: _cli.guard("mnas-train", main, args), argv=argv,
+    app.run(lambda args: _cli.stop_on_interrupt("mnas-train", _cli.guard, "mnas-train", main, args), argv=argv,
             flags_parser=_cli.flags_parser("mnas-train"))
 
 

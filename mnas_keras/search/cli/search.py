@@ -335,7 +335,7 @@ def run() -> None:
 
     _cli.quiet_logs(sys.argv)  # TensorFlow's C++ log to errors, absl's to warnings (unless --verbosity)
     _define_flags()
-    app.run(main, flags_parser=flags_parser("mnas-search"))
+    app.run(lambda argv: _cli.stop_on_interrupt("mnas-search", main, argv), flags_parser=flags_parser("mnas-search"))
 
 
 if __name__ == "__main__":
