@@ -58,6 +58,8 @@ def build_config(
     overrides: list[str] | None = None,
 ) -> ExperimentConfig:
     """The effective config: recipe (or JSON file), then shortcuts, then ``overrides``."""
+    if model and blocks:  # blocks define the network and the name would be dropped without a word
+        raise ConfigError(f"--model={model} and --blocks both name the network; give one of them")
     if config_file:
         try:
             with open(config_file) as f:
