@@ -56,3 +56,23 @@ def test_ctrl_c_during_a_search(tmp_path):
     assert lines[-1] == "mnas-search: interrupted; run the same command again to resume (finished work is kept)"
     records = [json.loads(line) for line in journal.read_text().splitlines()]  # every line whole
     assert sum(r.get("event") == "result" for r in records) >= 9
+
+
+def test_a_pool_worker_exits_quietly_on_ctrl_c(tmp_path):
+    # Ctrl-C reaches the whole process group: each --executor=pool worker printed its own
+    # KeyboardInterrupt traceback before the search's one line
+    code = ("import sys, time; sys.stdout.write('ready\\n'); sys.stdout.flush(); "
+            "from mnas_keras.search.execution.base import _exit_quietly_on_interrupt; "
+            "_exit_quietly_on_interrupt(); print('armed', flush=True); time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": ROOT}, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        assert proc.stdout.readline() == "ready\n" and proc.stdout.readline() == "armed\n"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 128 + signal.SIGINT and err == ""
