@@ -124,7 +124,8 @@ def _define_flags():
     flags.DEFINE_string("strategy", None, "default, one_device, mirrored, multi_worker_mirrored (TF_CONFIG) or tpu.")
     flags.DEFINE_string("devices", None, "Comma-separated devices for mirrored/one_device.")
     flags.DEFINE_string("tpu", None, "TPU name or address.")
-    flags.DEFINE_integer("logical_cpus", None, "Split the CPU into this many logical devices first (CPU-only mirrored runs).")
+    flags.DEFINE_integer("logical_cpus", None, "Split the CPU into this many logical devices first (CPU-only mirrored runs).",
+                         lower_bound=1)
     flags.DEFINE_integer("epochs", None, "Training epochs.")
     flags.DEFINE_integer("train_steps", None, "Training steps (instead of epochs).")
     flags.DEFINE_integer("batch_size", None, "Global batch size.")
