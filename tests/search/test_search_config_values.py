@@ -1,4 +1,4 @@
-"""SearchConfig refuses non-finite reward numbers and negative retries, naming the field.
+"""SearchConfig refuses non-finite reward numbers and out-of-range execution counts, naming the field.
 
 Found by a new user's pass: ``mnas-search --alpha=nan`` ended in a traceback from the JSON
 encoder (the run's config.json cannot hold NaN), and ``--max_retries=-1`` was accepted.
@@ -21,6 +21,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
     (RewardConfig, {"beta": float("-inf")}, "reward.beta must be a finite number; received -inf"),
     (RewardConfig, {"failure_reward": float("nan")}, "reward.failure_reward must be a finite number; received nan"),
     (ExecutionConfig, {"max_retries": -1}, "execution.max_retries must be an integer >= 0; received -1"),
+    (ExecutionConfig, {"max_in_flight": 0}, "execution.max_in_flight must be an integer >= 1; received 0"),
+    (ExecutionConfig, {"ray_num_cpus": 0}, "execution.ray_num_cpus must be an integer >= 1; received 0"),
+    (ExecutionConfig, {"ray_cpus_per_worker": float("nan")}, "execution.ray_cpus_per_worker must be > 0; received nan"),
 ])
 def test_bad_values_name_the_field(section, values, message):
     # the flags build the sections directly (dotted overrides also refuse 'nan' as text)
