@@ -45,3 +45,12 @@ def test_cli_alpha_nan_is_one_line(tmp_path):
     assert done.returncode == 2 and done.stderr.strip().splitlines() == [
         "mnas-search: error: reward.alpha must be a finite number; received nan"]
     assert not (tmp_path / "run").exists()
+
+
+def test_cli_data_error_is_one_line(tmp_path):
+    # a dataset's own check (DataError, a ValueError) ended in a traceback
+    done = subprocess.run([sys.executable, "-m", "mnas_keras.search.cli", "--dataset=shapes_classification",
+                           "--image_size=8", "--num_samples=1", f"--run_dir={tmp_path / 'run'}"], cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": ROOT}, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+        "mnas-search: error: shapes_classification image size must be an integer >= 16 pixels; received 8"]

@@ -335,7 +335,9 @@ def run() -> None:
 
     _cli.quiet_logs(sys.argv)  # TensorFlow's C++ log to errors, absl's to warnings (unless --verbosity)
     _define_flags()
-    app.run(lambda argv: _cli.stop_on_interrupt("mnas-search", main, argv), flags_parser=flags_parser("mnas-search"))
+    # guard: any other bad input (a dataset's DataError, an unreadable file) is one line too
+    app.run(lambda argv: _cli.stop_on_interrupt("mnas-search", _cli.guard, "mnas-search", main, argv),
+            flags_parser=flags_parser("mnas-search"))
 
 
 if __name__ == "__main__":
