@@ -54,3 +54,14 @@ def test_cli_data_error_is_one_line(tmp_path):
                           env={**os.environ, "PYTHONPATH": ROOT}, capture_output=True, text=True, timeout=180)
     assert done.returncode == 2 and done.stderr.strip().splitlines() == [
         "mnas-search: error: shapes_classification image size must be an integer >= 16 pixels; received 8"]
+
+
+def test_cli_latency_table_without_a_table_mode_is_refused(tmp_path):
+    # --latency_table with the default --latency_mode=measured was ignored without a word
+    done = subprocess.run([sys.executable, "-m", "mnas_keras.search.cli", f"--latency_table={tmp_path / 't.json'}",
+                           "--evaluator=synthetic", "--num_samples=1", f"--run_dir={tmp_path / 'run'}"], cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": ROOT}, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+        f"mnas-search: error: --latency_table={tmp_path / 't.json'} is read by the table modes only; add "
+        "--latency_mode=predicted or --latency_mode=predicted_then_measured (received --latency_mode=measured)"]
+    assert not (tmp_path / "run").exists()

@@ -277,7 +277,7 @@ def build_search(values=None):
 
 def main(argv) -> int:
     from mnas_keras._config import ConfigError, override, to_json
-    from mnas_keras.search.errors import SearchError
+    from mnas_keras.search.errors import SearchConfigError, SearchError
 
     from mnas_keras import _cli
 
@@ -297,6 +297,10 @@ def main(argv) -> int:
         from mnas_keras.search.run.final import check_final_options, run_final
 
         final_options = check_final_options(config.final.epochs, config.final.top_k, list(config.final.seeds))
+        if config.latency.table is not None and config.latency.mode == "measured":  # it would be ignored
+            raise SearchConfigError(f"--latency_table={config.latency.table} is read by the table modes only; add "
+                                    "--latency_mode=predicted or --latency_mode=predicted_then_measured (received "
+                                    "--latency_mode=measured)")
         if config.proxy.evaluator != "synthetic":
             _cli.import_tensorflow(sys.argv)  # without its start-up lines unless --verbosity
         search = build_search(config)
