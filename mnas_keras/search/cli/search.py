@@ -265,7 +265,9 @@ def build_search(values=None):
         )
     executor = None
     run = config.execution
-    if run.executor not in ("inline", "local") or run.max_in_flight not in (None, 1) or run.latency_resource:
+    ray_options = (run.ray_address, run.ray_dashboard, run.ray_num_cpus, run.ray_cpus_per_worker != 1.0)
+    if run.executor not in ("inline", "local") or run.max_in_flight not in (None, 1) or run.latency_resource \
+            or any(ray_options):  # make_executor refuses what the executor would ignore
         from mnas_keras.search.execution import make_executor
 
         executor = make_executor(run.executor, max_in_flight=run.max_in_flight, max_retries=run.max_retries,
