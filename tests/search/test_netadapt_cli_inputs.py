@@ -61,3 +61,14 @@ def test_netadapt_names_a_garbage_keras_file(tmp_path):
     data = ((np.zeros((4, 32, 32, 3), "float32"), np.zeros(4, "int32")),) * 2  # never reached
     with pytest.raises(InvalidKerasFileError, match=rf"'{path}' is not a valid \.keras archive"):
         NetAdapt(str(path), data, MAddsLatency(input_size=32), NetAdaptConfig(), str(tmp_path / "run")).run_loop()
+
+
+def test_flags_that_would_be_ignored_are_refused(main, tmp_path, capsys):
+    path = tmp_path / "seed.keras"
+    path.write_bytes(b"PK")  # never read: the flags are checked first
+    line = _one_error_line(main, [f"--model={path}", "--arch=mnasnet_a1", "--alpha=1.0",
+                                  f"--run_dir={tmp_path / 'run'}"], capsys)
+    assert line == ("mnas-netadapt: error: --arch=mnasnet_a1, --alpha=1.0 describe the seed trained when no --model "
+                    f"is given; received --model={path}")
+    line = _one_error_line(main, [f"--table={path}", "--latency=madds", f"--run_dir={tmp_path / 'run'}"], capsys)
+    assert line == "mnas-netadapt: error: --table is read only with --latency=table; received --latency=madds"
