@@ -101,6 +101,25 @@ def fail(tool: str, error) -> None:
     raise SystemExit(EXIT_USAGE)
 
 
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell's convention
+
+
+def stop_on_interrupt(tool: str, function, *args, resumable: bool = True, **kwargs):
+    """Calls ``function``; Ctrl-C (``KeyboardInterrupt``) ends the tool with one line
+    ``<tool>: interrupted ...`` and exit status 130 instead of a deep TensorFlow traceback.
+
+    ``resumable``: the tool writes its work as it goes, so the line says that running the
+    same command again resumes.
+    """
+    try:
+        return function(*args, **kwargs)
+    except KeyboardInterrupt:
+        hint = "; run the same command again to resume (finished work is kept)" if resumable else ""
+        sys.stderr.write(f"\n{tool}: interrupted{hint}\n")
+        sys.stderr.flush()
+        raise SystemExit(EXIT_INTERRUPTED) from None
+
+
 def _is_tensorflow_error(error) -> bool:
     return type(error).__module__.startswith(("tensorflow", "tf_keras"))
 

@@ -67,7 +67,8 @@ def main(argv):
 def run():
     """Console script ``mnas-demo``: bad flags exit 2 with one ``mnas-demo: error:`` line."""
     _cli.quiet_logs(sys.argv)
-    app.run(lambda argv: _cli.guard("mnas-demo", main, argv), flags_parser=_cli.flags_parser("mnas-demo"))
+    app.run(lambda argv: _cli.stop_on_interrupt("mnas-demo", _cli.guard, "mnas-demo", main, argv, resumable=False),
+            flags_parser=_cli.flags_parser("mnas-demo"))
 
 
 if __name__ == "__main__":

@@ -183,6 +183,13 @@ class LRASPP(keras.Model):
             s = keras.layers.GlobalAveragePooling2D(keepdims=True, name="lraspp_pool")(high)
         else:
             kernel, stride = pooling
+            size = tuple(high.shape[1:3])
+            if any(d is not None and d < k for d, k in zip(size, kernel)):
+                raise ValueError(
+                    f"pooling kernel {kernel[0]}x{kernel[1]} is larger than the high feature "
+                    f"{size[0]}x{size[1]} (layer {high_name!r}); use pooling='global' for this input size, a "
+                    "smaller kernel, or a larger input (the paper's 49x49 kernel is for 1024x2048)."
+                )
             s = keras.layers.AveragePooling2D(kernel, stride, padding="valid", name="lraspp_pool")(high)
         s = keras.layers.Conv2D(filters, 1, use_bias=False, name="lraspp_scale_conv")(s)
         s = keras.layers.Activation("sigmoid", name="lraspp_scale_sigmoid")(s)

@@ -29,6 +29,32 @@ def class_scores(logits, score_function: str = "sigmoid"):
     return scores[..., 1:]
 
 
+def _static_shape(tensor) -> tuple:
+    shape = getattr(tensor, "shape", None)
+    if shape is None:
+        shape = tf.convert_to_tensor(tensor).shape
+    return tuple(None if d is None else int(d) for d in shape)
+
+
+def _check_outputs(outputs, anchors) -> None:
+    """A ``ValueError`` naming what does not fit, instead of TensorFlow's broadcasting error."""
+    if not hasattr(outputs, "keys") or not {"box_encodings", "class_logits"} <= set(outputs.keys()):
+        found = sorted(outputs.keys()) if hasattr(outputs, "keys") else type(outputs).__name__
+        raise ValueError("postprocess expects an SSD model's outputs: a dict of 'box_encodings' [B, A, 4] and "
+                         f"'class_logits' [B, A, C + 1]; received {found}")
+    boxes, logits, anchor_shape = (_static_shape(outputs["box_encodings"]), _static_shape(outputs["class_logits"]),
+                                   _static_shape(anchors))
+    if len(boxes) != 3 or boxes[-1] not in (None, 4) or len(logits) != 3 or len(anchor_shape) != 2 \
+            or anchor_shape[-1] not in (None, 4):
+        raise ValueError(f"postprocess expects box_encodings [B, A, 4], class_logits [B, A, C + 1] and anchors "
+                         f"[A, 4]; received {list(boxes)}, {list(logits)} and {list(anchor_shape)}")
+    counts = {n for n in (boxes[1], logits[1], anchor_shape[0]) if n is not None}
+    if len(counts) > 1:
+        raise ValueError(f"the outputs have {boxes[1]} anchors (box_encodings {list(boxes)}, class_logits "
+                         f"{list(logits)}) but anchors has {anchor_shape[0]}; pass the anchors of the model that "
+                         "made the outputs (model.anchors())")
+
+
 def postprocess(outputs, anchors, *, max_detections: int = 100, score_threshold: float = 0.01,
                 iou_threshold: float = 0.6, score_function: str = "sigmoid", mode: str = "regular",
                 scales=SCALES):
@@ -48,8 +74,12 @@ def postprocess(outputs, anchors, *, max_detections: int = 100, score_threshold:
         ``num_detections`` are zero.
 
     Raises:
-        ValueError: an unknown ``mode`` or ``score_function``.
+        ValueError: an unknown ``mode`` or ``score_function``; ``outputs`` without both
+            tensors, or whose shapes or anchor count do not fit ``anchors``.
     """
+    if mode not in ("regular", "fast"):
+        raise ValueError(f"Expected mode 'regular' or 'fast'. Received: {mode!r}")
+    _check_outputs(outputs, anchors)
     boxes = decode_boxes(outputs["box_encodings"], anchors, scales)
     scores = class_scores(outputs["class_logits"], score_function)
     if mode == "regular":
@@ -64,8 +94,6 @@ def postprocess(outputs, anchors, *, max_detections: int = 100, score_threshold:
             "scores": nms.nmsed_scores,
             "num_detections": tf.cast(nms.valid_detections, tf.int32),
         }
-    if mode != "fast":
-        raise ValueError(f"Expected mode 'regular' or 'fast'. Received: {mode!r}")
 
     def one(args):
         b, s = args

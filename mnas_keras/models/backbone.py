@@ -167,7 +167,10 @@ class MnasNet(keras.Model):
                 f"Unknown endpoint(s) {missing}. Expected some of {sorted(self.endpoints)}."
             )
         outputs = [self.get_layer(self.endpoints[e]).output for e in endpoints]
-        return keras.Model(self.inputs, outputs, name=f"{self.name}_features")
+        # the input as the model's own (one tensor, not a list of one): calling the extractor
+        # on an array then matches its input structure, without Keras' warning on every call
+        inputs = self.inputs[0] if len(self.inputs) == 1 else self.inputs
+        return keras.Model(inputs, outputs, name=f"{self.name}_features")
 
     def get_config(self):
         if getattr(self, "_upstream_layer", None):

@@ -272,6 +272,9 @@ class ExecutionConfig:
     def __post_init__(self):
         _choice("execution.executor", self.executor, EXECUTORS)
         _at_least("execution.max_retries", self.max_retries, 0)
+        _at_least("execution.max_in_flight", self.max_in_flight, 1, allow_none=True)
+        _at_least("execution.ray_num_cpus", self.ray_num_cpus, 1, allow_none=True)
+        _positive("execution.ray_cpus_per_worker", self.ray_cpus_per_worker)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -394,7 +394,9 @@ def main(argv=None) -> int:
 
 def run() -> None:
     """Console-script entry point."""
-    sys.exit(main())
+    from mnas_keras._cli import stop_on_interrupt
+
+    sys.exit(stop_on_interrupt(TOOL, main))
 
 
 if __name__ == "__main__":

@@ -81,9 +81,21 @@ def _quantizations(values) -> list[str | None]:
     return out
 
 
-def _calibration(spec: str | None, size: int, quantization):
+def _model_shape(model, size: int) -> tuple[int, int, int]:
+    """The (height, width, channels) a Keras model is converted at: its own fixed size, else
+    ``size`` x ``size``."""
+    height, width, channels = (model.inputs[0].shape[1:] + (None, None, None))[:3]
+    if height is None or width is None:
+        height = width = size
+    return int(height), int(width), int(channels or 3)
+
+
+def _calibration(spec: str | None, size: int, quantization, shape: tuple[int, int, int] | None = None):
+    """Calibration images for the int8 modes: ``random:N`` / ``digits:N`` made at ``shape``
+    (the model's input; default ``size`` x ``size`` x 3), or a ``.npy`` file's images."""
     if quantization not in ("int8", "int8_io"):
         return None
+    height, width, channels = shape or (size, size, 3)
     if not spec:
         raise app.UsageError(
             f"--quantization={quantization} needs --calibration ('random:N', 'digits:N' or a .npy file)"
@@ -99,10 +111,13 @@ def _calibration(spec: str | None, size: int, quantization):
         if n < 1:
             raise app.UsageError(f"--calibration={spec!r}: expected {kind}:<number of samples >= 1>")
         if kind == "random":
-            return np.random.default_rng(0).uniform(0, 255, (n, size, size, 3)).astype("float32")
+            return np.random.default_rng(0).uniform(0, 255, (n, height, width, channels)).astype("float32")
         from mnas_keras.datasets import load_digits
 
-        return load_digits(size=size)[0][0][:n]
+        if height != width or channels not in (1, 3):
+            raise app.UsageError(f"--calibration={spec!r}: digits are square images of 1 or 3 channels; the model "
+                                 f"takes {height}x{width}x{channels}: use random:N or a .npy file")
+        return load_digits(size=height, channels=channels)[0][0][:n]
     if spec.endswith(".npy"):
         if not os.path.isfile(spec):
             raise app.UsageError(f"--calibration file {spec!r} does not exist")
@@ -196,6 +211,8 @@ def _convert(fv) -> int:
         check_writable_dir(os.path.dirname(os.path.abspath(fv.output)), "--output folder")
     data = _calibration(fv.calibration, fv.input_size, quantization)  # checked before any model is built
     model, shape = _load(fv.model, fv.input_size, fv.classes)
+    if data is not None and not fv.calibration.endswith(".npy"):  # at the model's own size and channels
+        data = _calibration(fv.calibration, fv.input_size, quantization, _model_shape(model, fv.input_size))
     stem = os.path.splitext(os.path.basename(fv.model))[0].replace(":", "_")
     output = fv.output or f"{stem}{'_' + quantization if quantization else ''}.tflite"
     start = time.perf_counter()
@@ -263,7 +280,8 @@ def _benchmark(fv) -> int:
                 shapes[key] = _size_if_dynamic(model, fv.input_size)
             else:
                 spec = fv.calibration or "random:32"
-                data = _calibration(spec, fv.input_size, quantization)
+                data = _calibration(spec, fv.input_size, quantization,
+                                    None if spec.endswith(".npy") else _model_shape(model, fv.input_size))
                 start = time.perf_counter()
                 tflites[key] = convert(model, quantization, representative_data=data, input_shape=shape,
                                        hard_swish=fv.hard_swish)
@@ -384,7 +402,8 @@ def run() -> None:
     from mnas_keras import _cli
 
     _cli.quiet_logs(sys.argv)
-    app.run(lambda argv: _cli.guard("mnas-tflite", main, argv), flags_parser=_parse_absl_flags)
+    app.run(lambda argv: _cli.stop_on_interrupt("mnas-tflite", _cli.guard, "mnas-tflite", main, argv, resumable=False),
+            flags_parser=_parse_absl_flags)
 
 
 if __name__ == "__main__":

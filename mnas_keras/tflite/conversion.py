@@ -135,6 +135,48 @@ def load_keras_model(model):
     )
 
 
+#: Compute dtypes TFLite's built-in kernels do not run (a mixed-precision model's layers).
+HALF_COMPUTE_DTYPES = ("float16", "bfloat16")
+
+
+def float32_compute(model):
+    """``(model, 0)``, or a float32 twin of a mixed-precision model and how many layers it changed.
+
+    A model trained with ``mixed_float16``/``mixed_bfloat16`` computes in half precision
+    (its variables stay float32); TFLite's built-in kernels run neither, so every op of such
+    a model was refused as non-builtin. The twin (nested models copied too) has the same
+    layers and weights with a float32 policy; ``convert`` converts it.
+
+    Example:
+        >>> import keras
+        >>> mixed = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, dtype="mixed_float16")])
+        >>> twin, changed = float32_compute(mixed)
+        >>> changed, twin.layers[-1].compute_dtype
+        (1, 'float32')
+    """
+    layers = [layer for layer in model._flatten_layers(include_self=False)
+              if not isinstance(layer, _keras().Model) and getattr(layer, "compute_dtype", None) in HALF_COMPUTE_DTYPES]
+    if not layers:
+        return model, 0
+    from mnas_keras.tflite.dilation import _clone
+
+    def replace(layer):
+        if isinstance(layer, _keras().Model) or getattr(layer, "compute_dtype", None) not in HALF_COMPUTE_DTYPES:
+            return None
+        config = layer.get_config()
+        config["dtype"] = "float32"
+        return layer.__class__.from_config(config)
+
+    try:
+        return _clone(model, replace), len(layers)
+    except Exception as err:  # noqa: BLE001 - a subclassed model cannot be cloned: say what to do
+        raise TFLiteConversionError(
+            f"model {model.name!r} computes in {layers[0].compute_dtype} (mixed precision), which TFLite's "
+            f"built-in kernels do not run, and it cannot be copied in float32 ({type(err).__name__}: {err}); "
+            "rebuild it with dtype='float32' and load its weights"
+        ) from None
+
+
 def resolve_input_shapes(model, input_shape=None, batch_size=None) -> list[tuple]:
     """Full input shapes (batch first) for conversion, with ``input_shape`` filling ``None`` dims.
 
@@ -414,6 +456,10 @@ def convert(
             does not run whenever a dimension is dynamic (see
             :mod:`mnas_keras.tflite.dilation`).
 
+    A mixed-precision model (``mixed_float16``/``mixed_bfloat16`` policies) is converted as its
+    float32 twin (:func:`float32_compute`; metadata ``float32_compute``): same weights,
+    float32 compute, which is what TFLite's built-in kernels run.
+
     Returns:
         The ``.tflite`` flatbuffer bytes. The choices made are stored in its metadata:
         :func:`mnas_keras.tflite.conversion_info` reads them back.
@@ -441,6 +487,9 @@ def convert(
         raise TFLiteConversionError(f"unknown dilation mode {dilation!r}; expected one of {DILATION_MODES}")
     model = load_keras_model(model)
     shapes = resolve_input_shapes(model, input_shape, batch_size)
+    half = 0
+    if isinstance(model, _keras().Model):  # mixed precision: converted at float32 compute
+        model, half = float32_compute(model)
     dilated = 0
     if dilation == "native" and isinstance(model, _keras().Model):
         from mnas_keras.tflite.dilation import native_dilated_convs
@@ -491,6 +540,8 @@ def convert(
     flatbuffer = bytes(flatbuffer)
     check_builtin_ops(flatbuffer)
     info = {"quantization": quantization, "hard_swish": rewrite}
+    if half:
+        info["float32_compute"] = {"layers": half}
     if dilated:
         info["dilation"] = {"mode": dilation, "layers": dilated}
     if pools:

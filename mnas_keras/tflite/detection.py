@@ -37,6 +37,7 @@ import numpy as np
 
 from mnas_keras.tflite.conversion import (
     _calibration_samples,
+    load_keras_model,
     _converter_error,
     _quiet_converter,
     save,
@@ -110,9 +111,7 @@ def convert_detector(
     import tensorflow as tf
 
     if isinstance(model, (str, os.PathLike)):
-        import mnas_keras.heads  # noqa: F401 - registers SSDLite for loading
-
-        model = keras.saving.load_model(model)
+        model = load_keras_model(model)  # safe mode; a missing or garbage file is named
     if not all(hasattr(model, a) for a in ("anchors", "num_classes", "image_size")):
         raise TFLiteConversionError(
             f"convert_detector needs an SSD model with anchors() (mnas_keras.heads.SSDLite); "

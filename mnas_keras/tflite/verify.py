@@ -101,13 +101,32 @@ def run_tflite(tflite, data, *, num_threads: int = 1, batch_size: int = 32) -> l
     return _run_tflite(tflite, data, num_threads, batch_size)[0]
 
 
+def _one_sample_hint(tflite, data, num_threads) -> None:
+    """Raises a clearer ``InputShapeError`` when ``data`` is one sample without its batch axis
+    (``(H, W, C)`` for a model taking ``(N, H, W, C)``)."""
+    if not isinstance(data, np.ndarray):
+        return
+    (detail,) = load_interpreter(tflite, num_threads).get_input_details()
+    expected = [int(d) for d in detail["shape_signature"]]
+    if data.ndim == len(expected) - 1:
+        sample = ", ".join("?" if d < 0 else str(d) for d in expected[1:])
+        raise InputShapeError(
+            f"data of shape {tuple(data.shape)} is one sample; expected a batch (N, {sample}): pass "
+            "data[None] (or numpy.expand_dims(data, 0))"
+        ) from None
+
+
 def _run_tflite(tflite, data, num_threads, batch_size):
     interpreter = None
     outputs: list[list[np.ndarray]] = []
     quantized = False
     for batch in _batches(data, batch_size):
         if interpreter is None:
-            interpreter = load_interpreter(tflite, num_threads, input_shape=batch.shape[1:])
+            try:
+                interpreter = load_interpreter(tflite, num_threads, input_shape=batch.shape[1:])
+            except InputShapeError:
+                _one_sample_hint(tflite, data, num_threads)
+                raise
             (detail,) = interpreter.get_input_details()
             dynamic_batch = int(detail["shape_signature"][0]) < 0
             out_details = interpreter.get_output_details()

@@ -58,6 +58,8 @@ def build_config(
     overrides: list[str] | None = None,
 ) -> ExperimentConfig:
     """The effective config: recipe (or JSON file), then shortcuts, then ``overrides``."""
+    if model and blocks:  # blocks define the network and the name would be dropped without a word
+        raise ConfigError(f"--model={model} and --blocks both name the network; give one of them")
     if config_file:
         try:
             with open(config_file) as f:
@@ -122,7 +124,8 @@ def _define_flags():
     flags.DEFINE_string("strategy", None, "default, one_device, mirrored, multi_worker_mirrored (TF_CONFIG) or tpu.")
     flags.DEFINE_string("devices", None, "Comma-separated devices for mirrored/one_device.")
     flags.DEFINE_string("tpu", None, "TPU name or address.")
-    flags.DEFINE_integer("logical_cpus", None, "Split the CPU into this many logical devices first (CPU-only mirrored runs).")
+    flags.DEFINE_integer("logical_cpus", None, "Split the CPU into this many logical devices first (CPU-only mirrored runs).",
+                         lower_bound=1)
     flags.DEFINE_integer("epochs", None, "Training epochs.")
     flags.DEFINE_integer("train_steps", None, "Training steps (instead of epochs).")
     flags.DEFINE_integer("batch_size", None, "Global batch size.")
@@ -207,7 +210,7 @@ def run(argv=None) -> None:
 
     _cli.quiet_logs(sys.argv if argv is None else argv)
     _define_flags()
-    app.run(lambda args: _cli.guard("mnas-train", main, args), argv=argv,
+    app.run(lambda args: _cli.stop_on_interrupt("mnas-train", _cli.guard, "mnas-train", main, args), argv=argv,
             flags_parser=_cli.flags_parser("mnas-train"))
 
 

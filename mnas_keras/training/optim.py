@@ -147,6 +147,11 @@ def build_schedule(
     """
     peak = peak_learning_rate(config, global_batch_size)
     warmup_steps = int(config.warmup_epochs * steps_per_epoch)
+    if config.name == "cosine" and total_steps <= warmup_steps:
+        raise ConfigError(
+            f"schedule.warmup_epochs={config.warmup_epochs} is {warmup_steps} steps, as long as the whole run "
+            f"({total_steps} steps); shorten it, e.g. --overrides=schedule.warmup_epochs=0"
+        )
     if config.name == "cosine":
         return WarmupCosineDecay(peak, warmup_steps, total_steps)
     if config.name == "constant":

@@ -24,6 +24,23 @@ def _split_devices(devices: str | None) -> list[str] | None:
     return [d.strip() for d in devices.split(",") if d.strip()]
 
 
+def _check_devices(device_list: list[str] | None) -> None:
+    """Each named device must be one of this process's logical devices (TensorFlow would
+    otherwise place the replicas elsewhere without a word, e.g. ``/gpu:7`` on the CPU)."""
+    if not device_list:
+        return
+    known = tf.config.list_logical_devices()
+    have = {(d.device_type.upper(), tf.DeviceSpec.from_string(d.name).device_index) for d in known}
+    for name in device_list:
+        try:
+            spec = tf.DeviceSpec.from_string(name)
+        except ValueError:
+            spec = None
+        if spec is None or not spec.device_type or (spec.device_type.upper(), spec.device_index or 0) not in have:
+            raise ConfigError(f"device {name!r} (--devices) is not a device of this process; expected some of "
+                              f"{[d.name for d in known]}")
+
+
 def _default_device() -> str:
     gpus = tf.config.list_logical_devices("GPU")
     return gpus[0].name if gpus else "/cpu:0"
@@ -41,13 +58,16 @@ def create_strategy(name: str = "default", *, devices: str | None = None, tpu: s
         tpu: TPU name or grpc address for ``"tpu"`` (``""`` or ``None``: local TPU).
 
     Raises:
-        ConfigError: an unknown name or a device list that does not fit the strategy.
+        ConfigError: an unknown name, a device that this process does not have, or a device
+            list that does not fit the strategy.
     """
     if name not in STRATEGIES:
         raise ConfigError(f"unknown strategy {name!r}; expected one of {STRATEGIES}")
     device_list = _split_devices(devices)
     if name == "default":
         return tf.distribute.get_strategy()
+    if name in ("one_device", "mirrored"):
+        _check_devices(device_list)
     if name == "one_device":
         if device_list and len(device_list) != 1:
             raise ConfigError(f"one_device takes one device; received devices={devices!r}")

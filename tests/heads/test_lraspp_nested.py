@@ -56,3 +56,12 @@ def test_nested_round_trip_safe_mode(backbone, images, tmp_path):
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True, compile=False)
     np.testing.assert_array_equal(loaded(images).numpy(), model(images).numpy())
+
+
+def test_pooling_kernel_larger_than_the_feature_is_named():
+    from mnas_keras.heads import LRASPPMobileNetV3Small
+
+    # 64x64 at output stride 16: a 4x4 high feature, smaller than the paper's 49x49 kernel
+    with pytest.raises(ValueError, match=r"pooling kernel 49x49 is larger than the high feature 4x4 .*"
+                                         r"use pooling='global'"):
+        LRASPPMobileNetV3Small(input_shape=(64, 64, 3), num_classes=3, pooling=(49, (16, 20)))

@@ -43,3 +43,23 @@ def test_save_every_is_checked():
     table = LatencyTable.create(32, stem_filters=8, anchor=None)
     with pytest.raises(ValueError, match="save_every must be an integer >= 1; received 0"):
         table.measure_parts(KEYS, save_every=0)
+
+
+def test_load_of_a_directory_is_a_latency_table_error(tmp_path):
+    from mnas_keras.search.latency.table import LatencyTableError
+
+    with pytest.raises(LatencyTableError, match=f"latency table file {tmp_path} cannot be read: Is a directory"):
+        LatencyTable.load(str(tmp_path))
+
+
+def test_prepare_table_checks_its_folder_before_calibrating(tmp_path):
+    from mnas_keras.search.latency.modes import prepare_table
+    from mnas_keras.search.latency.table import LatencyTableError
+    from mnas_keras.search.space import mnasnet_space
+
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("keep me")
+    # the folder is a file: refused at once, not after timing the calibration networks
+    with pytest.raises(LatencyTableError, match=f"latency table {a_file}/t.json: its folder {a_file} cannot be "
+                                                "created"):
+        prepare_table(str(a_file / "t.json"), mnasnet_space(), input_size=32)

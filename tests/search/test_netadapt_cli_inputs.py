@@ -5,6 +5,7 @@ failed with ``'<path>': File exists``; a garbage ``--model`` file was reported a
 ``File not found`` although it exists.
 """
 
+import numpy as np
 import pytest
 
 
@@ -48,3 +49,26 @@ def test_garbage_model_file_is_named_as_not_a_keras_archive(main, tmp_path, caps
 def test_bad_learning_rate_names_the_value(main, tmp_path, capsys):
     line = _one_error_line(main, ["--learning_rate=nan", f"--run_dir={tmp_path / 'run'}", "--latency=madds"], capsys)
     assert "learning_rate" in line and "nan" in line
+
+
+def test_netadapt_names_a_garbage_keras_file(tmp_path):
+    from mnas_keras._serialization import InvalidKerasFileError
+    from mnas_keras.search.netadapt.latency import MAddsLatency
+    from mnas_keras.search.netadapt.loop import NetAdapt, NetAdaptConfig
+
+    path = tmp_path / "seed.keras"
+    path.write_bytes(b"PK\x03\x04 truncated")
+    data = ((np.zeros((4, 32, 32, 3), "float32"), np.zeros(4, "int32")),) * 2  # never reached
+    with pytest.raises(InvalidKerasFileError, match=rf"'{path}' is not a valid \.keras archive"):
+        NetAdapt(str(path), data, MAddsLatency(input_size=32), NetAdaptConfig(), str(tmp_path / "run")).run_loop()
+
+
+def test_flags_that_would_be_ignored_are_refused(main, tmp_path, capsys):
+    path = tmp_path / "seed.keras"
+    path.write_bytes(b"PK")  # never read: the flags are checked first
+    line = _one_error_line(main, [f"--model={path}", "--arch=mnasnet_a1", "--alpha=1.0",
+                                  f"--run_dir={tmp_path / 'run'}"], capsys)
+    assert line == ("mnas-netadapt: error: --arch=mnasnet_a1, --alpha=1.0 describe the seed trained when no --model "
+                    f"is given; received --model={path}")
+    line = _one_error_line(main, [f"--table={path}", "--latency=madds", f"--run_dir={tmp_path / 'run'}"], capsys)
+    assert line == "mnas-netadapt: error: --table is read only with --latency=table; received --latency=madds"

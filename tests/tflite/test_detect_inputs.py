@@ -41,3 +41,14 @@ def test_cli_detect_is_one_line(classifier_tflite, tmp_path, capsys):
     assert info.value.code == 2 and len(lines) == 1
     assert lines[0].startswith(f"mnas-tflite detect: error: '{classifier_tflite}' is not a detector")
     assert not (tmp_path / "o.png").exists()
+
+
+def test_convert_detector_names_a_garbage_keras_file(tmp_path):
+    from mnas_keras.tflite import TFLiteConversionError, convert_detector
+
+    path = tmp_path / "ssd.keras"
+    path.write_bytes(b"PK\x03\x04 truncated")
+    # Keras alone said "File not found: filepath=...", although the file exists
+    with pytest.raises(TFLiteConversionError, match=rf"'{path}' is not a valid \.keras archive"):
+        convert_detector(str(path))
+

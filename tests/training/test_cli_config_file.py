@@ -20,3 +20,10 @@ def test_bad_config_file_is_named(tmp_path, content, reason):
         build_config(config_file=str(path))
     assert str(info.value).startswith(f"--config_file '{path}'"), str(info.value)
     assert reason in str(info.value)
+
+
+def test_model_and_blocks_together_are_refused():
+    # blocks define the network (ModelConfig), so --model was dropped without a word
+    with pytest.raises(ConfigError, match=r"--model=mnasnet_a1 and --blocks both name the network; give one of them"):
+        build_config(recipe="digits", model="mnasnet_a1", blocks=["r1_k3_s11_e1_i16_o16"])
+    assert build_config(recipe="digits", blocks=["r1_k3_s11_e1_i16_o16"]).model.blocks == ("r1_k3_s11_e1_i16_o16",)

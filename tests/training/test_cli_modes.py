@@ -25,3 +25,12 @@ def test_evaluate_and_export_need_a_checkpoint(tmp_path):
         assert lines[0] == (f"mnas-train: error: --mode={mode}: model_dir '{tmp_path / mode}' holds no checkpoint; "
                             "train it first (--mode=train) or start from weights (model.init_weights)")
         assert not os.path.exists(tmp_path / mode / "model.keras")
+
+
+def test_logical_cpus_must_be_positive(tmp_path):
+    # --logical_cpus=0 was accepted and ignored
+    done = subprocess.run([sys.executable, "-m", "mnas_keras.training.cli", "--recipe=digits", "--logical_cpus=0",
+                           f"--model_dir={tmp_path / 'run'}"], cwd=tmp_path, env=ENV, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+        "mnas-train: error: flag --logical_cpus=0: 0 is not a positive integer"]

@@ -299,7 +299,8 @@ def run() -> None:
         FLAGS.set_default(name, value)
     if "out_dir" not in FLAGS:
         flags.DEFINE_string("out_dir", "runs/ablation", "Folder of the four arms' run directories and the table.")
-    app.run(main, flags_parser=flags_parser("mnas-ablation"))
+    app.run(lambda argv: _cli.stop_on_interrupt("mnas-ablation", _cli.guard, "mnas-ablation", main, argv),
+            flags_parser=flags_parser("mnas-ablation"))
 
 
 if __name__ == "__main__":

@@ -151,7 +151,8 @@ def run() -> None:
 
     _cli.quiet_logs(sys.argv)  # TensorFlow's C++ log to errors, absl's to warnings (unless --verbosity)
     _define_flags()
-    app.run(main, flags_parser=flags_parser("mnas-latency-table"))
+    app.run(lambda argv: _cli.stop_on_interrupt("mnas-latency-table", _cli.guard, "mnas-latency-table", main, argv),
+            flags_parser=flags_parser("mnas-latency-table"))
 
 
 if __name__ == "__main__":

@@ -265,7 +265,9 @@ def build_search(values=None):
         )
     executor = None
     run = config.execution
-    if run.executor not in ("inline", "local") or run.max_in_flight not in (None, 1) or run.latency_resource:
+    ray_options = (run.ray_address, run.ray_dashboard, run.ray_num_cpus, run.ray_cpus_per_worker != 1.0)
+    if run.executor not in ("inline", "local") or run.max_in_flight not in (None, 1) or run.latency_resource \
+            or any(ray_options):  # make_executor refuses what the executor would ignore
         from mnas_keras.search.execution import make_executor
 
         executor = make_executor(run.executor, max_in_flight=run.max_in_flight, max_retries=run.max_retries,
@@ -277,7 +279,7 @@ def build_search(values=None):
 
 def main(argv) -> int:
     from mnas_keras._config import ConfigError, override, to_json
-    from mnas_keras.search.errors import SearchError
+    from mnas_keras.search.errors import SearchConfigError, SearchError
 
     from mnas_keras import _cli
 
@@ -297,6 +299,10 @@ def main(argv) -> int:
         from mnas_keras.search.run.final import check_final_options, run_final
 
         final_options = check_final_options(config.final.epochs, config.final.top_k, list(config.final.seeds))
+        if config.latency.table is not None and config.latency.mode == "measured":  # it would be ignored
+            raise SearchConfigError(f"--latency_table={config.latency.table} is read by the table modes only; add "
+                                    "--latency_mode=predicted or --latency_mode=predicted_then_measured (received "
+                                    "--latency_mode=measured)")
         if config.proxy.evaluator != "synthetic":
             _cli.import_tensorflow(sys.argv)  # without its start-up lines unless --verbosity
         search = build_search(config)
@@ -335,7 +341,9 @@ def run() -> None:
 
     _cli.quiet_logs(sys.argv)  # TensorFlow's C++ log to errors, absl's to warnings (unless --verbosity)
     _define_flags()
-    app.run(main, flags_parser=flags_parser("mnas-search"))
+    # guard: any other bad input (a dataset's DataError, an unreadable file) is one line too
+    app.run(lambda argv: _cli.stop_on_interrupt("mnas-search", _cli.guard, "mnas-search", main, argv),
+            flags_parser=flags_parser("mnas-search"))
 
 
 if __name__ == "__main__":

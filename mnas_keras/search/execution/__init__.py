@@ -52,6 +52,13 @@ def make_executor(name: str = "inline", *, max_in_flight: int | None = None, max
         ...
         mnas_keras.search.errors.SearchConfigError: unknown executor 'dask'; expected one of ('inline', 'pool', 'ray', 'local')
     """
+    if name in ("inline", "local", "pool"):
+        ray_only = [f"{key}={value!r}" for key, value, default in (
+            ("ray_address", ray_address, None), ("cpus_per_worker", cpus_per_worker, 1.0), ("dashboard", dashboard, False), ("num_cpus", num_cpus, None))
+            if value not in (default, "")]
+        if ray_only:  # they would be dropped without a word
+            raise SearchConfigError(f"{', '.join(ray_only)} apply to the Ray executor only; received executor "
+                                    f"{name!r} (use executor 'ray')")
     if name in ("inline", "local"):
         if max_in_flight not in (None, 1):
             raise SearchConfigError(f"the in-process executor ({name!r}) runs one evaluation at a time; received "

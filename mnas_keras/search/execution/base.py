@@ -164,10 +164,20 @@ def _exit_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
+def _exit_quietly_on_interrupt() -> None:
+    """Ctrl-C reaches every process of the terminal's group: a worker then exits at once and
+    without a traceback, and the search (the parent) reports the interruption, once."""
+    import os
+    import signal
+
+    signal.signal(signal.SIGINT, lambda signum, frame: os._exit(128 + signum))
+
+
 def _pool_init(evaluator, parent_pid: int | None = None) -> None:
     global _WORKER_EVALUATOR
     if parent_pid is not None:
         _exit_with_parent(parent_pid)
+    _exit_quietly_on_interrupt()
     _WORKER_EVALUATOR = evaluator
 
 

@@ -26,7 +26,7 @@ import time
 from typing import Callable, Sequence
 
 from mnas_keras.search.errors import SearchConfigError
-from mnas_keras.search.latency.table import LatencyTable, MissingPartsError
+from mnas_keras.search.latency.table import LatencyTable, LatencyTableError, MissingPartsError
 
 LATENCY_MODES = ("measured", "predicted", "predicted_then_measured")
 
@@ -60,6 +60,12 @@ def prepare_table(path: str, space=None, *, input_size: int = 224, num_threads: 
     if os.path.exists(path):
         table = LatencyTable.load(path, expected=expected)
     else:
+        folder = os.path.dirname(os.path.abspath(path))
+        try:  # before the calibration's minutes of timing, not at the save after them
+            os.makedirs(folder, exist_ok=True)
+        except OSError as err:
+            raise LatencyTableError(f"latency table {path}: its folder {folder} cannot be created: "
+                                    f"{err.strerror}") from None
         table = LatencyTable.create(input_size, num_threads, objective, stem_filters=stem_filters, classes=classes,
                                     runs=runs, warmup=warmup, **settings)
         table.path = path

@@ -383,6 +383,9 @@ class LatencyTable:
             raise LatencyTableError(f"latency table file not found: {path}") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise LatencyTableError(f"latency table file {path} is not valid JSON: {err}") from None
+        except OSError as err:  # a directory, no permission...
+            raise LatencyTableError(f"latency table file {path} cannot be read: {err.strerror}; expected a .json "
+                                    "file") from None
         table = cls.from_dict(data, label=f"latency table file {path}")
         table.path = path
         if check:

@@ -82,10 +82,19 @@ def _check(args) -> None:
         raise UsageError(f"--model {args.model!r}: no such file; expected a .keras file of an MnasNet")
     if args.model is not None and not args.model.endswith(".keras"):
         raise UsageError(f"--model {args.model!r}: expected a .keras file")
+    if args.model is not None:  # the seed's own settings would be ignored
+        defaults = parser().parse_args([])
+        ignored = [f"--{name}={getattr(args, name)}" for name in ("arch", "alpha", "seed_train_steps")
+                   if getattr(args, name) != getattr(defaults, name)]
+        if ignored:
+            raise UsageError(f"{', '.join(ignored)} describe the seed trained when no --model is given; "
+                             f"received --model={args.model}")
     if args.model is not None:
         check_keras_archive(args.model)  # a truncated or garbage file, named (no TensorFlow yet)
     if args.latency == "table" and not args.table:
         raise UsageError("--latency=table needs --table=<latency table JSON>")
+    if args.table and args.latency != "table":  # it would be ignored
+        raise UsageError(f"--table is read only with --latency=table; received --latency={args.latency}")
     if args.table is not None and not os.path.isfile(args.table):
         raise UsageError(f"--table {args.table!r}: no such file")
     if args.image_size < 32:
@@ -186,7 +195,9 @@ def _run(args) -> int:
 
 def run() -> None:
     """Console-script entry point."""
-    sys.exit(main())
+    from mnas_keras._cli import stop_on_interrupt
+
+    sys.exit(stop_on_interrupt(TOOL, main))
 
 
 if __name__ == "__main__":

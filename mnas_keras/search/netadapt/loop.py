@@ -380,9 +380,9 @@ class NetAdapt:
         cfg = self.config
         model = self.model
         if isinstance(model, (str, os.PathLike)):
-            import keras
+            from mnas_keras._serialization import load_model
 
-            model = keras.saving.load_model(os.fspath(model), compile=False)
+            model = load_model(os.fspath(model))  # a missing or garbage file is named
         backbone = find_backbone(model)
         (x_train, y_train), (x_val, y_val), (x_test, y_test) = split_data(
             self.data, cfg.validation_fraction, cfg.seed, cfg.val_subset)

@@ -140,6 +140,8 @@ class ShapesDetectionSource(DetectionSource):
                 while np.abs(color - base).max() < 80:
                     color = rng.uniform(0, 255, 3)
                 mask = _draw_shape(img, SHAPES[kind], y0, x0, size, color)
+                if not mask.any():  # a shape too small to cover a pixel (tiny images): no object
+                    continue
                 taken |= mask
                 ys, xs = np.nonzero(mask)
                 bs.append([ys.min() / n, xs.min() / n, (ys.max() + 1) / n, (xs.max() + 1) / n])

@@ -47,8 +47,7 @@ def build_classifier(config: ModelConfig, *, image_size: int, num_classes: int) 
         constructor = getattr(keras.applications, config.name[len("keras:"):], None)
         if constructor is None:
             raise ConfigError(f"model.name {config.name!r}: keras.applications has no such model")
-        extra = {"alpha": config.alpha} if config.alpha != 1.0 else {}
-        model = constructor(weights=None, **extra, **kwargs)
+        model = constructor(weights=None, **_keras_application_arguments(constructor, config, kwargs))
     else:
         from mnas_keras.applications import UnknownModelError, create_model, parse_model_name
 
@@ -69,6 +68,30 @@ def build_classifier(config: ModelConfig, *, image_size: int, num_classes: int) 
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.synchronized = True
     return model
+
+
+def _keras_application_arguments(constructor, config: ModelConfig, kwargs: dict) -> dict:
+    """``kwargs`` in the names a keras.applications constructor takes: its dropout argument
+    is ``dropout_rate`` (MobileNetV3), ``dropout`` (MobileNet) or absent (MobileNetV2,
+    ResNet...), and only the MobileNets take ``alpha``."""
+    import inspect
+
+    parameters = inspect.signature(constructor).parameters
+    title = f"keras.applications.{constructor.__name__}"
+    out = {k: v for k, v in kwargs.items() if k != "dropout_rate"}
+    rate = kwargs.get("dropout_rate")
+    if rate is not None:
+        name = next((n for n in ("dropout_rate", "dropout") if n in parameters), None)
+        if name is not None:
+            out[name] = rate
+        elif rate != 0:  # no dropout argument: only "no dropout" is what was asked
+            raise ConfigError(f"model.dropout_rate={rate}: {title} has no dropout argument; set "
+                              "model.dropout_rate=null to keep its own classifier")
+    if config.alpha != 1.0:
+        if "alpha" not in parameters:
+            raise ConfigError(f"model.alpha={config.alpha}: {title} has no width multiplier (alpha)")
+        out["alpha"] = config.alpha
+    return out
 
 
 def outputs_are_probabilities(model: keras.Model) -> bool:
