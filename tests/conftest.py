@@ -7,6 +7,39 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
 import pytest  # noqa: E402
 
+# ---------------------------------------------------------------- pytest-xdist scheduling
+# The README's `pytest -q` runs the suite on pytest-xdist workers (`-n auto --dist loadfile`
+# in pyproject.toml): each test module runs whole on one worker, so its module fixtures are
+# built once. Each worker has its own session, so the modules that share a session fixture
+# costing minutes are scheduled as one unit (one worker builds it once).
+
+#: Modules that share the minutes-long session fixtures ``mirrored_results``
+#: (tests/training/conftest.py, ~170 s) and the shapes detector
+#: (tests/training/_detection_helpers.py).
+SHARED_FIXTURE_MODULES = ("tests/training/test_detection_task.py", "tests/training/test_segmentation_training.py",
+                          "tests/training/test_distribute.py", "tests/tflite/test_detection_export.py")
+
+
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto``: one worker per usable CPU, at most 4 (each worker holds its own
+    TensorFlow, and several tests start subprocesses of their own)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(cpus, 4))
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadfile``, with :data:`SHARED_FIXTURE_MODULES` as one unit (other modes as given)."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class SharedFixtureScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = super()._split_scope(nodeid)
+            return "shared fixtures" if module in SHARED_FIXTURE_MODULES else module
+
+    return SharedFixtureScheduling(config, log)
+
 
 @pytest.fixture(scope="session")
 def digits32():
