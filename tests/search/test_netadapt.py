@@ -6,6 +6,8 @@ norms, and a functional check (the parent with the removed channels zeroed compu
 the narrow child computes).
 """
 
+import json
+
 import numpy as np
 import pytest
 
@@ -375,7 +377,6 @@ def test_table_source_is_the_tables_prediction_and_refuses_another_stem():
 
 @pytest.mark.parametrize("argv, expected", [
     (["--model=/nonexistent/m.keras"], "--model '/nonexistent/m.keras': no such file"),
-    (["--latency=table"], "--latency=table needs --table"),
     (["--criterion=best"], "argument --criterion: invalid choice: 'best'"),
     (["--latency_size=16"], "--latency_size must be >= 32; received 16"),
 ])
@@ -518,3 +519,29 @@ def test_winner_timed_again_and_dropped_when_the_second_timing_misses_the_constr
             latencies.append(record["latency_ms"])
     assert any(r["event"] == "rejected" for r in records)
     assert result.latency_ms == latencies[-1]
+
+
+def test_cli_table_source_builds_the_runs_layerwise_table_and_times_the_final_network(loop_setup, tmp_path, capsys):
+    """--latency=table without --table: the run's own table (seed settings, no fitted
+    correction), so the seed's latency is the plain sum of its parts' measured milliseconds
+    as saved in the file; the final network is also timed against the seed on LiteRT."""
+    from mnas_keras.search.latency.parts import network_parts
+    from mnas_keras.search.netadapt.cli import main
+    from mnas_keras.search.netadapt.loop import load_journal
+
+    folder, _ = loop_setup
+    run_dir = tmp_path / "run"
+    assert main([f"--model={folder / 'parent.keras'}", f"--run_dir={run_dir}", "--latency=table",
+                 "--latency_size=32", "--steps=1", "--final_steps=0", "--max_iterations=1", "--delta=0.01",
+                 "--target_fraction=0.99", "--no_tflite"]) == 0
+    table = json.loads((run_dir / "latency_table.json").read_text())
+    assert table["settings"]["input_size"] == 32 and table["settings"]["stem_filters"] == 8
+    assert table["settings"]["anchor"] == LOOP_BLOCKS and table["fit"]["intercept_ms"] == 0
+    records = load_journal(str(run_dir))
+    seed, final = records[0], records[-1]
+    keys = network_parts(LOOP_BLOCKS, 32, stem_filters=8)
+    assert seed["latency_ms"] == pytest.approx(sum(table["parts"][k] for k in keys), rel=1e-12)
+    accepted = [r for r in records if r["event"] == "accepted"]
+    assert len(accepted) == 1 and accepted[0]["latency_ms"] <= 0.99 * seed["latency_ms"]
+    assert final["latency_vs_seed_ms"] > 0
+    assert "final network timed against the seed in one interleaved run" in capsys.readouterr().out

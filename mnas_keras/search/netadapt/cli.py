@@ -54,7 +54,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--image_size", type=int, default=32, help="Digits resolution (train and measure).")
     p.add_argument("--latency", choices=("measured", "table", "madds"), default="measured",
                    help="Latency source: LiteRT measured, the search's lookup table, or multiply-adds.")
-    p.add_argument("--table", default=None, help="Latency table JSON (--latency=table).")
+    p.add_argument("--table", default=None, help="Latency table JSON (--latency=table; default: a layer-wise "
+                   "table of this run's networks, <run_dir>/latency_table.json, its parts measured as they are "
+                   "first needed, as NetAdapt's own look-up tables).")
     p.add_argument("--latency_size", type=int, default=96, help="Input size latency is measured at (the "
                    "network is rebuilt at this size for timing). 96: at 32x32 the whole network runs in "
                    "40-60 us, mostly per-operator overhead, and one layer's cut is below the spread of two "
@@ -91,8 +93,6 @@ def _check(args) -> None:
                              f"received --model={args.model}")
     if args.model is not None:
         check_keras_archive(args.model)  # a truncated or garbage file, named (no TensorFlow yet)
-    if args.latency == "table" and not args.table:
-        raise UsageError("--latency=table needs --table=<latency table JSON>")
     if args.table and args.latency != "table":  # it would be ignored
         raise UsageError(f"--table is read only with --latency=table; received --latency={args.latency}")
     if args.table is not None and not os.path.isfile(args.table):
@@ -155,6 +155,27 @@ def _clear(run_dir: str) -> None:
             os.unlink(path)
 
 
+def _layerwise_table(args, model):
+    """The run's own table (``<run_dir>/latency_table.json``): the seed's settings at
+    ``--latency_size``, the seed as the drift anchor, no fitted correction (a network is the
+    plain sum of its parts, as NetAdapt's layer-wise look-up tables); parts are measured on
+    LiteRT when a network first needs them and saved, so a resumed run reuses them."""
+    from mnas_keras.search.latency.table import LatencyTable
+    from mnas_keras.search.netadapt.surgery import find_backbone
+
+    path = os.path.join(args.run_dir, "latency_table.json")
+    if os.path.exists(path):
+        return LatencyTable.load(path)
+    backbone = find_backbone(model)
+    config = backbone.get_config()
+    table = LatencyTable.create(input_size=args.latency_size, anchor=list(backbone.blocks),
+                                stem_filters=config["stem_filters"], head_filters=config["head_filters"],
+                                classes=config["classes"], activation=config["activation"],
+                                include_preprocessing=config["include_preprocessing"])
+    table.save(path)
+    return table
+
+
 def main(argv=None) -> int:
     args = parser().parse_args(sys.argv[1:] if argv is None else argv)
     guard(TOOL, _check, args)
@@ -164,6 +185,7 @@ def main(argv=None) -> int:
 
 def _run(args) -> int:
     from mnas_keras.datasets import load_digits
+    from mnas_keras.search.latency.table import LatencyTable
     from mnas_keras.search.netadapt.latency import make_source
     from mnas_keras.search.netadapt.loop import NetAdapt, NetAdaptConfig
 
@@ -171,17 +193,17 @@ def _run(args) -> int:
                             steps=args.steps, final_steps=args.final_steps, batch_size=args.batch_size,
                             learning_rate=args.learning_rate, criterion=args.criterion,
                             max_iterations=args.max_iterations, seed=args.seed)
-    table = None
-    if args.latency == "table":
-        from mnas_keras.search.latency.table import LatencyTable
-
-        table = LatencyTable.load(args.table)
-    source = make_source(args.latency, input_size=args.latency_size, table=table)
     data = load_digits(size=args.image_size, seed=args.seed)
     if args.overwrite:
         _clear(args.run_dir)
     model = _seed_model(args, data)
-    result = NetAdapt(model, data, source, config, args.run_dir, export_tflite=not args.no_tflite).run_loop()
+    table, verify = None, None
+    if args.latency == "table":
+        table = _layerwise_table(args, model) if args.table is None else LatencyTable.load(args.table)
+        verify = make_source("measured", input_size=args.latency_size)  # the final network vs the seed
+    source = make_source(args.latency, input_size=args.latency_size, table=table)
+    result = NetAdapt(model, data, source, config, args.run_dir, export_tflite=not args.no_tflite,
+                      verify=verify).run_loop()
     print(f"{TOOL}: {result.status} after {result.iterations} steps: latency {result.seed_latency_ms:.4g} -> "
           f"{result.latency_ms:.4g} ms (target {result.target_ms:.4g}); test accuracy "
           f"{result.test_accuracy_before:.4f} -> {result.test_accuracy_after:.4f}")

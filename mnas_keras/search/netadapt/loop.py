@@ -319,6 +319,10 @@ class NetAdapt:
             deterministic ones. Without it the accepted latencies are biased low: on digits
             at 32x32 the chain claimed 69% of the seed where the final network timed against
             the seed directly took 95%.
+        verify: a measured source (:class:`~mnas_keras.search.netadapt.latency.MeasuredLatency`)
+            that times the final network against the seed in one interleaved run when
+            ``latency`` is not itself measured (a latency table): ``latency_vs_seed_ms`` is then
+            the seed's milliseconds in ``latency``'s scale times that measured ratio.
 
     Raises:
         SearchConfigError (a ``ValueError``): bad settings, or a run directory holding a
@@ -327,7 +331,7 @@ class NetAdapt:
 
     def __init__(self, model, data, latency: Callable, config: NetAdaptConfig = NetAdaptConfig(),
                  run_dir: str = "netadapt_run", *, export_tflite: bool = True, log: Callable | None = print,
-                 overwrite: bool = False, confirm: bool | None = None):
+                 overwrite: bool = False, confirm: bool | None = None, verify: Callable | None = None):
         self.model, self.data, self.latency, self.config = model, data, latency, config
         self.run = RunDirectory(run_dir)
         self.export_tflite = bool(export_tflite)
@@ -335,6 +339,7 @@ class NetAdapt:
         self.overwrite = bool(overwrite)
         # a measured source is timed again for the winner of each iteration (see _iteration)
         self.confirm = hasattr(latency, "set_anchor") if confirm is None else bool(confirm)
+        self.verify = verify
 
     # ------------------------------------------------------------------ helpers
     def _path(self, *names) -> str:
@@ -453,11 +458,16 @@ class NetAdapt:
                                            seed=_seed_of(cfg.seed, "final", "bn"))
                 self._save_keras(final, "final.keras")
                 remeasured = None
-                if hasattr(self.latency, "set_anchor") and len(accepted):
-                    # the accepted latencies chain one A/B ratio per step; time the final network
-                    # against the seed directly as well
-                    self.latency.set_anchor(find_backbone(seed_model), seed_ms)
-                    remeasured = latency_ms(self.latency, find_backbone(final))
+                checker = self.latency if hasattr(self.latency, "set_anchor") else self.verify
+                if checker is not None and len(accepted):
+                    # the accepted latencies chain one A/B ratio (or one table prediction) per
+                    # step; time the final network against the seed directly as well
+                    if checker is self.latency:
+                        checker.set_anchor(find_backbone(seed_model), seed_ms)
+                        remeasured = latency_ms(checker, find_backbone(final))
+                    else:
+                        anchor_ms = checker.set_anchor(find_backbone(seed_model))
+                        remeasured = seed_ms * latency_ms(checker, find_backbone(final)) / anchor_ms
                 final_rec = {"event": "final", "status": status, "blocks": merge(find_backbone(final).blocks),
                              "stem_filters": find_backbone(final).get_config()["stem_filters"],
                              "latency_ms": current_ms, "latency_vs_seed_ms": remeasured,
@@ -498,19 +508,23 @@ class NetAdapt:
         for proposal in proposals(flat, config["stem_filters"]):
             if proposal.key in done:
                 continue
+            started = time.perf_counter()
             width, child_ms, tried = self._largest_width(config, flat, proposal, constraint, cache, build)
             child = None if width is None else shrink(current, proposal, width)
             record = {"event": "proposal", "iteration": iteration, "key": proposal.key,
-                      "from_width": proposal.width, "tried": tried}
+                      "from_width": proposal.width, "tried": tried,
+                      "latency_seconds": round(time.perf_counter() - started, 3)}
             if child is None:
                 record["status"] = "infeasible"
             else:
+                started = time.perf_counter()
                 fine_tune(child, train[0], train[1], cfg.steps, batch_size=cfg.batch_size,
                           learning_rate=cfg.learning_rate, momentum=cfg.momentum,
                           seed=_seed_of(cfg.seed, iteration, proposal.key))
                 recalibrate_batch_norm(child, train[0], batches=cfg.bn_batches, batch_size=256,
                                        seed=_seed_of(cfg.seed, iteration, proposal.key, "bn"))
                 acc = accuracy(child, *val)
+                record["fine_tune_seconds"] = round(time.perf_counter() - started, 3)
                 weights = os.path.join(folder, _safe(proposal.key) + ".weights.h5")
                 tmp = weights + ".tmp.weights.h5"
                 child.save_weights(tmp)
