@@ -5,6 +5,7 @@ Found by a new user's pass: Ctrl-C during ``mnas-search`` printed a 60-line trac
 TensorFlow's function tracing. Every console script goes through ``_cli.stop_on_interrupt``.
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -17,6 +18,17 @@ import pytest
 from mnas_keras._cli import EXIT_INTERRUPTED, stop_on_interrupt
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@contextlib.contextmanager
+def _reaped(proc):
+    """Kills and waits for ``proc`` if it is still running when the block ends."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def test_stop_on_interrupt_is_one_line(capsys):
@@ -40,17 +52,13 @@ def test_ctrl_c_during_a_search(tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as a terminal's
     journal = run / "journal.jsonl"
-    try:
+    with _reaped(proc):
         deadline = time.monotonic() + 120
         while not journal.exists() or journal.read_text().count("\n") < 20:
             assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-2000:]
             time.sleep(0.2)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     lines = [line for line in err.splitlines() if line.strip()]
     assert proc.returncode == EXIT_INTERRUPTED and "Traceback" not in err, err[-3000:]
     assert lines[-1] == "mnas-search: interrupted; run the same command again to resume (finished work is kept)"
@@ -67,12 +75,8 @@ def test_a_pool_worker_exits_quietly_on_ctrl_c(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": ROOT}, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    try:
+    with _reaped(proc):
         assert proc.stdout.readline() == "ready\n" and proc.stdout.readline() == "armed\n"
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 128 + signal.SIGINT and err == ""
