@@ -21,6 +21,7 @@ Examples::
     mnas-netadapt                                        # the offline default
     mnas-netadapt --model=runs/mnas_search/export/best/model.keras --target_fraction=0.8
     mnas-netadapt --latency=table --table=runs/latency_table_32px_1t.json --delta=0.01
+    mnas-netadapt --alpha=1.0 --latency=table           # the run's own layer-wise table
     mnas-netadapt --latency=madds --steps=10 --run_dir=runs/dry   # a fast dry run
 
 A bad flag or file is one ``mnas-netadapt: error: ...`` line and exit status 2.
