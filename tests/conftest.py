@@ -20,6 +20,7 @@ SHARED_FIXTURE_MODULES = ("tests/training/test_detection_task.py", "tests/traini
                           "tests/training/test_distribute.py", "tests/tflite/test_detection_export.py")
 
 
+@pytest.hookimpl(optionalhook=True)  # xdist's hook: no error when xdist is not loaded
 def pytest_xdist_auto_num_workers(config):
     """``-n auto``: one worker per usable CPU, at most 4 (each worker holds its own
     TensorFlow, and several tests start subprocesses of their own)."""
@@ -27,6 +28,7 @@ def pytest_xdist_auto_num_workers(config):
     return max(1, min(cpus, 4))
 
 
+@pytest.hookimpl(optionalhook=True)  # xdist's hook: no error when xdist is not loaded
 def pytest_xdist_make_scheduler(config, log):
     """``--dist loadfile``, with :data:`SHARED_FIXTURE_MODULES` as one unit (other modes as given)."""
     if config.getvalue("dist") != "loadfile":
