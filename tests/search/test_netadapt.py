@@ -545,3 +545,136 @@ def test_cli_table_source_builds_the_runs_layerwise_table_and_times_the_final_ne
     assert len(accepted) == 1 and accepted[0]["latency_ms"] <= 0.99 * seed["latency_ms"]
     assert final["latency_vs_seed_ms"] > 0
     assert "final network timed against the seed in one interleaved run" in capsys.readouterr().out
+
+
+def test_delta_halves_when_no_proposal_can_cut_it(loop_setup):
+    """min_delta_fraction (NNI NetAdaptPruner's rule): a step no single proposal can cut is
+    halved until one can. The largest cut one proposal can make is found here by brute force
+    (every proposal at every width, multiply-adds of the rebuilt network)."""
+    import keras
+
+    from mnas_keras.search.netadapt.latency import MAddsLatency
+    from mnas_keras.search.netadapt.loop import NetAdapt, NetAdaptConfig, load_journal
+    from mnas_keras.search.netadapt.surgery import build
+
+    folder, data = loop_setup
+    config = dict(LOOP_CONFIG, delta_fraction=0.8, min_delta_fraction=0.01, target_fraction=0.1, max_iterations=1)
+    result = NetAdapt(str(folder / "parent.keras"), data, MAddsLatency(32), NetAdaptConfig(**config),
+                      str(folder / "halving"), export_tflite=False, log=None).run_loop()
+    seed_config = keras.saving.load_model(folder / "halving" / "seed.keras").get_layer("backbone").get_config()
+    flat = flatten(seed_config["blocks"])
+    seed_ms = MAddsLatency(32)(build(seed_config, flat, 8))
+    best_cut = 0.0
+    for proposal in proposals(flat, 8):
+        for width in proposal.candidates(8):
+            try:
+                blocks, stem = apply(flat, 8, proposal, width)
+            except ProposalError:
+                continue
+            best_cut = max(best_cut, seed_ms - MAddsLatency(32)(build(seed_config, blocks, stem)))
+    fractions, fraction = [], 0.8
+    while fraction * seed_ms > best_cut:
+        fraction /= 2
+        fractions.append(fraction)
+    assert 1 <= len(fractions) and fractions[-1] >= 0.01  # the rule has something to do here
+    records = load_journal(str(folder / "halving"))
+    assert [r["delta_fraction"] for r in records if r["event"] == "delta"] == fractions
+    # every proposal tried before the last halving was infeasible; the accepted step cuts the
+    # halved delta, and its proposals were journaled under the last round
+    assert all(r["status"] == "infeasible" for r in records
+               if r["event"] == "proposal" and r.get("round", 0) < len(fractions))
+    accepted = [r for r in records if r["event"] == "accepted"]
+    assert len(accepted) == 1 and accepted[0]["latency_ms"] <= seed_ms - fractions[-1] * seed_ms
+    assert result.status == "max_iterations" and result.iterations == 1
+    # without the rule the same run stops at the first iteration
+    config.pop("min_delta_fraction")
+    stalled = NetAdapt(str(folder / "parent.keras"), data, MAddsLatency(32), NetAdaptConfig(**config),
+                       str(folder / "no_halving"), export_tflite=False, log=None).run_loop()
+    assert (stalled.status, stalled.iterations) == ("stalled", 0)
+
+
+def test_adaptive_bn_evaluation_trains_only_the_chosen_proposal(loop_setup):
+    """evaluate="adaptive_bn" (EagleEye): every proposal keeps the parent's truncated
+    weights exactly (only batch-norm statistics recomputed), and only the accepted one is
+    fine-tuned before it becomes the next network."""
+    import keras
+
+    from mnas_keras.search.netadapt.latency import MAddsLatency
+    from mnas_keras.search.netadapt.loop import NetAdapt, NetAdaptConfig, load_journal
+    from mnas_keras.search.netadapt.surgery import shrink
+
+    folder, data = loop_setup
+    config = dict(LOOP_CONFIG, steps=2, evaluate="adaptive_bn", max_iterations=1, target_fraction=0.5)
+    run_dir = folder / "adaptive_bn"
+    NetAdapt(str(folder / "parent.keras"), data, MAddsLatency(32), NetAdaptConfig(**config), str(run_dir),
+             export_tflite=False, log=None).run_loop()
+    records = load_journal(str(run_dir))
+    seed = keras.saving.load_model(run_dir / "seed.keras")
+    ok = [r for r in records if r["event"] == "proposal" and r["status"] == "ok"]
+    assert len(ok) >= 2 and not any("fine_tune_seconds" in r for r in ok)
+
+    def kernels(model):  # every weight but the batch norms' moving statistics
+        return [w for layer in model.get_layer("backbone").layers if "BatchNormalization" not in type(layer).__name__
+                for w in layer.get_weights()]
+
+    for record in ok:
+        expected = shrink(seed, record["key"], record["width"])
+        saved = shrink(seed, record["key"], record["width"])
+        saved.load_weights(run_dir / "proposals" / "0" / (record["key"].replace(":", "_").replace(",", "-")
+                                                          + ".weights.h5"))
+        assert all(np.array_equal(a, b) for a, b in zip(kernels(expected), kernels(saved))), record["key"]
+    accepted = next(r for r in records if r["event"] == "accepted")
+    chosen = next(r for r in ok if r["key"] == accepted["key"])
+    assert accepted["proposal_accuracy"] == chosen["accuracy"] and accepted["fine_tune_seconds"] > 0
+    trained = keras.saving.load_model(run_dir / "iter_1.keras")
+    untrained = shrink(seed, chosen["key"], chosen["width"])
+    assert not all(np.array_equal(a, b) for a, b in zip(kernels(untrained), kernels(trained)))
+
+
+class _PrefetchingMAdds:
+    """Multiply-adds with a table's two hooks (``blocks_ms``, ``prefetch``), recording which
+    networks were prefetched and in how many rounds."""
+
+    def __init__(self, config):
+        from mnas_keras.search.netadapt.latency import MAddsLatency
+
+        self.network_config, self.madds = config, MAddsLatency(32)
+        self.rounds, self.known, self.unprefetched = [], set(), 0
+
+    def __call__(self, model):
+        return self.madds(model)
+
+    def blocks_ms(self, blocks, stem):
+        from mnas_keras.search.netadapt.surgery import build
+
+        if (tuple(b.to_string() for b in blocks), stem) not in self.known:
+            self.unprefetched += 1
+        return self.madds(build(self.network_config, blocks, stem))
+
+    def prefetch(self, networks):
+        self.rounds.append(len(networks))
+        self.known.update((tuple(b.to_string() for b in blocks), stem) for blocks, stem in networks)
+        return 0
+
+
+def test_lock_step_prefetch_probes_what_the_sequential_bisection_probes(loop_setup, reference_run):
+    """A source with ``prefetch`` (the layer-wise table) gets every probe of an iteration in
+    a few batches (one per bisection round), and the run is the one the plain source gives."""
+    import keras
+
+    from mnas_keras.search.netadapt.loop import NetAdapt, NetAdaptConfig, load_journal
+    from mnas_keras.search.netadapt.surgery import find_backbone, flat_config
+
+    folder, data = loop_setup
+    config = flat_config(find_backbone(keras.saving.load_model(folder / "parent.keras")))
+    source = _PrefetchingMAdds(config)
+    NetAdapt(str(folder / "parent.keras"), data, source, NetAdaptConfig(**LOOP_CONFIG), str(folder / "prefetch"),
+             export_tflite=False, log=None).run_loop()
+    assert _trajectory(folder / "prefetch") == _trajectory(folder / "a")
+    tried = lambda run: [(r["iteration"], r["key"], r["tried"]) for r in load_journal(str(folder / run))  # noqa: E731
+                         if r["event"] == "proposal"]
+    assert tried("prefetch") == tried("a")
+    assert source.unprefetched == 0
+    # rounds per iteration: at most 1 + ceil(log2(candidates)) (bisection), never one per probe
+    probes = sum(len(t) for _, _, t in tried("a"))
+    assert len(source.rounds) < probes and sum(source.rounds) == probes

@@ -66,7 +66,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--target_ms", type=float, default=None, help="Absolute target latency (ms).")
     p.add_argument("--delta", type=float, default=0.05, help="Latency cut per step / seed latency "
                    "(MobileNetV3: 0.01).")
+    p.add_argument("--min_delta", type=float, default=None, help="When no proposal cuts --delta, halve it "
+                   "while it stays >= this fraction of the seed latency (NNI NetAdaptPruner's rule); default: "
+                   "stop there, as NetAdapt.")
     p.add_argument("--steps", type=int, default=40, help="Fine-tune steps per proposal (T).")
+    p.add_argument("--evaluate", choices=("fine_tune", "adaptive_bn"), default="fine_tune",
+                   help="fine_tune: each proposal fine-tuned --steps steps before it is compared (NetAdapt); "
+                   "adaptive_bn: proposals compared after recomputing their batch-norm statistics, only the "
+                   "chosen one fine-tuned (EagleEye).")
     p.add_argument("--final_steps", type=int, default=200, help="Long fine-tune steps at the end.")
     p.add_argument("--batch_size", type=int, default=32)
     p.add_argument("--learning_rate", type=float, default=0.005)
@@ -191,7 +198,8 @@ def _run(args) -> int:
     from mnas_keras.search.netadapt.loop import NetAdapt, NetAdaptConfig
 
     config = NetAdaptConfig(target_fraction=args.target_fraction, target_ms=args.target_ms, delta_fraction=args.delta,
-                            steps=args.steps, final_steps=args.final_steps, batch_size=args.batch_size,
+                            min_delta_fraction=args.min_delta, steps=args.steps, evaluate=args.evaluate,
+                            final_steps=args.final_steps, batch_size=args.batch_size,
                             learning_rate=args.learning_rate, criterion=args.criterion,
                             max_iterations=args.max_iterations, seed=args.seed)
     data = load_digits(size=args.image_size, seed=args.seed)
