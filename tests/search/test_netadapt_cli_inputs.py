@@ -66,9 +66,20 @@ def test_netadapt_names_a_garbage_keras_file(tmp_path):
 def test_flags_that_would_be_ignored_are_refused(main, tmp_path, capsys):
     path = tmp_path / "seed.keras"
     path.write_bytes(b"PK")  # never read: the flags are checked first
-    line = _one_error_line(main, [f"--model={path}", "--arch=mnasnet_a1", "--alpha=1.0",
+    line = _one_error_line(main, [f"--model={path}", "--arch=mnasnet_a1", "--alpha=0.75",
                                   f"--run_dir={tmp_path / 'run'}"], capsys)
-    assert line == ("mnas-netadapt: error: --arch=mnasnet_a1, --alpha=1.0 describe the seed trained when no --model "
+    assert line == ("mnas-netadapt: error: --arch=mnasnet_a1, --alpha=0.75 describe the seed trained when no --model "
                     f"is given; received --model={path}")
     line = _one_error_line(main, [f"--table={path}", "--latency=madds", f"--run_dir={tmp_path / 'run'}"], capsys)
     assert line == "mnas-netadapt: error: --table is read only with --latency=table; received --latency=madds"
+    line = _one_error_line(main, ["--delta=0.02", "--min_delta=0.03", f"--run_dir={tmp_path / 'run'}"], capsys)
+    assert line == "mnas-netadapt: error: --min_delta must be in [0, --delta=0.02]; received 0.03"
+
+
+def test_min_delta_default_halves_5_percent_twice_and_never_above_delta():
+    from mnas_keras.search.netadapt.cli import _min_delta, parser
+
+    assert _min_delta(parser().parse_args([])) == 0.0125  # 5% -> 2.5% -> 1.25%
+    assert _min_delta(parser().parse_args(["--delta=0.01"])) is None  # MobileNetV3's 1%: NetAdapt's stop
+    assert _min_delta(parser().parse_args(["--min_delta=0"])) is None
+    assert _min_delta(parser().parse_args(["--delta=0.04", "--min_delta=0.01"])) == 0.01

@@ -37,6 +37,7 @@ from mnas_keras._cli import UsageError, check_writable_dir, fail, guard, import_
 from mnas_keras._serialization import check_keras_archive, load_model
 
 TOOL = "mnas-netadapt"
+MIN_DELTA = 0.0125  # 5% halved twice: 2.5%, 1.25%
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,12 +50,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help=".keras file of a trained MnasNet (default: train MnasNet-small "
                    "on digits first).")
     p.add_argument("--arch", default="mnasnet_small", help="Seed architecture when --model is not given.")
-    p.add_argument("--alpha", type=float, default=0.5, help="Width multiplier of --arch.")
+    p.add_argument("--alpha", type=float, default=1.0, help="Width multiplier of --arch (0.5 leaves too little "
+                   "to cut: its layers are at 8-16 channels, where the time barely follows the width).")
     p.add_argument("--seed_train_steps", type=int, default=400, help="Training steps of the seed (no --model).")
     p.add_argument("--run_dir", default="runs/netadapt", help="Run directory (re-running resumes it).")
     p.add_argument("--image_size", type=int, default=32, help="Digits resolution (train and measure).")
-    p.add_argument("--latency", choices=("measured", "table", "madds"), default="measured",
-                   help="Latency source: LiteRT measured, the search's lookup table, or multiply-adds.")
+    p.add_argument("--latency", choices=("measured", "table", "madds"), default="table",
+                   help="Latency source: a layer-wise lookup table (NetAdapt's; parts measured on LiteRT, the final "
+                   "network timed against the seed), LiteRT measured per proposal, or multiply-adds.")
     p.add_argument("--table", default=None, help="Latency table JSON (--latency=table; default: a layer-wise "
                    "table of this run's networks, <run_dir>/latency_table.json, its parts measured as they are "
                    "first needed, as NetAdapt's own look-up tables).")
@@ -67,10 +70,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--delta", type=float, default=0.05, help="Latency cut per step / seed latency "
                    "(MobileNetV3: 0.01).")
     p.add_argument("--min_delta", type=float, default=None, help="When no proposal cuts --delta, halve it "
-                   "while it stays >= this fraction of the seed latency (NNI NetAdaptPruner's rule); default: "
-                   "stop there, as NetAdapt.")
-    p.add_argument("--steps", type=int, default=40, help="Fine-tune steps per proposal (T).")
-    p.add_argument("--evaluate", choices=("fine_tune", "adaptive_bn"), default="fine_tune",
+                   f"while it stays >= this fraction of the seed latency (NNI NetAdaptPruner's rule; default "
+                   f"{MIN_DELTA}, none when --delta is below it); 0: stop there, as NetAdapt.")
+    p.add_argument("--steps", type=int, default=40, help="Short fine-tune steps (T): of the chosen proposal "
+                   "with --evaluate=adaptive_bn, of every proposal with --evaluate=fine_tune.")
+    p.add_argument("--evaluate", choices=("fine_tune", "adaptive_bn"), default="adaptive_bn",
                    help="fine_tune: each proposal fine-tuned --steps steps before it is compared (NetAdapt); "
                    "adaptive_bn: proposals compared after recomputing their batch-norm statistics, only the "
                    "chosen one fine-tuned (EagleEye).")
@@ -105,6 +109,8 @@ def _check(args) -> None:
         raise UsageError(f"--table is read only with --latency=table; received --latency={args.latency}")
     if args.table is not None and not os.path.isfile(args.table):
         raise UsageError(f"--table {args.table!r}: no such file")
+    if args.min_delta is not None and not 0 <= args.min_delta <= args.delta:
+        raise UsageError(f"--min_delta must be in [0, --delta={args.delta}]; received {args.min_delta}")
     if args.image_size < 32:
         raise UsageError(f"--image_size must be >= 32 (the applications' minimum); received {args.image_size}")
     if args.latency_size < 32:
@@ -114,6 +120,12 @@ def _check(args) -> None:
     if not 0 < args.alpha <= 4:
         raise UsageError(f"--alpha must be in (0, 4]; received {args.alpha}")
     check_writable_dir(args.run_dir, "--run_dir")  # before the seed's training, not after
+
+
+def _min_delta(args) -> float | None:
+    if args.min_delta is None:
+        return MIN_DELTA if MIN_DELTA <= args.delta else None
+    return args.min_delta or None
 
 
 def _seed_model(args, data):
@@ -198,7 +210,7 @@ def _run(args) -> int:
     from mnas_keras.search.netadapt.loop import NetAdapt, NetAdaptConfig
 
     config = NetAdaptConfig(target_fraction=args.target_fraction, target_ms=args.target_ms, delta_fraction=args.delta,
-                            min_delta_fraction=args.min_delta, steps=args.steps, evaluate=args.evaluate,
+                            min_delta_fraction=_min_delta(args), steps=args.steps, evaluate=args.evaluate,
                             final_steps=args.final_steps, batch_size=args.batch_size,
                             learning_rate=args.learning_rate, criterion=args.criterion,
                             max_iterations=args.max_iterations, seed=args.seed)
