@@ -789,7 +789,9 @@ def plot_trajectory(records: list, path: str) -> str:
     props = [(r["latency_ms"], r["accuracy"]) for r in records if r.get("event") == "proposal" and r["status"] == "ok"]
     fig, ax = plt.subplots(figsize=(6, 4))
     if props:
-        ax.scatter(*zip(*props), s=8, color="0.7", label="proposals (short fine-tune)")
+        adaptive_bn = any("evaluate_seconds" in r for r in records if r.get("event") == "proposal")
+        label = "proposals (batch norm recomputed)" if adaptive_bn else "proposals (short fine-tune)"
+        ax.scatter(*zip(*props), s=8, color="0.7", label=label)
     ax.plot(*zip(*path_pts), "o-", color="C0", label="accepted")
     final = next((r for r in records if r.get("event") == "final"), None)
     if final is not None:
