@@ -718,3 +718,47 @@ def test_target_met_by_the_source_is_checked_against_the_seed_and_the_loop_goes_
     assert result.latency_vs_seed_ms == pytest.approx(seed * final_ratio ** 0.25, rel=1e-12) == \
         checks[-1]["latency_vs_seed_ms"]
     assert result.target_ms == pytest.approx(0.9 * seed, rel=1e-12)
+
+
+def test_kill_9_resume_with_halved_delta_and_adaptive_bn_gives_the_same_run(loop_setup):
+    """Resume keeps the halvings (journaled) and repeats no finished proposal of a halved
+    round; the resumed run ends as an uninterrupted one."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from mnas_keras.search.netadapt.latency import MAddsLatency
+    from mnas_keras.search.netadapt.loop import NetAdapt, NetAdaptConfig, load_journal
+
+    folder, data = loop_setup
+    config = dict(LOOP_CONFIG, delta_fraction=0.8, min_delta_fraction=0.01, target_fraction=0.1, max_iterations=2,
+                  evaluate="adaptive_bn", steps=2)
+    reference = NetAdapt(str(folder / "parent.keras"), data, MAddsLatency(32), NetAdaptConfig(**config),
+                         str(folder / "halved_reference"), export_tflite=False, log=None).run_loop()
+    run_dir = folder / "halved_killed"
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    proc = subprocess.Popen([sys.executable, "-c", DRIVER, str(folder / "parent.keras"), str(folder / "data.npz"),
+                             str(run_dir), repr(config)], cwd=root,
+                            env={**os.environ, "PYTHONPATH": root}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    journal = run_dir / "journal.jsonl"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if journal.exists() and '"round": ' in journal.read_text():  # a proposal of a halved round
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = load_journal(str(run_dir))
+    resumed = NetAdapt(str(folder / "parent.keras"), data, MAddsLatency(32), NetAdaptConfig(**config), str(run_dir),
+                       export_tflite=False, log=None).run_loop()
+    records = load_journal(str(run_dir))
+    keys = [(r["iteration"], r.get("round", 0), r["key"]) for r in records if r["event"] == "proposal"]
+    assert len(keys) == len(set(keys)) and len(records) > len(before)
+    halvings = lambda run: [r["delta_fraction"] for r in load_journal(str(folder / run)) if r["event"] == "delta"]  # noqa: E731
+    assert halvings("halved_killed") == halvings("halved_reference") != []
+    assert _trajectory(run_dir) == _trajectory(folder / "halved_reference")
+    assert (resumed.blocks, resumed.latency_ms, resumed.accuracy) == (reference.blocks, reference.latency_ms,
+                                                                      reference.accuracy)
