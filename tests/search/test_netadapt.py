@@ -358,21 +358,30 @@ def test_kill_9_resume_gives_the_same_trajectory_without_repeating_proposals(loo
                                                                       reference.accuracy)
 
 
-def test_table_source_is_the_tables_prediction_and_refuses_another_stem():
+def test_table_source_is_the_tables_prediction_and_measures_a_narrowed_stem():
     from mnas_keras.models import MnasNet
-    from mnas_keras.search.errors import SearchConfigError
     from mnas_keras.search.latency.table import LatencyTable
     from mnas_keras.search.netadapt.latency import TableLatency
 
-    table = LatencyTable({"input_size": 32, "stem_filters": 8})
-    blocks = ["r1_k3_s11_e1_i8_o8_noskip", "r2_k3_s22_e4_i8_o16"]
-    values = dict(zip(table.parts(blocks), [0.5, 0.25, 0.125, 0.125, 1.0]))  # stem, 3 blocks, head
-    table.update_parts(values)
-    model = MnasNet(blocks, stem_filters=8, input_shape=(32, 32, 3), classes=3, head_filters=16)
+    table = LatencyTable.create(input_size=32, stem_filters=16, classes=3, head_filters=16)
+    blocks = ["r1_k3_s11_e1_i16_o16", "r2_k3_s22_e4_i16_o24"]
+    keys = ["stem:32x32x3>16", "block:16x16:r1_k3_s11_e1_i16_o16", "block:16x16:r1_k3_s22_e4_i16_o24",
+            "block:8x8:r1_k3_s11_e4_i24_o24", "head:8x8x24"]  # written from the part-key grammar
+    assert table.parts(blocks) == keys
+    table.update_parts(dict(zip(keys, [0.5, 0.25, 0.125, 0.125, 1.0])))
+    model = MnasNet(blocks, stem_filters=16, input_shape=(32, 32, 3), classes=3, head_filters=16)
     assert TableLatency(table)(model) == 2.0  # no fit yet: the plain sum
-    other = MnasNet(blocks, stem_filters=16, input_shape=(32, 32, 3), classes=3, head_filters=16)
-    with pytest.raises(SearchConfigError, match="stem_filters=8"):
-        TableLatency(table)(other)
+    # the stem width group (stem, block 0) narrowed to 8: the first two blocks read 8 channels
+    narrow = ["r1_k3_s11_e1_i8_o8", "r1_k3_s22_e8_i8_o24", "r1_k3_s11_e4_i24_o24"]
+    new_keys = ["stem:32x32x3>8", "block:16x16:r1_k3_s11_e1_i8_o8", "block:16x16:r1_k3_s22_e8_i8_o24"]
+    assert table.parts(narrow, stem_filters=8) == new_keys + keys[3:]
+    table.update_parts(dict(zip(new_keys[1:], [0.0625, 0.125])))
+    source = TableLatency(table)
+    ms = source.blocks_ms(narrow, 8)  # the narrowed stem's part is measured on LiteRT, then summed
+    stem_ms = table.part_latencies["stem:32x32x3>8"]
+    assert stem_ms > 0 and ms == pytest.approx(stem_ms + 0.0625 + 0.125 + 0.125 + 1.0, rel=1e-12)
+    narrow_model = MnasNet(narrow, stem_filters=8, input_shape=(32, 32, 3), classes=3, head_filters=16)
+    assert source(narrow_model) == ms
 
 
 @pytest.mark.parametrize("argv, expected", [

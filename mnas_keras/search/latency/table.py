@@ -135,26 +135,29 @@ class LatencyTable:
 
         return NetworkRecipe.from_settings(self.settings)
 
-    def parts(self, blocks: Sequence[str | BlockSpec]) -> list[str]:
-        """The part keys of a network under this table's input size and stem."""
-        return network_parts(blocks, self.settings["input_size"], self.settings["stem_filters"])
+    def parts(self, blocks: Sequence[str | BlockSpec], stem_filters: int | None = None) -> list[str]:
+        """The part keys of a network under this table's input size and stem (or another
+        stem width, ``stem_filters``: a network whose stem was narrowed with its first blocks,
+        as a NetAdapt width group does)."""
+        stem = self.settings["stem_filters"] if stem_filters is None else int(stem_filters)
+        return network_parts(blocks, self.settings["input_size"], stem)
 
-    def missing(self, blocks: Sequence[str | BlockSpec]) -> list[str]:
+    def missing(self, blocks: Sequence[str | BlockSpec], stem_filters: int | None = None) -> list[str]:
         """The part keys of a network that the table has not measured."""
-        return [k for k in dict.fromkeys(self.parts(blocks)) if k not in self._parts]
+        return [k for k in dict.fromkeys(self.parts(blocks, stem_filters)) if k not in self._parts]
 
-    def parts_sum(self, blocks: Sequence[str | BlockSpec]) -> tuple[float, int]:
+    def parts_sum(self, blocks: Sequence[str | BlockSpec], stem_filters: int | None = None) -> tuple[float, int]:
         """``(sum of part milliseconds, number of parts)``; raises :class:`MissingPartsError`."""
-        keys = self.parts(blocks)
+        keys = self.parts(blocks, stem_filters)
         try:
             return sum(self._parts[k] for k in keys), len(keys)
         except KeyError:
             raise MissingPartsError([k for k in dict.fromkeys(keys) if k not in self._parts]) from None
 
-    def kind_sums(self, blocks: Sequence[str | BlockSpec]) -> dict[str, float]:
+    def kind_sums(self, blocks: Sequence[str | BlockSpec], stem_filters: int | None = None) -> dict[str, float]:
         """``{part kind: summed ms}`` of a network (see :func:`part_kind`)."""
         sums = dict.fromkeys(KINDS, 0.0)
-        keys = self.parts(blocks)
+        keys = self.parts(blocks, stem_filters)
         try:
             for key in keys:
                 sums[part_kind(key)] += self._parts[key]
@@ -170,15 +173,16 @@ class LatencyTable:
             return float(scale[kind])
         return float(scale.get(KIND_FALLBACK.get(kind, kind), 1.0))
 
-    def predict(self, blocks: Sequence[str | BlockSpec]) -> float:
+    def predict(self, blocks: Sequence[str | BlockSpec], stem_filters: int | None = None) -> float:
         """The predicted latency of a network in milliseconds: ``intercept_ms`` plus, over the
         part kinds, the kind's scale times the summed milliseconds of the network's parts of
-        that kind.
+        that kind (``stem_filters``: see :meth:`parts`).
 
         Raises:
             MissingPartsError: a part of the network is not in the table.
         """
-        return self.fit["intercept_ms"] + sum(self.scale(k) * v for k, v in self.kind_sums(blocks).items() if v)
+        sums = self.kind_sums(blocks, stem_filters)
+        return self.fit["intercept_ms"] + sum(self.scale(k) * v for k, v in sums.items() if v)
 
     def latency(self, blocks: Sequence[str | BlockSpec]) -> tuple[float, str]:
         """``(ms, source)``: the cached measurement if the network was measured, else the

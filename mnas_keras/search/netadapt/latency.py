@@ -54,8 +54,9 @@ class TableLatency:
     latency source (:class:`mnas_keras.search.latency.modes.TableLatency`: parts the table
     lacks are measured on LiteRT once and saved).
 
-    The table knows networks by their block strings at its own input size and stem width;
-    a network with another stem width (a shrunk stem group) is refused.
+    The table knows networks by their block strings at its own input size; a network whose
+    stem was narrowed (a width group that includes the stem) is the same sum over its own
+    parts, its stem part measured at the new width.
     """
 
     name = "table"
@@ -78,23 +79,20 @@ class TableLatency:
         """The prediction for a network given by its block strings (or specs) and stem width,
         without building it: the NetAdapt loop probes proposal widths this way (building a
         Keras network per probe took ~1 s, the table's sum microseconds)."""
-        self._check_stem(stem_filters)
-        return float(self.source.estimate(_strings(blocks))["latency_ms"])
+        strings = _strings(blocks)
+        if stem_filters == self.table.settings.get("stem_filters"):
+            return float(self.source.estimate(strings)["latency_ms"])
+        self.prefetch([(strings, stem_filters)])
+        return float(self.table.predict(strings, stem_filters=stem_filters))
 
     def prefetch(self, networks) -> int:
         """Measures, in one batch, the parts that any of ``networks`` (``(blocks, stem)``
         pairs) needs and the table lacks; saves the table. Returns how many were measured."""
-        for _, stem in networks:
-            self._check_stem(stem)
-        measured = self.table.measure_missing([_strings(blocks) for blocks, _ in networks])
+        keys = [key for blocks, stem in networks for key in self.table.missing(_strings(blocks), stem)]
+        measured = self.table.measure_parts(keys)
         if measured and self.source.save and self.table.path:
             self.table.save()
         return len(measured)
-
-    def _check_stem(self, stem_filters: int) -> None:
-        stem = self.table.settings.get("stem_filters")
-        if stem is not None and stem_filters != stem:
-            raise SearchConfigError(f"the latency table is for stem_filters={stem}; the network has {stem_filters}")
 
 
 def _strings(blocks) -> list[str]:
