@@ -771,3 +771,18 @@ def test_kill_9_resume_with_halved_delta_and_adaptive_bn_gives_the_same_run(loop
     assert _trajectory(run_dir) == _trajectory(folder / "halved_reference")
     assert (resumed.blocks, resumed.latency_ms, resumed.accuracy) == (reference.blocks, reference.latency_ms,
                                                                       reference.accuracy)
+
+
+def test_cli_rerun_of_the_same_command_resumes_its_run(loop_setup, tmp_path):
+    """The early run-directory check (before the seed is trained) accepts the run's own
+    directory: the same command again resumes and finds the run finished."""
+    from mnas_keras.search.netadapt.cli import main
+    from mnas_keras.search.netadapt.loop import load_journal
+
+    folder, _ = loop_setup
+    argv = [f"--model={folder / 'parent.keras'}", f"--run_dir={tmp_path / 'run'}", "--latency=madds",
+            "--latency_size=32", "--steps=1", "--final_steps=0", "--max_iterations=1", "--no_tflite"]
+    assert main(argv) == 0
+    first = load_journal(str(tmp_path / "run"))
+    assert main(argv) == 0
+    assert load_journal(str(tmp_path / "run")) == first  # nothing repeated

@@ -83,3 +83,28 @@ def test_min_delta_default_halves_5_percent_twice_and_never_above_delta():
     assert _min_delta(parser().parse_args(["--delta=0.01"])) is None  # MobileNetV3's 1%: NetAdapt's stop
     assert _min_delta(parser().parse_args(["--min_delta=0"])) is None
     assert _min_delta(parser().parse_args(["--delta=0.04", "--min_delta=0.01"])) == 0.01
+
+
+def test_run_dir_of_another_run_is_refused_before_the_seed_is_trained(main, tmp_path, capsys):
+    """Nothing is written into a directory holding another run: the refusal comes before the
+    seed's training (a minute) and the run's latency table."""
+    import json
+    import os
+
+    other = tmp_path / "search_run"
+    other.mkdir()
+    (other / "config.json").write_text(json.dumps({"space": "mnasnet", "controller": "ppo"}))
+    line = _one_error_line(main, [f"--run_dir={other}"], capsys)
+    assert line == (f"mnas-netadapt: error: --run_dir {other} holds another tool's run (its config.json has no "
+                    "NetAdapt settings); use another directory, or --overwrite to delete that run")
+    assert sorted(os.listdir(other)) == ["config.json"]
+
+    run = tmp_path / "netadapt_run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"netadapt": {"steps": 7}, "latency": {"source": "measured"}}))
+    line = _one_error_line(main, [f"--run_dir={run}"], capsys)
+    assert line.startswith(f"mnas-netadapt: error: run directory {run} holds a run with different data, latency, "
+                           "netadapt; ")
+    assert "latency.source was 'measured', is now 'table'" in line and "netadapt.steps was 7, is now 40" in line
+    assert line.endswith("use another directory, the same options, or --overwrite")
+    assert sorted(os.listdir(run)) == ["config.json"]

@@ -181,6 +181,41 @@ def _clear(run_dir: str) -> None:
             os.unlink(path)
 
 
+def _check_resume(args, config, data) -> None:
+    """Refuses a ``--run_dir`` that holds another tool's run, or a NetAdapt run with other
+    settings, data or latency source, before anything is written into it (the loop's own
+    check comes after the seed is trained and the run's table is created)."""
+    import dataclasses
+    import json
+
+    from mnas_keras.search.netadapt.loop import data_definition
+
+    path = os.path.join(args.run_dir, "config.json")
+    try:
+        with open(path) as f:
+            stored = json.load(f)
+    except (OSError, ValueError):
+        return  # no run yet, or a damaged one: the loop names it
+    if not isinstance(stored, dict) or "netadapt" not in stored:
+        raise UsageError(f"--run_dir {args.run_dir} holds another tool's run (its config.json has no NetAdapt "
+                         "settings); use another directory, or --overwrite to delete that run")
+    latency = {"source": args.latency}
+    if args.table is None:  # an external table times at its own size
+        latency["input_size"] = args.latency_size
+    ours = {"netadapt": json.loads(json.dumps(dataclasses.asdict(config))), "data": data_definition(data),
+            "latency": latency}
+    differing = []
+    for section, values in ours.items():
+        held = stored.get(section) if isinstance(stored.get(section), dict) else {}
+        differing += [(f"{section}.{key}", held.get(key), value) for key, value in values.items()
+                      if held.get(key) != value]
+    if differing:
+        changes = "; ".join(f"{key} was {old!r}, is now {new!r}" for key, old, new in differing)
+        sections = sorted({key.split(".")[0] for key, _, _ in differing})
+        raise UsageError(f"run directory {args.run_dir} holds a run with different {', '.join(sections)}; {changes}; "
+                         "it may not change on resume: use another directory, the same options, or --overwrite")
+
+
 def _layerwise_table(args, model):
     """The run's own table (``<run_dir>/latency_table.json``): the seed's settings at
     ``--latency_size``, the seed as the drift anchor, no fitted correction (a network is the
@@ -223,6 +258,8 @@ def _run(args) -> int:
     data = load_digits(size=args.image_size, seed=args.seed)
     if args.overwrite:
         _clear(args.run_dir)
+    else:
+        _check_resume(args, config, data)  # before the seed's training or the table write into it
     model = _seed_model(args, data)
     table, verify = None, None
     if args.latency == "table":

@@ -193,6 +193,13 @@ def _bisection(n: int):
     return hi
 
 
+def data_definition(data) -> dict:
+    """What a run's ``config.json`` records of its data: the training images' count and a
+    digest of the first 64 (a resumed run must match it)."""
+    x = np.asarray(data[0][0])
+    return {"train": int(len(x)), "digest": hashlib.sha256(x[: min(len(x), 64)].tobytes()).hexdigest()[:16]}
+
+
 def _seed_of(*parts) -> int:
     return int.from_bytes(hashlib.sha256("|".join(map(str, parts)).encode()).digest()[:4], "little")
 
@@ -418,10 +425,8 @@ class NetAdapt:
         source = {"source": type(self.latency).__name__}
         if hasattr(self.latency, "config"):
             source.update(self.latency.config())
-        x = np.asarray(self.data[0][0])
-        digest = hashlib.sha256(x[: min(len(x), 64)].tobytes()).hexdigest()[:16]
         return {"netadapt": cfg, "latency": source, "blocks": list(backbone.blocks),
-                "data": {"train": int(len(x)), "digest": digest}}
+                "data": data_definition(self.data)}
 
     def _measure(self, model, cache: dict) -> float:
         from mnas_keras.search.netadapt.surgery import find_backbone
