@@ -323,32 +323,39 @@ def test_loop_meets_the_target_in_steps_of_at_least_delta(loop_setup, reference_
     assert (folder / "a" / "netadapt.png").stat().st_size > 0
 
 
-def test_kill_9_resume_gives_the_same_trajectory_without_repeating_proposals(loop_setup, reference_run):
+def _kill_9_when(folder, run_dir, config, ready) -> str:
+    """Runs :data:`DRIVER` on ``run_dir`` in a subprocess and SIGKILLs it as soon as
+    ``ready(journal text)``; returns the journal's text at the kill."""
     import os
     import signal
     import subprocess
     import sys
     import time
 
-    from mnas_keras.search.netadapt.loop import load_journal
-
-    folder, data = loop_setup
-    reference = reference_run  # same seed: same trajectory
-    run_dir = folder / "c"
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     proc = subprocess.Popen([sys.executable, "-c", DRIVER, str(folder / "parent.keras"), str(folder / "data.npz"),
-                             str(run_dir), repr(LOOP_CONFIG)], cwd=root,
+                             str(run_dir), repr(config)], cwd=root,
                             env={**os.environ, "PYTHONPATH": root}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     journal = run_dir / "journal.jsonl"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
-        if journal.exists() and journal.read_text().count('"event": "proposal"') >= 2:
+        if journal.exists() and ready(journal.read_text()):
             break
         time.sleep(0.02)
     assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    done_before = journal.read_text().count('"event": "proposal"')
+    return journal.read_text()
+
+
+def test_kill_9_resume_gives_the_same_trajectory_without_repeating_proposals(loop_setup, reference_run):
+    from mnas_keras.search.netadapt.loop import load_journal
+
+    folder, data = loop_setup
+    reference = reference_run  # same seed: same trajectory
+    run_dir = folder / "c"
+    text = _kill_9_when(folder, run_dir, LOOP_CONFIG, lambda journal: journal.count('"event": "proposal"') >= 2)
+    done_before = text.count('"event": "proposal"')
     resumed = _run(folder, data, "c")
     records = load_journal(str(run_dir))
     keys = [(r["iteration"], r["key"]) for r in records if r["event"] == "proposal"]
@@ -732,12 +739,6 @@ def test_target_met_by_the_source_is_checked_against_the_seed_and_the_loop_goes_
 def test_kill_9_resume_with_halved_delta_and_adaptive_bn_gives_the_same_run(loop_setup):
     """Resume keeps the halvings (journaled) and repeats no finished proposal of a halved
     round; the resumed run ends as an uninterrupted one."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
     from mnas_keras.search.netadapt.latency import MAddsLatency
     from mnas_keras.search.netadapt.loop import NetAdapt, NetAdaptConfig, load_journal
 
@@ -747,19 +748,7 @@ def test_kill_9_resume_with_halved_delta_and_adaptive_bn_gives_the_same_run(loop
     reference = NetAdapt(str(folder / "parent.keras"), data, MAddsLatency(32), NetAdaptConfig(**config),
                          str(folder / "halved_reference"), export_tflite=False, log=None).run_loop()
     run_dir = folder / "halved_killed"
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    proc = subprocess.Popen([sys.executable, "-c", DRIVER, str(folder / "parent.keras"), str(folder / "data.npz"),
-                             str(run_dir), repr(config)], cwd=root,
-                            env={**os.environ, "PYTHONPATH": root}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    journal = run_dir / "journal.jsonl"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and proc.poll() is None:
-        if journal.exists() and '"round": ' in journal.read_text():  # a proposal of a halved round
-            break
-        time.sleep(0.02)
-    assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    _kill_9_when(folder, run_dir, config, lambda journal: '"round": ' in journal)  # in a halved round
     before = load_journal(str(run_dir))
     resumed = NetAdapt(str(folder / "parent.keras"), data, MAddsLatency(32), NetAdaptConfig(**config), str(run_dir),
                        export_tflite=False, log=None).run_loop()
