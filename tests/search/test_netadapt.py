@@ -786,3 +786,37 @@ def test_cli_rerun_of_the_same_command_resumes_its_run(loop_setup, tmp_path):
     first = load_journal(str(tmp_path / "run"))
     assert main(argv) == 0
     assert load_journal(str(tmp_path / "run")) == first  # nothing repeated
+
+
+def test_a_missed_check_sets_the_source_target_from_the_goal_not_from_the_previous_target(loop_setup):
+    """After a direct timing misses the goal, the source's target is the goal scaled by the
+    measured/source ratio of the network just timed (goal x source ms / measured ms), not the
+    previous, already scaled target scaled again: compounding the ratios shrank networks that
+    already met the goal as measured. With a measurement that is the fourth root of the
+    multiply-adds ratio, a network meets a goal of 0.8 x the seed when its multiply-adds are
+    at most 0.8 ** 4 of the seed's, so no network before the last may get there (brute
+    force over the saved iterations)."""
+    import keras
+
+    from mnas_keras.search.netadapt.latency import MAddsLatency
+    from mnas_keras.search.netadapt.loop import NetAdapt, NetAdaptConfig, load_journal
+
+    folder, data = loop_setup
+    config = dict(LOOP_CONFIG, target_fraction=0.8, delta_fraction=0.05, final_steps=0)
+    run_dir = folder / "verified_goal"
+    NetAdapt(str(folder / "parent.keras"), data, MAddsLatency(32), NetAdaptConfig(**config), str(run_dir),
+             export_tflite=False, log=None, verify=_FourthRootTiming()).run_loop()
+    records = load_journal(str(run_dir))
+    seed = next(r for r in records if r["event"] == "seed")["latency_ms"]
+    goal = 0.8 * seed
+    checks = [r for r in records if r["event"] == "verified"]
+    missed = [r for r in checks if r["latency_vs_seed_ms"] > goal]
+    assert len(missed) >= 2  # the second miss is where a compounded target differs
+    for check in missed:
+        assert check["next_target_ms"] == pytest.approx(goal * check["latency_ms"] / check["latency_vs_seed_ms"],
+                                                         rel=1e-12)
+    accepted = [r for r in records if r["event"] == "accepted"]
+    madds = lambda name: MAddsLatency(32)(keras.saving.load_model(run_dir / name).get_layer("backbone"))  # noqa: E731
+    ratios = [madds(f"iter_{k}.keras") / seed for k in range(1, len(accepted) + 1)]
+    assert ratios[-1] <= 0.8 ** 4
+    assert all(r > 0.8 ** 4 for r in ratios[:-1]), ratios

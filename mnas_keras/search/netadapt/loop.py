@@ -528,8 +528,9 @@ class NetAdapt:
                     break
                 # The source says the target is met. The accepted latencies chain one A/B ratio
                 # (or one table prediction) per step, so time the network against the seed
-                # directly; when that misses the goal, the source's target is scaled by the
-                # measured/source ratio and the loop goes on.
+                # directly; when that misses the goal, the source's target becomes the goal
+                # over this network's measured/source ratio (the goal, not the previous
+                # target, which already holds an earlier ratio) and the loop goes on.
                 check = checks.get(len(accepted))
                 if check is None:
                     measured = self._time_against_seed(seed_model, seed_ms, current)
@@ -537,7 +538,7 @@ class NetAdapt:
                         break
                     check = {"event": "verified", "iteration": len(accepted), "latency_ms": current_ms,
                              "latency_vs_seed_ms": measured,
-                             "next_target_ms": target if measured <= goal else target * current_ms / measured,
+                             "next_target_ms": target if measured <= goal else goal * current_ms / measured,
                              "time": time.time()}
                     journal.append(check)
                     checks[len(accepted)] = check
