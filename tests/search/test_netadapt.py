@@ -820,3 +820,42 @@ def test_a_missed_check_sets_the_source_target_from_the_goal_not_from_the_previo
     ratios = [madds(f"iter_{k}.keras") / seed for k in range(1, len(accepted) + 1)]
     assert ratios[-1] <= 0.8 ** 4
     assert all(r > 0.8 ** 4 for r in ratios[:-1]), ratios
+
+
+def test_a_table_run_resumes_under_another_spelling_of_its_paths_and_when_moved(loop_setup, tmp_path, monkeypatch):
+    """The run's definition names its latency table by where it is, not by how the path was
+    spelt: the same run reached through a relative path, and the run directory moved with its
+    own table in it, resume (the seed is under the target: no iteration, no part measured)."""
+    import os
+    import shutil
+
+    from mnas_keras.search.latency.table import LatencyTable
+    from mnas_keras.search.netadapt.latency import TableLatency
+    from mnas_keras.search.netadapt.loop import NetAdapt, NetAdaptConfig, load_journal
+
+    folder, data = loop_setup
+    seed_parts = LatencyTable({"input_size": 32, "stem_filters": 8}).parts(LOOP_BLOCKS)
+    config = NetAdaptConfig(**dict(LOOP_CONFIG, target_ms=1e6))
+
+    def run(run_dir, table_path):
+        return NetAdapt(str(folder / "parent.keras"), data, TableLatency(LatencyTable.load(table_path, check=False)),
+                        config, run_dir, export_tflite=False, log=None).run_loop()
+
+    monkeypatch.chdir(tmp_path)
+    for table_dir in ("own", "shared"):  # the run's own table, and one outside the run directory
+        table = LatencyTable({"input_size": 32, "stem_filters": 8})
+        table.update_parts(dict.fromkeys(seed_parts, 0.25))
+        table_path = tmp_path / table_dir / "latency_table.json"
+        table.save(str(table_path))
+        first = run(str(tmp_path / "own"), str(table_path))
+        assert first.seed_latency_ms == 0.25 * len(seed_parts) and first.iterations == 0
+        records = load_journal(str(tmp_path / "own"))
+        again = run("own", os.path.join(table_dir, "latency_table.json"))  # relative spellings
+        assert load_journal("own") == records and again.status == first.status == "target_met"
+        shutil.rmtree(tmp_path / "own")
+    table.save(str(tmp_path / "own" / "latency_table.json"))
+    run(str(tmp_path / "own"), str(tmp_path / "own" / "latency_table.json"))
+    records = load_journal(str(tmp_path / "own"))
+    shutil.move(str(tmp_path / "own"), str(tmp_path / "moved"))
+    run(str(tmp_path / "moved"), str(tmp_path / "moved" / "latency_table.json"))
+    assert load_journal(str(tmp_path / "moved")) == records

@@ -425,6 +425,10 @@ class NetAdapt:
         source = {"source": type(self.latency).__name__}
         if hasattr(self.latency, "config"):
             source.update(self.latency.config())
+        if isinstance(source.get("table"), str):  # where the table is, not how its path was spelt
+            table, run = os.path.realpath(source["table"]), os.path.realpath(self.run.path)
+            # the run's own table moves with the run directory
+            source["table"] = os.path.relpath(table, run) if table.startswith(run + os.sep) else table
         return {"netadapt": cfg, "latency": source, "blocks": list(backbone.blocks),
                 "data": data_definition(self.data)}
 
