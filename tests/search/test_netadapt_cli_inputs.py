@@ -108,3 +108,31 @@ def test_run_dir_of_another_run_is_refused_before_the_seed_is_trained(main, tmp_
     assert "latency.source was 'measured', is now 'table'" in line and "netadapt.steps was 7, is now 40" in line
     assert line.endswith("use another directory, the same options, or --overwrite")
     assert sorted(os.listdir(run)) == ["config.json"]
+
+
+def test_rerun_with_other_seed_flags_is_refused_not_answered_with_the_old_seed(tmp_path, capsys, monkeypatch):
+    """Without --model the run trains its own seed once (trained.keras) and reuses it on a
+    rerun; a rerun asking for another --arch, --alpha or --seed_train_steps got the old seed's
+    run back as if it were the new one. It is refused before anything is trained or written."""
+    import os
+
+    from mnas_keras.search.netadapt import loop
+    from mnas_keras.search.netadapt.cli import main
+
+    run = tmp_path / "run"
+    argv = [f"--run_dir={run}", "--seed_train_steps=0", "--latency=madds", "--latency_size=32", "--target_ms=1000",
+            "--final_steps=0", "--no_tflite"]  # the seed already meets the target: no iteration
+    assert main(argv) == 0
+    capsys.readouterr()
+    monkeypatch.setattr(loop, "fine_tune", _fail_if_training)  # from here on nothing is trained
+    held = sorted(os.listdir(run))
+    line = _one_error_line(main, argv + ["--alpha=0.75", "--arch=mnasnet_a1"], capsys)
+    assert line == (f"mnas-netadapt: error: --run_dir {run} holds a seed trained with --arch=mnasnet_small, "
+                    "--alpha=1.0, --seed_train_steps=0; received --arch=mnasnet_a1, --alpha=0.75 (use the same "
+                    "flags, another directory, or --overwrite)")
+    line = _one_error_line(main, argv[:1] + ["--seed_train_steps=5"] + argv[2:], capsys)
+    assert line.endswith("received --seed_train_steps=5 (use the same flags, another directory, or --overwrite)")
+    assert sorted(os.listdir(run)) == held
+    assert main(argv) == 0  # the same flags still resume the finished run
+    assert f"outputs in {run}: final.keras, blocks.json, summary.json, netadapt.png" in capsys.readouterr().out
+    assert not os.path.exists(run / "final.tflite")  # --no_tflite: not written, and not announced

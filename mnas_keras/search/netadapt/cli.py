@@ -3,7 +3,8 @@
 With no flags it runs offline: MnasNet-small (width 1.0) trained on scikit-learn digits at
 32x32 (``--seed_train_steps`` SGD steps, batch 64, momentum 0.9, learning rate 0.05 decayed
 to 0 by a cosine, then the batch-norm statistics recomputed over the training images; saved
-as ``trained.keras`` in the run directory), then refined to 70% of its float32 LiteRT latency
+as ``trained.keras`` in the run directory, its flags in ``trained.json``: a rerun with other
+``--arch``/``--alpha``/``--seed_train_steps`` is refused), then refined to 70% of its float32 LiteRT latency
 at 96x96 (``--latency_size``, one thread) under the run's own layer-wise latency table
 (``<run_dir>/latency_table.json``, NetAdapt's look-up tables: each block's part measured on
 LiteRT the first time a proposal needs it, a network the sum of its parts), proposals
@@ -134,6 +135,36 @@ def _min_delta(args) -> float | None:
     return args.min_delta or None
 
 
+SEED_SETTINGS = "trained.json"  # the flags the run's own seed (trained.keras) was trained with
+SEED_FLAGS = ("arch", "alpha", "seed_train_steps")
+
+
+def _seed_settings(args) -> dict:
+    return {name: getattr(args, name) for name in SEED_FLAGS}
+
+
+def _check_seed(args) -> None:
+    """Refuses a rerun whose --arch, --alpha or --seed_train_steps differ from those the run
+    directory's trained seed was trained with (it would be reused as it is)."""
+    import json
+
+    if args.model is not None or not os.path.exists(os.path.join(args.run_dir, "trained.keras")):
+        return
+    try:
+        with open(os.path.join(args.run_dir, SEED_SETTINGS)) as f:
+            stored = json.load(f)
+    except (OSError, ValueError):
+        return  # a run from before the settings were kept
+    if not isinstance(stored, dict):
+        return
+    ours = _seed_settings(args)
+    differing = [f"--{name}={ours[name]}" for name in SEED_FLAGS if name in stored and stored[name] != ours[name]]
+    if differing:
+        held = ", ".join(f"--{name}={stored[name]}" for name in SEED_FLAGS if name in stored)
+        raise UsageError(f"--run_dir {args.run_dir} holds a seed trained with {held}; received {', '.join(differing)} "
+                         "(use the same flags, another directory, or --overwrite)")
+
+
 def _seed_model(args, data):
     """The given model, or --arch trained on the digits (kept in the run directory)."""
     import keras
@@ -143,6 +174,7 @@ def _seed_model(args, data):
     path = os.path.join(args.run_dir, "trained.keras")
     if os.path.exists(path):
         return load_model(path)
+    from mnas_keras.search.run.journal import atomic_write_json
     from mnas_keras.applications.registry import create_model
     from mnas_keras.search.netadapt.loop import fine_tune, recalibrate_batch_norm
 
@@ -156,6 +188,8 @@ def _seed_model(args, data):
     # in inference mode (11.8% on digits) while its training-mode accuracy is high.
     recalibrate_batch_norm(model, x, batches=2, batch_size=512, seed=args.seed)
     os.makedirs(args.run_dir, exist_ok=True)
+    # what the seed was trained with, before the seed itself: a rerun with other flags is refused
+    atomic_write_json(os.path.join(args.run_dir, SEED_SETTINGS), _seed_settings(args))
     tmp = path + ".tmp.keras"
     model.save(tmp)
     os.replace(tmp, path)
@@ -260,6 +294,7 @@ def _run(args) -> int:
         _clear(args.run_dir)
     else:
         _check_resume(args, config, data)  # before the seed's training or the table write into it
+        _check_seed(args)
     model = _seed_model(args, data)
     table, verify = None, None
     if args.latency == "table":
@@ -275,7 +310,9 @@ def _run(args) -> int:
         print(f"final network timed against the seed in one interleaved run: {result.latency_vs_seed_ms:.4g} ms "
               f"({result.latency_vs_seed_ms / result.seed_latency_ms:.0%} of the seed)")
     print("blocks: " + " ".join(result.blocks))
-    print(f"outputs in {result.run_dir}: final.keras, final.tflite, blocks.json, summary.json, netadapt.png")
+    outputs = ["final.keras"] + ([] if args.no_tflite else ["final.tflite"]) + ["blocks.json", "summary.json",
+                                                                              "netadapt.png"]
+    print(f"outputs in {result.run_dir}: {', '.join(outputs)}")
     return 0
 
 
