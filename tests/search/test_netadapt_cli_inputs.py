@@ -136,3 +136,31 @@ def test_rerun_with_other_seed_flags_is_refused_not_answered_with_the_old_seed(t
     assert main(argv) == 0  # the same flags still resume the finished run
     assert f"outputs in {run}: final.keras, blocks.json, summary.json, netadapt.png" in capsys.readouterr().out
     assert not os.path.exists(run / "final.tflite")  # --no_tflite: not written, and not announced
+
+
+def test_images_of_another_size_than_the_models_input_are_refused_before_the_run_is_created(main, tmp_path, capsys):
+    """A --model fixed to 32x32 with --image_size=48 failed at the seed's first evaluation with
+    Keras' shape message, after writing a run (config.json, journal, seed.keras) whose data
+    definition then refused the corrected command."""
+    import os
+
+    import keras
+
+    from mnas_keras.models import MnasNet
+    from mnas_keras.search.errors import SearchConfigError
+    from mnas_keras.search.netadapt.latency import MAddsLatency
+    from mnas_keras.search.netadapt.loop import NetAdapt, NetAdaptConfig
+
+    model = MnasNet(["r1_k3_s11_e1_i8_o8"], stem_filters=8, input_shape=(32, 32, 3), classes=10, head_filters=16)
+    path = tmp_path / "seed32.keras"
+    model.save(path)
+    run = tmp_path / "run"
+    line = _one_error_line(main, [f"--model={path}", "--image_size=48", f"--run_dir={run}", "--latency=madds"], capsys)
+    assert line == (f"mnas-netadapt: error: --model {path} takes 32x32 images; received --image_size=48 (the "
+                    "digits are resized to it): use --image_size=32")
+    assert os.listdir(run) == []  # nothing that would refuse the corrected command
+    data = ((np.zeros((4, 48, 48, 3), "float32"), np.zeros(4, "int32")),) * 2
+    with pytest.raises(SearchConfigError, match=r"the data's images are \(48, 48, 3\); the model takes \(32, 32, 3\)"):
+        NetAdapt(model, data, MAddsLatency(32), NetAdaptConfig(), str(tmp_path / "api_run"), log=None).run_loop()
+    assert not os.path.exists(tmp_path / "api_run")
+    keras.backend.clear_session()

@@ -296,6 +296,10 @@ def _run(args) -> int:
         _check_resume(args, config, data)  # before the seed's training or the table write into it
         _check_seed(args)
     model = _seed_model(args, data)
+    size = tuple(model.input_shape[1:3]) if isinstance(model.input_shape, tuple) else ()
+    if args.model is not None and len(size) == 2 and None not in size and size != (args.image_size,) * 2:
+        raise UsageError(f"--model {args.model} takes {size[0]}x{size[1]} images; received --image_size="
+                         f"{args.image_size} (the digits are resized to it): use --image_size={size[0]}")
     table, verify = None, None
     if args.latency == "table":
         table = _layerwise_table(args, model) if args.table is None else LatencyTable.load(args.table)

@@ -455,6 +455,11 @@ class NetAdapt:
         backbone = find_backbone(model)
         (x_train, y_train), (x_val, y_val), (x_test, y_test) = split_data(
             self.data, cfg.validation_fraction, cfg.seed, cfg.val_subset)
+        takes = model.input_shape[1:] if isinstance(model.input_shape, tuple) else None
+        if takes is not None and (len(takes) != x_train.ndim - 1 or any(
+                t is not None and t != d for t, d in zip(takes, x_train.shape[1:]))):
+            raise SearchConfigError(f"the data's images are {tuple(x_train.shape[1:])}; the model takes "
+                                    f"{tuple(takes)} (give images of the model's input size)")
         resumed = self.run.prepare(self._definition(backbone), overwrite=self.overwrite)
         journal = self.run.journal
         try:
