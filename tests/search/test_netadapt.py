@@ -859,3 +859,30 @@ def test_a_table_run_resumes_under_another_spelling_of_its_paths_and_when_moved(
     shutil.move(str(tmp_path / "own"), str(tmp_path / "moved"))
     run(str(tmp_path / "moved"), str(tmp_path / "moved" / "latency_table.json"))
     assert load_journal(str(tmp_path / "moved")) == records
+
+
+def test_a_run_directory_of_the_same_architecture_with_other_weights_is_refused(loop_setup, tmp_path):
+    """A run is defined by its seed's weights too: another trained copy of the same blocks
+    got the earlier seed's run back (its seed.keras, journal and result) as if it were its own."""
+    import keras
+
+    from mnas_keras.search.errors import SearchConfigError
+    from mnas_keras.search.netadapt.latency import MAddsLatency
+    from mnas_keras.search.netadapt.loop import NetAdapt, NetAdaptConfig, load_journal
+
+    folder, data = loop_setup
+    config = NetAdaptConfig(**dict(LOOP_CONFIG, target_ms=1e6))  # no iteration: the seed meets it
+    run_dir = str(tmp_path / "run")
+    NetAdapt(str(folder / "parent.keras"), data, MAddsLatency(32), config, run_dir, export_tflite=False,
+             log=None).run_loop()
+    records = load_journal(run_dir)
+    other = keras.saving.load_model(folder / "parent.keras")
+    head = other.get_layer("digit_head")
+    kernel, bias = head.get_weights()
+    head.set_weights([kernel, bias + 1.0])  # the same architecture, retrained
+    with pytest.raises(SearchConfigError, match=r"holds a run with different weights"):
+        NetAdapt(other, data, MAddsLatency(32), config, run_dir, export_tflite=False, log=None).run_loop()
+    assert load_journal(run_dir) == records
+    again = NetAdapt(str(folder / "parent.keras"), data, MAddsLatency(32), config, run_dir, export_tflite=False,
+                     log=None).run_loop()  # the same model still resumes
+    assert load_journal(run_dir) == records and again.iterations == 0

@@ -23,7 +23,8 @@ better ImageNet accuracy on MobileNetV1/V2 (NetAdapt abstract).
 
 Run directory (plain JSON and Keras files, no pickle; ``kill -9`` safe)::
 
-    config.json            the run's definition (a resumed run must match it)
+    config.json            the run's definition (settings, latency source, seed blocks and a
+                           digest of its weights, data; a resumed run must match it)
     journal.jsonl          {"event": "seed" | "proposal" | "rejected" | "accepted" | "delta" | "stalled" | "final", ...}
     seed.keras             the seed network (flat blocks, width multiplier applied)
     iter_<k>.keras         the network after k accepted steps
@@ -198,6 +199,18 @@ def data_definition(data) -> dict:
     digest of the first 64 (a resumed run must match it)."""
     x = np.asarray(data[0][0])
     return {"train": int(len(x)), "digest": hashlib.sha256(x[: min(len(x), 64)].tobytes()).hexdigest()[:16]}
+
+
+def weights_digest(model) -> str:
+    """What a run's ``config.json`` records of its seed's weights (every variable of the
+    model, nested models included, in order): 16 hex digits of a SHA-256, so a resumed run
+    must start from the same trained network, not another one of the same blocks."""
+    digest = hashlib.sha256()
+    for variable in model.weights:
+        value = np.ascontiguousarray(np.asarray(variable))
+        digest.update(f"{value.dtype}{value.shape}".encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()[:16]
 
 
 def _seed_of(*parts) -> int:
@@ -420,7 +433,7 @@ class NetAdapt:
 
         return keras.saving.load_model(self._path(name), compile=False)
 
-    def _definition(self, backbone) -> dict:
+    def _definition(self, model, backbone) -> dict:
         cfg = dataclasses.asdict(self.config)
         source = {"source": type(self.latency).__name__}
         if hasattr(self.latency, "config"):
@@ -430,7 +443,7 @@ class NetAdapt:
             # the run's own table moves with the run directory
             source["table"] = os.path.relpath(table, run) if table.startswith(run + os.sep) else table
         return {"netadapt": cfg, "latency": source, "blocks": list(backbone.blocks),
-                "data": data_definition(self.data)}
+                "weights": weights_digest(model), "data": data_definition(self.data)}
 
     def _measure(self, model, cache: dict) -> float:
         from mnas_keras.search.netadapt.surgery import find_backbone
@@ -460,7 +473,7 @@ class NetAdapt:
                 t is not None and t != d for t, d in zip(takes, x_train.shape[1:]))):
             raise SearchConfigError(f"the data's images are {tuple(x_train.shape[1:])}; the model takes "
                                     f"{tuple(takes)} (give images of the model's input size)")
-        resumed = self.run.prepare(self._definition(backbone), overwrite=self.overwrite)
+        resumed = self.run.prepare(self._definition(model, backbone), overwrite=self.overwrite)
         journal = self.run.journal
         try:
             records = journal.records
