@@ -164,3 +164,29 @@ def test_images_of_another_size_than_the_models_input_are_refused_before_the_run
         NetAdapt(model, data, MAddsLatency(32), NetAdaptConfig(), str(tmp_path / "api_run"), log=None).run_loop()
     assert not os.path.exists(tmp_path / "api_run")
     keras.backend.clear_session()
+
+
+def test_overwrite_deletes_a_run_stopped_between_its_seeds_training_and_its_journal(main, tmp_path, capsys):
+    """A run killed after training its seed but before its journal holds only the trained
+    seed, its flags and the run's table; --overwrite (which the refusal of other seed flags
+    points to) refused it as 'no journal.jsonl', a dead end. It now deletes them and starts
+    over (here: up to the seed's training)."""
+    import json
+    import os
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "trained.keras").write_bytes(b"PK")
+    (run / "trained.json").write_text(json.dumps({"arch": "mnasnet_small", "alpha": 1.0, "seed_train_steps": 0}))
+    (run / "latency_table.json").write_text("{}")
+    line = _one_error_line(main, [f"--run_dir={run}", "--alpha=0.75", "--latency=madds"], capsys)
+    assert "holds a seed trained with --arch=mnasnet_small, --alpha=1.0, --seed_train_steps=0" in line
+    with pytest.raises(AssertionError, match="the seed was trained"):  # past the deletion, training anew
+        main([f"--run_dir={run}", "--alpha=0.75", "--latency=madds", "--overwrite"])
+    assert [n for n in os.listdir(run) if not n.startswith(".") and n != "run.lock"] == []
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "trained.keras").write_bytes(b"PK")
+    (other / "notes.txt").write_text("keep me")
+    line = _one_error_line(main, [f"--run_dir={other}", "--latency=madds", "--overwrite"], capsys)
+    assert "--overwrite deletes only a run directory" in line and (other / "notes.txt").read_text() == "keep me"

@@ -137,6 +137,8 @@ def _min_delta(args) -> float | None:
 
 SEED_SETTINGS = "trained.json"  # the flags the run's own seed (trained.keras) was trained with
 SEED_FLAGS = ("arch", "alpha", "seed_train_steps")
+# what a run writes before its journal: the trained seed, its flags, the run's own latency table
+PRE_RUN_FILES = {"trained.keras", SEED_SETTINGS, "latency_table.json", "latency_table.json.lock"}
 
 
 def _seed_settings(args) -> dict:
@@ -204,6 +206,10 @@ def _clear(run_dir: str) -> None:
         return
     run = RunDirectory(run_dir)
     held = sorted(name for name in os.listdir(run_dir) if name != RunDirectory.LOCK_NAME)
+    if held and set(held) <= PRE_RUN_FILES:  # a run stopped after its seed's training, before its journal
+        for name in held:
+            os.unlink(os.path.join(run_dir, name))
+        return
     if held and not RunDirectory.is_search_run(run_dir):
         raise UsageError(f"--overwrite deletes only a run directory; {run_dir} holds {held[:5]} but no "
                          "journal.jsonl")
