@@ -190,3 +190,18 @@ def test_overwrite_deletes_a_run_stopped_between_its_seeds_training_and_its_jour
     (other / "notes.txt").write_text("keep me")
     line = _one_error_line(main, [f"--run_dir={other}", "--latency=madds", "--overwrite"], capsys)
     assert "--overwrite deletes only a run directory" in line and (other / "notes.txt").read_text() == "keep me"
+
+
+def test_final_check_of_an_external_table_run_times_at_the_tables_size_and_threads(tmp_path):
+    """With --table, the networks are predicted at the table's input size and threads, and
+    --latency_size is not used; the final network was nevertheless timed against the seed at
+    --latency_size (96 by default, one thread), a ratio of other networks than the table's."""
+    from mnas_keras.search.latency.table import LatencyTable
+    from mnas_keras.search.netadapt.cli import parser, verify_source
+
+    table = LatencyTable({"input_size": 160, "num_threads": 2})
+    table.save(str(tmp_path / "lut.json"))
+    args = parser().parse_args(["--latency=table", f"--table={tmp_path / 'lut.json'}"])
+    assert args.latency_size == 96
+    source = verify_source(LatencyTable.load(args.table, check=False))
+    assert (source.input_size, source.num_threads) == (160, 2)

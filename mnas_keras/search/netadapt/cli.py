@@ -277,6 +277,24 @@ def _layerwise_table(args, model):
     return table
 
 
+def verify_source(table):
+    """The LiteRT source that times the final network against the seed for a table run: at
+    the table's own input size and threads (an external ``--table`` times at its own size,
+    not ``--latency_size``), so the measured ratio is of the networks the table predicts.
+
+    Example:
+        >>> from mnas_keras.search.latency.table import LatencyTable
+        >>> source = verify_source(LatencyTable({"input_size": 48, "num_threads": 2}))
+        >>> source.input_size, source.num_threads
+        (48, 2)
+    """
+    from mnas_keras.search.netadapt.latency import make_source
+
+    settings = table.settings
+    return make_source("measured", input_size=int(settings["input_size"]),
+                       num_threads=int(settings.get("num_threads") or 1))
+
+
 def main(argv=None) -> int:
     args = parser().parse_args(sys.argv[1:] if argv is None else argv)
     guard(TOOL, _check, args)
@@ -309,7 +327,7 @@ def _run(args) -> int:
     table, verify = None, None
     if args.latency == "table":
         table = _layerwise_table(args, model) if args.table is None else LatencyTable.load(args.table)
-        verify = make_source("measured", input_size=args.latency_size)  # the final network vs the seed
+        verify = verify_source(table)  # the final network vs the seed
     source = make_source(args.latency, input_size=args.latency_size, table=table)
     result = NetAdapt(model, data, source, config, args.run_dir, export_tflite=not args.no_tflite,
                       verify=verify).run_loop()
