@@ -886,3 +886,23 @@ def test_a_run_directory_of_the_same_architecture_with_other_weights_is_refused(
     again = NetAdapt(str(folder / "parent.keras"), data, MAddsLatency(32), config, run_dir, export_tflite=False,
                      log=None).run_loop()  # the same model still resumes
     assert load_journal(run_dir) == records and again.iterations == 0
+
+
+def test_table_source_predicts_every_network_alike_even_one_the_table_holds_measured():
+    """A search's table caches whole networks it measured (its Pareto front, likely the seed
+    NetAdapt refines): the source answered such a network with that measurement and every
+    other with the table's sum of parts, so the first step's 'cut' was the gap between
+    measurement and prediction. Every network is the sum of its parts (no fit here)."""
+    from mnas_keras.models import MnasNet
+    from mnas_keras.search.latency.table import LatencyTable
+    from mnas_keras.search.netadapt.latency import TableLatency
+
+    table = LatencyTable({"input_size": 32, "stem_filters": 16})
+    blocks = ["r1_k3_s11_e1_i16_o16", "r1_k3_s22_e4_i16_o24"]
+    keys = ["stem:32x32x3>16", "block:16x16:r1_k3_s11_e1_i16_o16", "block:16x16:r1_k3_s22_e4_i16_o24",
+            "head:8x8x24"]
+    table.update_parts(dict(zip(keys, [0.5, 0.25, 0.125, 1.0])))
+    table.add_measurement(blocks, 3.0, refit=False)  # the whole network timed at 3 ms
+    model = MnasNet(blocks, stem_filters=16, input_shape=(32, 32, 3), classes=3, head_filters=16)
+    source = TableLatency(table)
+    assert source(model) == source.blocks_ms(blocks, 16) == 1.875  # 0.5 + 0.25 + 0.125 + 1.0
