@@ -906,3 +906,17 @@ def test_table_source_predicts_every_network_alike_even_one_the_table_holds_meas
     model = MnasNet(blocks, stem_filters=16, input_shape=(32, 32, 3), classes=3, head_filters=16)
     source = TableLatency(table)
     assert source(model) == source.blocks_ms(blocks, 16) == 1.875  # 0.5 + 0.25 + 0.125 + 1.0
+
+
+def test_a_learning_rate_that_diverges_is_named_as_bad_input():
+    """An infinite learning rate passed the config check and a huge one ended the run with a
+    bare FloatingPointError (a traceback from mnas-netadapt); both are ValueErrors naming it."""
+    from mnas_keras.search.errors import SearchConfigError
+    from mnas_keras.search.netadapt.loop import NetAdaptConfig, fine_tune
+
+    with pytest.raises(SearchConfigError, match=r"learning_rate finite and > 0; received 32, inf"):
+        NetAdaptConfig(learning_rate=float("inf"))
+    model = _model(["r1_k3_s11_e1_i8_o8"])
+    x = np.random.default_rng(0).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
+    with pytest.raises(ValueError, match=r"NaN or infinite at step \d+ of 6 with learning rate 1e\+30"):
+        fine_tune(model, x, np.arange(8) % 5, 6, batch_size=8, learning_rate=1e30, momentum=0.9, seed=0, graph=False)

@@ -130,7 +130,8 @@ class NetAdaptConfig:
              f"{self.min_delta_fraction!r}"),
             (self.steps >= 0 and self.final_steps >= 0, f"steps and final_steps must be >= 0; received "
                                                         f"{self.steps!r}, {self.final_steps!r}"),
-            (self.batch_size >= 1 and self.learning_rate > 0, "batch_size must be >= 1 and learning_rate > 0; "
+            (self.batch_size >= 1 and 0 < self.learning_rate < math.inf, "batch_size must be >= 1 and learning_rate "
+                                                                          "finite and > 0; "
                                                                f"received {self.batch_size!r}, {self.learning_rate!r}"),
             (self.criterion in CRITERIA, f"criterion must be one of {CRITERIA}; received {self.criterion!r}"),
             (self.evaluate in EVALUATIONS, f"evaluate must be one of {EVALUATIONS}; received {self.evaluate!r}"),
@@ -275,6 +276,12 @@ def outputs_probabilities(model) -> bool:
 GRAPH_MIN_STEPS = 8
 
 
+class FineTuneDivergedError(SearchConfigError, FloatingPointError):
+    """A fine-tune whose loss became NaN or infinite (a learning rate too large): a
+    ``ValueError`` naming the learning rate, and a ``FloatingPointError`` as divergence is
+    elsewhere in the project."""
+
+
 def fine_tune(model, x, y, steps: int, *, batch_size: int, learning_rate: float, momentum: float, seed: int,
               graph: bool | None = None, cosine: bool = False) -> None:
     """``steps`` SGD steps on random batches (seeded): sparse categorical cross-entropy on
@@ -316,7 +323,9 @@ def fine_tune(model, x, y, steps: int, *, batch_size: int, learning_rate: float,
         index = rng.choice(len(x), batch, replace=False)
         loss = step(tf.constant(x[index]), tf.constant(y[index].astype("int32")))
         if not math.isfinite(float(loss)):
-            raise FloatingPointError("the fine-tuning loss became NaN or infinite")
+            rate = learning_rate.initial_learning_rate if cosine else learning_rate
+            raise FineTuneDivergedError(f"the fine-tuning loss became NaN or infinite at step {_ + 1} of {steps} "
+                                        f"with learning rate {rate!r}; expected a smaller learning rate")
 
 
 def recalibrate_batch_norm(model, x, *, batches: int = 8, batch_size: int = 64, seed: int = 0) -> None:
