@@ -802,7 +802,7 @@ def test_a_missed_check_sets_the_source_target_from_the_goal_not_from_the_previo
     from mnas_keras.search.netadapt.loop import NetAdapt, NetAdaptConfig, load_journal
 
     folder, data = loop_setup
-    config = dict(LOOP_CONFIG, target_fraction=0.8, delta_fraction=0.05, final_steps=0)
+    config = dict(LOOP_CONFIG, target_fraction=0.8, delta_fraction=0.1, steps=0, bn_batches=0, final_steps=0)
     run_dir = folder / "verified_goal"
     NetAdapt(str(folder / "parent.keras"), data, MAddsLatency(32), NetAdaptConfig(**config), str(run_dir),
              export_tflite=False, log=None, verify=_FourthRootTiming()).run_loop()
