@@ -447,12 +447,31 @@ class NetAdapt:
         source = {"source": type(self.latency).__name__}
         if hasattr(self.latency, "config"):
             source.update(self.latency.config())
-        if isinstance(source.get("table"), str):  # where the table is, not how its path was spelt
-            table, run = os.path.realpath(source["table"]), os.path.realpath(self.run.path)
-            # the run's own table moves with the run directory
-            source["table"] = os.path.relpath(table, run) if table.startswith(run + os.sep) else table
+        if isinstance(source.get("table"), str):
+            source["table"] = self._table_reference(source["table"])
         return {"netadapt": cfg, "latency": source, "blocks": list(backbone.blocks),
                 "weights": weights_digest(model), "data": data_definition(self.data)}
+
+    def _table_reference(self, path: str) -> str:
+        """Where a latency table is, not how its path was spelt: its real path, or for the
+        run's own table its path relative to the run directory (it moves with the run)."""
+        table, run = os.path.realpath(path), os.path.realpath(self.run.path)
+        return os.path.relpath(table, run) if table.startswith(run + os.sep) else table
+
+    def _conflicts(self, stored: dict, config: dict) -> list:
+        """What differs between a stored run definition and this one; a run written before
+        the definition held a weights digest and table references (an absolute table path)
+        is read as if it had them."""
+        stored = dict(stored)
+        stored.setdefault("weights", config.get("weights"))
+        latency = stored.get("latency")
+        if isinstance(latency, dict) and isinstance(latency.get("table"), str):
+            table = latency["table"]  # relative to the run directory, or (older runs) as spelt
+            same = {self._table_reference(os.path.join(self.run.path, table)), self._table_reference(table)}
+            ours = (config.get("latency") or {}).get("table")
+            stored["latency"] = {**latency, "table": ours if ours in same else table}
+        return [(k, stored.get(k), config.get(k)) for k in sorted(set(stored) | set(config))
+                if stored.get(k) != config.get(k)]
 
     def _measure(self, model, cache: dict) -> float:
         from mnas_keras.search.netadapt.surgery import find_backbone
@@ -482,7 +501,8 @@ class NetAdapt:
                 t is not None and t != d for t, d in zip(takes, x_train.shape[1:]))):
             raise SearchConfigError(f"the data's images are {tuple(x_train.shape[1:])}; the model takes "
                                     f"{tuple(takes)} (give images of the model's input size)")
-        resumed = self.run.prepare(self._definition(model, backbone), overwrite=self.overwrite)
+        resumed = self.run.prepare(self._definition(model, backbone), overwrite=self.overwrite,
+                                   conflicts=self._conflicts)
         journal = self.run.journal
         try:
             records = journal.records
