@@ -114,6 +114,7 @@ def test_rerun_with_other_seed_flags_is_refused_not_answered_with_the_old_seed(t
     """Without --model the run trains its own seed once (trained.keras) and reuses it on a
     rerun; a rerun asking for another --arch, --alpha or --seed_train_steps got the old seed's
     run back as if it were the new one. It is refused before anything is trained or written."""
+    import json
     import os
 
     from mnas_keras.search.netadapt import loop
@@ -136,6 +137,13 @@ def test_rerun_with_other_seed_flags_is_refused_not_answered_with_the_old_seed(t
     assert main(argv) == 0  # the same flags still resume the finished run
     assert f"outputs in {run}: final.keras, blocks.json, summary.json, netadapt.png" in capsys.readouterr().out
     assert not os.path.exists(run / "final.tflite")  # --no_tflite: not written, and not announced
+    # the same run as if it had used an external table: the run's own table is not written into it
+    config = json.loads((run / "config.json").read_text())
+    config["latency"] = {"source": "table", "input_size": 32, "table": str(tmp_path / "lut.json")}
+    (run / "config.json").write_text(json.dumps(config))
+    line = _one_error_line(main, argv[:2] + ["--latency=table"] + argv[3:], capsys)
+    assert f"latency.table was '{tmp_path / 'lut.json'}', is now 'latency_table.json'" in line
+    assert not os.path.exists(run / "latency_table.json")
 
 
 def test_images_of_another_size_than_the_models_input_are_refused_before_the_run_is_created(main, tmp_path, capsys):

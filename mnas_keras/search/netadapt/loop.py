@@ -214,6 +214,20 @@ def weights_digest(model) -> str:
     return digest.hexdigest()[:16]
 
 
+def table_reference(path: str, run_dir: str) -> str:
+    """How a run's ``config.json`` names its latency table: where it is, not how its path was
+    spelt (its real path), and the run's own table relative to the run directory (it moves
+    with the run)."""
+    table, run = os.path.realpath(path), os.path.realpath(run_dir)
+    return os.path.relpath(table, run) if table.startswith(run + os.sep) else table
+
+
+def same_table(stored: str, reference: str, run_dir: str) -> bool:
+    """Whether a stored table reference (relative to the run directory, or, in a run written
+    before references, the path as spelt then) names the table ``reference`` names."""
+    return reference in {table_reference(os.path.join(run_dir, stored), run_dir), table_reference(stored, run_dir)}
+
+
 def _seed_of(*parts) -> int:
     return int.from_bytes(hashlib.sha256("|".join(map(str, parts)).encode()).digest()[:4], "little")
 
@@ -453,10 +467,7 @@ class NetAdapt:
                 "weights": weights_digest(model), "data": data_definition(self.data)}
 
     def _table_reference(self, path: str) -> str:
-        """Where a latency table is, not how its path was spelt: its real path, or for the
-        run's own table its path relative to the run directory (it moves with the run)."""
-        table, run = os.path.realpath(path), os.path.realpath(self.run.path)
-        return os.path.relpath(table, run) if table.startswith(run + os.sep) else table
+        return table_reference(path, self.run.path)
 
     def _conflicts(self, stored: dict, config: dict) -> list:
         """What differs between a stored run definition and this one; a run written before
@@ -466,10 +477,9 @@ class NetAdapt:
         stored.setdefault("weights", config.get("weights"))
         latency = stored.get("latency")
         if isinstance(latency, dict) and isinstance(latency.get("table"), str):
-            table = latency["table"]  # relative to the run directory, or (older runs) as spelt
-            same = {self._table_reference(os.path.join(self.run.path, table)), self._table_reference(table)}
             ours = (config.get("latency") or {}).get("table")
-            stored["latency"] = {**latency, "table": ours if ours in same else table}
+            same = isinstance(ours, str) and same_table(latency["table"], ours, self.run.path)
+            stored["latency"] = {**latency, "table": ours if same else latency["table"]}
         return [(k, stored.get(k), config.get(k)) for k in sorted(set(stored) | set(config))
                 if stored.get(k) != config.get(k)]
 
