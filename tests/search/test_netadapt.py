@@ -775,3 +775,145 @@ def test_cli_rerun_of_the_same_command_resumes_its_run(loop_setup, tmp_path):
     first = load_journal(str(tmp_path / "run"))
     assert main(argv) == 0
     assert load_journal(str(tmp_path / "run")) == first  # nothing repeated
+
+
+def test_a_missed_check_sets_the_source_target_from_the_goal_not_from_the_previous_target(loop_setup):
+    """After a direct timing misses the goal, the source's target is the goal scaled by the
+    measured/source ratio of the network just timed (goal x source ms / measured ms), not the
+    previous, already scaled target scaled again: compounding the ratios shrank networks that
+    already met the goal as measured. With a measurement that is the fourth root of the
+    multiply-adds ratio, a network meets a goal of 0.8 x the seed when its multiply-adds are
+    at most 0.8 ** 4 of the seed's, so no network before the last may get there (brute
+    force over the saved iterations)."""
+    import keras
+
+    from mnas_keras.search.netadapt.latency import MAddsLatency
+    from mnas_keras.search.netadapt.loop import NetAdapt, NetAdaptConfig, load_journal
+
+    folder, data = loop_setup
+    config = dict(LOOP_CONFIG, target_fraction=0.8, delta_fraction=0.1, steps=0, bn_batches=0, final_steps=0)
+    run_dir = folder / "verified_goal"
+    NetAdapt(str(folder / "parent.keras"), data, MAddsLatency(32), NetAdaptConfig(**config), str(run_dir),
+             export_tflite=False, log=None, verify=_FourthRootTiming()).run_loop()
+    records = load_journal(str(run_dir))
+    seed = next(r for r in records if r["event"] == "seed")["latency_ms"]
+    goal = 0.8 * seed
+    checks = [r for r in records if r["event"] == "verified"]
+    missed = [r for r in checks if r["latency_vs_seed_ms"] > goal]
+    assert len(missed) >= 2  # the second miss is where a compounded target differs
+    for check in missed:
+        assert check["next_target_ms"] == pytest.approx(goal * check["latency_ms"] / check["latency_vs_seed_ms"],
+                                                         rel=1e-12)
+    accepted = [r for r in records if r["event"] == "accepted"]
+    madds = lambda name: MAddsLatency(32)(keras.saving.load_model(run_dir / name).get_layer("backbone"))  # noqa: E731
+    ratios = [madds(f"iter_{k}.keras") / seed for k in range(1, len(accepted) + 1)]
+    assert ratios[-1] <= 0.8 ** 4
+    assert all(r > 0.8 ** 4 for r in ratios[:-1]), ratios
+
+
+def test_a_table_run_resumes_under_another_spelling_of_its_paths_and_when_moved(loop_setup, tmp_path, monkeypatch):
+    """The run's definition names its latency table by where it is, not by how the path was
+    spelt: the same run reached through a relative path, and the run directory moved with its
+    own table in it, resume (the seed is under the target: no iteration, no part measured)."""
+    import os
+    import shutil
+
+    from mnas_keras.search.latency.table import LatencyTable
+    from mnas_keras.search.netadapt.latency import TableLatency
+    from mnas_keras.search.netadapt.loop import NetAdapt, NetAdaptConfig, load_journal
+
+    folder, data = loop_setup
+    seed_parts = LatencyTable({"input_size": 32, "stem_filters": 8}).parts(LOOP_BLOCKS)
+    config = NetAdaptConfig(**dict(LOOP_CONFIG, target_ms=1e6))
+
+    def run(run_dir, table_path):
+        return NetAdapt(str(folder / "parent.keras"), data, TableLatency(LatencyTable.load(table_path, check=False)),
+                        config, run_dir, export_tflite=False, log=None).run_loop()
+
+    monkeypatch.chdir(tmp_path)
+    for table_dir in ("own", "shared"):  # the run's own table, and one outside the run directory
+        table = LatencyTable({"input_size": 32, "stem_filters": 8})
+        table.update_parts(dict.fromkeys(seed_parts, 0.25))
+        table_path = tmp_path / table_dir / "latency_table.json"
+        table.save(str(table_path))
+        first = run(str(tmp_path / "own"), str(table_path))
+        assert first.seed_latency_ms == 0.25 * len(seed_parts) and first.iterations == 0
+        records = load_journal(str(tmp_path / "own"))
+        again = run("own", os.path.join(table_dir, "latency_table.json"))  # relative spellings
+        assert load_journal("own") == records and again.status == first.status == "target_met"
+        shutil.rmtree(tmp_path / "own")
+    table.save(str(tmp_path / "own" / "latency_table.json"))
+    run(str(tmp_path / "own"), str(tmp_path / "own" / "latency_table.json"))
+    records = load_journal(str(tmp_path / "own"))
+    shutil.move(str(tmp_path / "own"), str(tmp_path / "moved"))
+    run(str(tmp_path / "moved"), str(tmp_path / "moved" / "latency_table.json"))
+    assert load_journal(str(tmp_path / "moved")) == records
+    # a run written before: its table as spelt then (here relative to the working directory),
+    # no weights digest
+    stored = json.loads((tmp_path / "moved" / "config.json").read_text())
+    stored["latency"]["table"] = os.path.join("moved", "latency_table.json")
+    del stored["weights"]
+    (tmp_path / "moved" / "config.json").write_text(json.dumps(stored))
+    run(str(tmp_path / "moved"), str(tmp_path / "moved" / "latency_table.json"))
+    assert load_journal(str(tmp_path / "moved")) == records
+
+
+def test_a_run_directory_of_the_same_architecture_with_other_weights_is_refused(loop_setup, tmp_path):
+    """A run is defined by its seed's weights too: another trained copy of the same blocks
+    got the earlier seed's run back (its seed.keras, journal and result) as if it were its own."""
+    import keras
+
+    from mnas_keras.search.errors import SearchConfigError
+    from mnas_keras.search.netadapt.latency import MAddsLatency
+    from mnas_keras.search.netadapt.loop import NetAdapt, NetAdaptConfig, load_journal
+
+    folder, data = loop_setup
+    config = NetAdaptConfig(**dict(LOOP_CONFIG, target_ms=1e6))  # no iteration: the seed meets it
+    run_dir = str(tmp_path / "run")
+    NetAdapt(str(folder / "parent.keras"), data, MAddsLatency(32), config, run_dir, export_tflite=False,
+             log=None).run_loop()
+    records = load_journal(run_dir)
+    other = keras.saving.load_model(folder / "parent.keras")
+    head = other.get_layer("digit_head")
+    kernel, bias = head.get_weights()
+    head.set_weights([kernel, bias + 1.0])  # the same architecture, retrained
+    with pytest.raises(SearchConfigError, match=r"holds a run with different weights"):
+        NetAdapt(other, data, MAddsLatency(32), config, run_dir, export_tflite=False, log=None).run_loop()
+    assert load_journal(run_dir) == records
+    again = NetAdapt(str(folder / "parent.keras"), data, MAddsLatency(32), config, run_dir, export_tflite=False,
+                     log=None).run_loop()  # the same model still resumes
+    assert load_journal(run_dir) == records and again.iterations == 0
+
+
+def test_table_source_predicts_every_network_alike_even_one_the_table_holds_measured():
+    """A search's table caches whole networks it measured (its Pareto front, likely the seed
+    NetAdapt refines): the source answered such a network with that measurement and every
+    other with the table's sum of parts, so the first step's 'cut' was the gap between
+    measurement and prediction. Every network is the sum of its parts (no fit here)."""
+    from mnas_keras.models import MnasNet
+    from mnas_keras.search.latency.table import LatencyTable
+    from mnas_keras.search.netadapt.latency import TableLatency
+
+    table = LatencyTable({"input_size": 32, "stem_filters": 16})
+    blocks = ["r1_k3_s11_e1_i16_o16", "r1_k3_s22_e4_i16_o24"]
+    keys = ["stem:32x32x3>16", "block:16x16:r1_k3_s11_e1_i16_o16", "block:16x16:r1_k3_s22_e4_i16_o24",
+            "head:8x8x24"]
+    table.update_parts(dict(zip(keys, [0.5, 0.25, 0.125, 1.0])))
+    table.add_measurement(blocks, 3.0, refit=False)  # the whole network timed at 3 ms
+    model = MnasNet(blocks, stem_filters=16, input_shape=(32, 32, 3), classes=3, head_filters=16)
+    source = TableLatency(table)
+    assert source(model) == source.blocks_ms(blocks, 16) == 1.875  # 0.5 + 0.25 + 0.125 + 1.0
+
+
+def test_a_learning_rate_that_diverges_is_named_as_bad_input():
+    """An infinite learning rate passed the config check and a huge one ended the run with a
+    bare FloatingPointError (a traceback from mnas-netadapt); both are ValueErrors naming it."""
+    from mnas_keras.search.errors import SearchConfigError
+    from mnas_keras.search.netadapt.loop import NetAdaptConfig, fine_tune
+
+    with pytest.raises(SearchConfigError, match=r"learning_rate finite and > 0; received 32, inf"):
+        NetAdaptConfig(learning_rate=float("inf"))
+    model = _model(["r1_k3_s11_e1_i8_o8"])
+    x = np.random.default_rng(0).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
+    with pytest.raises(ValueError, match=r"NaN or infinite at step \d+ of 6 with learning rate 1e\+30"):
+        fine_tune(model, x, np.arange(8) % 5, 6, batch_size=8, learning_rate=1e30, momentum=0.9, seed=0, graph=False)

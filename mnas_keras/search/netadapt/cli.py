@@ -3,7 +3,8 @@
 With no flags it runs offline: MnasNet-small (width 1.0) trained on scikit-learn digits at
 32x32 (``--seed_train_steps`` SGD steps, batch 64, momentum 0.9, learning rate 0.05 decayed
 to 0 by a cosine, then the batch-norm statistics recomputed over the training images; saved
-as ``trained.keras`` in the run directory), then refined to 70% of its float32 LiteRT latency
+as ``trained.keras`` in the run directory, its flags in ``trained.json``: a rerun with other
+``--arch``/``--alpha``/``--seed_train_steps`` is refused), then refined to 70% of its float32 LiteRT latency
 at 96x96 (``--latency_size``, one thread) under the run's own layer-wise latency table
 (``<run_dir>/latency_table.json``, NetAdapt's look-up tables: each block's part measured on
 LiteRT the first time a proposal needs it, a network the sum of its parts), proposals
@@ -134,6 +135,38 @@ def _min_delta(args) -> float | None:
     return args.min_delta or None
 
 
+SEED_SETTINGS = "trained.json"  # the flags the run's own seed (trained.keras) was trained with
+SEED_FLAGS = ("arch", "alpha", "seed_train_steps")
+# what a run writes before its journal: the trained seed, its flags, the run's own latency table
+PRE_RUN_FILES = {"trained.keras", SEED_SETTINGS, "latency_table.json", "latency_table.json.lock"}
+
+
+def _seed_settings(args) -> dict:
+    return {name: getattr(args, name) for name in SEED_FLAGS}
+
+
+def _check_seed(args) -> None:
+    """Refuses a rerun whose --arch, --alpha or --seed_train_steps differ from those the run
+    directory's trained seed was trained with (it would be reused as it is)."""
+    import json
+
+    if args.model is not None or not os.path.exists(os.path.join(args.run_dir, "trained.keras")):
+        return
+    try:
+        with open(os.path.join(args.run_dir, SEED_SETTINGS)) as f:
+            stored = json.load(f)
+    except (OSError, ValueError):
+        return  # a run from before the settings were kept
+    if not isinstance(stored, dict):
+        return
+    ours = _seed_settings(args)
+    differing = [f"--{name}={ours[name]}" for name in SEED_FLAGS if name in stored and stored[name] != ours[name]]
+    if differing:
+        held = ", ".join(f"--{name}={stored[name]}" for name in SEED_FLAGS if name in stored)
+        raise UsageError(f"--run_dir {args.run_dir} holds a seed trained with {held}; received {', '.join(differing)} "
+                         "(use the same flags, another directory, or --overwrite)")
+
+
 def _seed_model(args, data):
     """The given model, or --arch trained on the digits (kept in the run directory)."""
     import keras
@@ -143,6 +176,7 @@ def _seed_model(args, data):
     path = os.path.join(args.run_dir, "trained.keras")
     if os.path.exists(path):
         return load_model(path)
+    from mnas_keras.search.run.journal import atomic_write_json
     from mnas_keras.applications.registry import create_model
     from mnas_keras.search.netadapt.loop import fine_tune, recalibrate_batch_norm
 
@@ -156,6 +190,8 @@ def _seed_model(args, data):
     # in inference mode (11.8% on digits) while its training-mode accuracy is high.
     recalibrate_batch_norm(model, x, batches=2, batch_size=512, seed=args.seed)
     os.makedirs(args.run_dir, exist_ok=True)
+    # what the seed was trained with, before the seed itself: a rerun with other flags is refused
+    atomic_write_json(os.path.join(args.run_dir, SEED_SETTINGS), _seed_settings(args))
     tmp = path + ".tmp.keras"
     model.save(tmp)
     os.replace(tmp, path)
@@ -170,6 +206,10 @@ def _clear(run_dir: str) -> None:
         return
     run = RunDirectory(run_dir)
     held = sorted(name for name in os.listdir(run_dir) if name != RunDirectory.LOCK_NAME)
+    if held and set(held) <= PRE_RUN_FILES:  # a run stopped after its seed's training, before its journal
+        for name in held:
+            os.unlink(os.path.join(run_dir, name))
+        return
     if held and not RunDirectory.is_search_run(run_dir):
         raise UsageError(f"--overwrite deletes only a run directory; {run_dir} holds {held[:5]} but no "
                          "journal.jsonl")
@@ -188,7 +228,7 @@ def _check_resume(args, config, data) -> None:
     import dataclasses
     import json
 
-    from mnas_keras.search.netadapt.loop import data_definition
+    from mnas_keras.search.netadapt.loop import data_definition, same_table, table_reference
 
     path = os.path.join(args.run_dir, "config.json")
     try:
@@ -202,6 +242,13 @@ def _check_resume(args, config, data) -> None:
     latency = {"source": args.latency}
     if args.table is None:  # an external table times at its own size
         latency["input_size"] = args.latency_size
+    if args.latency == "table":  # not the run's own table written into a run of another table
+        latency["table"] = table_reference(args.table or os.path.join(args.run_dir, "latency_table.json"),
+                                           args.run_dir)
+        held = stored.get("latency")
+        if isinstance(held, dict) and isinstance(held.get("table"), str) and \
+                same_table(held["table"], latency["table"], args.run_dir):
+            latency["table"] = held["table"]  # the same table, named as an older run named it
     ours = {"netadapt": json.loads(json.dumps(dataclasses.asdict(config))), "data": data_definition(data),
             "latency": latency}
     differing = []
@@ -237,6 +284,24 @@ def _layerwise_table(args, model):
     return table
 
 
+def verify_source(table):
+    """The LiteRT source that times the final network against the seed for a table run: at
+    the table's own input size and threads (an external ``--table`` times at its own size,
+    not ``--latency_size``), so the measured ratio is of the networks the table predicts.
+
+    Example:
+        >>> from mnas_keras.search.latency.table import LatencyTable
+        >>> source = verify_source(LatencyTable({"input_size": 48, "num_threads": 2}))
+        >>> source.input_size, source.num_threads
+        (48, 2)
+    """
+    from mnas_keras.search.netadapt.latency import make_source
+
+    settings = table.settings
+    return make_source("measured", input_size=int(settings["input_size"]),
+                       num_threads=int(settings.get("num_threads") or 1))
+
+
 def main(argv=None) -> int:
     args = parser().parse_args(sys.argv[1:] if argv is None else argv)
     guard(TOOL, _check, args)
@@ -260,11 +325,16 @@ def _run(args) -> int:
         _clear(args.run_dir)
     else:
         _check_resume(args, config, data)  # before the seed's training or the table write into it
+        _check_seed(args)
     model = _seed_model(args, data)
+    size = tuple(model.input_shape[1:3]) if isinstance(model.input_shape, tuple) else ()
+    if args.model is not None and len(size) == 2 and None not in size and size != (args.image_size,) * 2:
+        raise UsageError(f"--model {args.model} takes {size[0]}x{size[1]} images; received --image_size="
+                         f"{args.image_size} (the digits are resized to it): use --image_size={size[0]}")
     table, verify = None, None
     if args.latency == "table":
         table = _layerwise_table(args, model) if args.table is None else LatencyTable.load(args.table)
-        verify = make_source("measured", input_size=args.latency_size)  # the final network vs the seed
+        verify = verify_source(table)  # the final network vs the seed
     source = make_source(args.latency, input_size=args.latency_size, table=table)
     result = NetAdapt(model, data, source, config, args.run_dir, export_tflite=not args.no_tflite,
                       verify=verify).run_loop()
@@ -275,7 +345,9 @@ def _run(args) -> int:
         print(f"final network timed against the seed in one interleaved run: {result.latency_vs_seed_ms:.4g} ms "
               f"({result.latency_vs_seed_ms / result.seed_latency_ms:.0%} of the seed)")
     print("blocks: " + " ".join(result.blocks))
-    print(f"outputs in {result.run_dir}: final.keras, final.tflite, blocks.json, summary.json, netadapt.png")
+    outputs = ["final.keras"] + ([] if args.no_tflite else ["final.tflite"]) + ["blocks.json", "summary.json",
+                                                                              "netadapt.png"]
+    print(f"outputs in {result.run_dir}: {', '.join(outputs)}")
     return 0
 
 

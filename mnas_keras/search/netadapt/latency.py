@@ -56,7 +56,9 @@ class TableLatency:
 
     The table knows networks by their block strings at its own input size; a network whose
     stem was narrowed (a width group that includes the stem) is the same sum over its own
-    parts, its stem part measured at the new width.
+    parts, its stem part measured at the new width. Every network is predicted, also one the
+    table holds a whole-network measurement of, so that the seed and its children are on one
+    scale.
     """
 
     name = "table"
@@ -80,8 +82,8 @@ class TableLatency:
         without building it: the NetAdapt loop probes proposal widths this way (building a
         Keras network per probe took ~1 s, the table's sum microseconds)."""
         strings = _strings(blocks)
-        if stem_filters == self.table.settings.get("stem_filters"):
-            return float(self.source.estimate(strings)["latency_ms"])
+        # always the prediction, never a whole-network measurement the table caches (a
+        # search's Pareto front, the seed among them): one scale for the seed and its children
         self.prefetch([(strings, stem_filters)])
         return float(self.table.predict(strings, stem_filters=stem_filters))
 

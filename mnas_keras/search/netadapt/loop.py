@@ -23,7 +23,8 @@ better ImageNet accuracy on MobileNetV1/V2 (NetAdapt abstract).
 
 Run directory (plain JSON and Keras files, no pickle; ``kill -9`` safe)::
 
-    config.json            the run's definition (a resumed run must match it)
+    config.json            the run's definition (settings, latency source, seed blocks and a
+                           digest of its weights, data; a resumed run must match it)
     journal.jsonl          {"event": "seed" | "proposal" | "rejected" | "accepted" | "delta" | "stalled" | "final", ...}
     seed.keras             the seed network (flat blocks, width multiplier applied)
     iter_<k>.keras         the network after k accepted steps
@@ -129,7 +130,8 @@ class NetAdaptConfig:
              f"{self.min_delta_fraction!r}"),
             (self.steps >= 0 and self.final_steps >= 0, f"steps and final_steps must be >= 0; received "
                                                         f"{self.steps!r}, {self.final_steps!r}"),
-            (self.batch_size >= 1 and self.learning_rate > 0, "batch_size must be >= 1 and learning_rate > 0; "
+            (self.batch_size >= 1 and 0 < self.learning_rate < math.inf, "batch_size must be >= 1 and learning_rate "
+                                                                          "finite and > 0; "
                                                                f"received {self.batch_size!r}, {self.learning_rate!r}"),
             (self.criterion in CRITERIA, f"criterion must be one of {CRITERIA}; received {self.criterion!r}"),
             (self.evaluate in EVALUATIONS, f"evaluate must be one of {EVALUATIONS}; received {self.evaluate!r}"),
@@ -200,6 +202,32 @@ def data_definition(data) -> dict:
     return {"train": int(len(x)), "digest": hashlib.sha256(x[: min(len(x), 64)].tobytes()).hexdigest()[:16]}
 
 
+def weights_digest(model) -> str:
+    """What a run's ``config.json`` records of its seed's weights (every variable of the
+    model, nested models included, in order): 16 hex digits of a SHA-256, so a resumed run
+    must start from the same trained network, not another one of the same blocks."""
+    digest = hashlib.sha256()
+    for variable in model.weights:
+        value = np.ascontiguousarray(np.asarray(variable))
+        digest.update(f"{value.dtype}{value.shape}".encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()[:16]
+
+
+def table_reference(path: str, run_dir: str) -> str:
+    """How a run's ``config.json`` names its latency table: where it is, not how its path was
+    spelt (its real path), and the run's own table relative to the run directory (it moves
+    with the run)."""
+    table, run = os.path.realpath(path), os.path.realpath(run_dir)
+    return os.path.relpath(table, run) if table.startswith(run + os.sep) else table
+
+
+def same_table(stored: str, reference: str, run_dir: str) -> bool:
+    """Whether a stored table reference (relative to the run directory, or, in a run written
+    before references, the path as spelt then) names the table ``reference`` names."""
+    return reference in {table_reference(os.path.join(run_dir, stored), run_dir), table_reference(stored, run_dir)}
+
+
 def _seed_of(*parts) -> int:
     return int.from_bytes(hashlib.sha256("|".join(map(str, parts)).encode()).digest()[:4], "little")
 
@@ -262,6 +290,12 @@ def outputs_probabilities(model) -> bool:
 GRAPH_MIN_STEPS = 8
 
 
+class FineTuneDivergedError(SearchConfigError, FloatingPointError):
+    """A fine-tune whose loss became NaN or infinite (a learning rate too large): a
+    ``ValueError`` naming the learning rate, and a ``FloatingPointError`` as divergence is
+    elsewhere in the project."""
+
+
 def fine_tune(model, x, y, steps: int, *, batch_size: int, learning_rate: float, momentum: float, seed: int,
               graph: bool | None = None, cosine: bool = False) -> None:
     """``steps`` SGD steps on random batches (seeded): sparse categorical cross-entropy on
@@ -303,7 +337,9 @@ def fine_tune(model, x, y, steps: int, *, batch_size: int, learning_rate: float,
         index = rng.choice(len(x), batch, replace=False)
         loss = step(tf.constant(x[index]), tf.constant(y[index].astype("int32")))
         if not math.isfinite(float(loss)):
-            raise FloatingPointError("the fine-tuning loss became NaN or infinite")
+            rate = learning_rate.initial_learning_rate if cosine else learning_rate
+            raise FineTuneDivergedError(f"the fine-tuning loss became NaN or infinite at step {_ + 1} of {steps} "
+                                        f"with learning rate {rate!r}; expected a smaller learning rate")
 
 
 def recalibrate_batch_norm(model, x, *, batches: int = 8, batch_size: int = 64, seed: int = 0) -> None:
@@ -420,13 +456,32 @@ class NetAdapt:
 
         return keras.saving.load_model(self._path(name), compile=False)
 
-    def _definition(self, backbone) -> dict:
+    def _definition(self, model, backbone) -> dict:
         cfg = dataclasses.asdict(self.config)
         source = {"source": type(self.latency).__name__}
         if hasattr(self.latency, "config"):
             source.update(self.latency.config())
+        if isinstance(source.get("table"), str):
+            source["table"] = self._table_reference(source["table"])
         return {"netadapt": cfg, "latency": source, "blocks": list(backbone.blocks),
-                "data": data_definition(self.data)}
+                "weights": weights_digest(model), "data": data_definition(self.data)}
+
+    def _table_reference(self, path: str) -> str:
+        return table_reference(path, self.run.path)
+
+    def _conflicts(self, stored: dict, config: dict) -> list:
+        """What differs between a stored run definition and this one; a run written before
+        the definition held a weights digest and table references (an absolute table path)
+        is read as if it had them."""
+        stored = dict(stored)
+        stored.setdefault("weights", config.get("weights"))
+        latency = stored.get("latency")
+        if isinstance(latency, dict) and isinstance(latency.get("table"), str):
+            ours = (config.get("latency") or {}).get("table")
+            same = isinstance(ours, str) and same_table(latency["table"], ours, self.run.path)
+            stored["latency"] = {**latency, "table": ours if same else latency["table"]}
+        return [(k, stored.get(k), config.get(k)) for k in sorted(set(stored) | set(config))
+                if stored.get(k) != config.get(k)]
 
     def _measure(self, model, cache: dict) -> float:
         from mnas_keras.search.netadapt.surgery import find_backbone
@@ -451,7 +506,13 @@ class NetAdapt:
         backbone = find_backbone(model)
         (x_train, y_train), (x_val, y_val), (x_test, y_test) = split_data(
             self.data, cfg.validation_fraction, cfg.seed, cfg.val_subset)
-        resumed = self.run.prepare(self._definition(backbone), overwrite=self.overwrite)
+        takes = model.input_shape[1:] if isinstance(model.input_shape, tuple) else None
+        if takes is not None and (len(takes) != x_train.ndim - 1 or any(
+                t is not None and t != d for t, d in zip(takes, x_train.shape[1:]))):
+            raise SearchConfigError(f"the data's images are {tuple(x_train.shape[1:])}; the model takes "
+                                    f"{tuple(takes)} (give images of the model's input size)")
+        resumed = self.run.prepare(self._definition(model, backbone), overwrite=self.overwrite,
+                                   conflicts=self._conflicts)
         journal = self.run.journal
         try:
             records = journal.records
@@ -528,8 +589,9 @@ class NetAdapt:
                     break
                 # The source says the target is met. The accepted latencies chain one A/B ratio
                 # (or one table prediction) per step, so time the network against the seed
-                # directly; when that misses the goal, the source's target is scaled by the
-                # measured/source ratio and the loop goes on.
+                # directly; when that misses the goal, the source's target becomes the goal
+                # over this network's measured/source ratio (the goal, not the previous
+                # target, which already holds an earlier ratio) and the loop goes on.
                 check = checks.get(len(accepted))
                 if check is None:
                     measured = self._time_against_seed(seed_model, seed_ms, current)
@@ -537,7 +599,7 @@ class NetAdapt:
                         break
                     check = {"event": "verified", "iteration": len(accepted), "latency_ms": current_ms,
                              "latency_vs_seed_ms": measured,
-                             "next_target_ms": target if measured <= goal else target * current_ms / measured,
+                             "next_target_ms": target if measured <= goal else goal * current_ms / measured,
                              "time": time.time()}
                     journal.append(check)
                     checks[len(accepted)] = check
