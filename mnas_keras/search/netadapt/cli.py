@@ -11,7 +11,7 @@ LiteRT the first time a proposal needs it, a network the sum of its parts), prop
 compared after recomputing their batch-norm statistics and the chosen one fine-tuned 40
 steps (``--evaluate=adaptive_bn``, EagleEye's ranking); when the table says the target is
 met, the network is timed against the seed on LiteRT, and the loop goes on if that misses
-it. On one core of the 2-core machine two fresh runs took 8.3 and 8.6 minutes (2026-11-30):
+it. On one core of the 2-core machine three fresh runs took 8.3-9.1 minutes (2026-11-30):
 7-8 steps, the final network at 60-64% of the seed's latency timed directly, digits test
 accuracy 95.5% -> 94.2-95.0% (``benchmarks/RESULTS.md``).
 
