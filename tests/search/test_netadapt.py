@@ -848,14 +848,6 @@ def test_a_table_run_resumes_under_another_spelling_of_its_paths_and_when_moved(
     shutil.move(str(tmp_path / "own"), str(tmp_path / "moved"))
     run(str(tmp_path / "moved"), str(tmp_path / "moved" / "latency_table.json"))
     assert load_journal(str(tmp_path / "moved")) == records
-    # a run written before: its table as spelt then (here relative to the working directory),
-    # no weights digest
-    stored = json.loads((tmp_path / "moved" / "config.json").read_text())
-    stored["latency"]["table"] = os.path.join("moved", "latency_table.json")
-    del stored["weights"]
-    (tmp_path / "moved" / "config.json").write_text(json.dumps(stored))
-    run(str(tmp_path / "moved"), str(tmp_path / "moved" / "latency_table.json"))
-    assert load_journal(str(tmp_path / "moved")) == records
 
 
 def test_a_run_directory_of_the_same_architecture_with_other_weights_is_refused(loop_setup, tmp_path):

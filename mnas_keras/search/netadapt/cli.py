@@ -228,7 +228,7 @@ def _check_resume(args, config, data) -> None:
     import dataclasses
     import json
 
-    from mnas_keras.search.netadapt.loop import data_definition, same_table, table_reference
+    from mnas_keras.search.netadapt.loop import data_definition, table_reference
 
     path = os.path.join(args.run_dir, "config.json")
     try:
@@ -245,10 +245,6 @@ def _check_resume(args, config, data) -> None:
     if args.latency == "table":  # not the run's own table written into a run of another table
         latency["table"] = table_reference(args.table or os.path.join(args.run_dir, "latency_table.json"),
                                            args.run_dir)
-        held = stored.get("latency")
-        if isinstance(held, dict) and isinstance(held.get("table"), str) and \
-                same_table(held["table"], latency["table"], args.run_dir):
-            latency["table"] = held["table"]  # the same table, named as an older run named it
     ours = {"netadapt": json.loads(json.dumps(dataclasses.asdict(config))), "data": data_definition(data),
             "latency": latency}
     differing = []

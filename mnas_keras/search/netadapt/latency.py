@@ -7,8 +7,9 @@
   NetAdapt loop makes the current network the anchor at each iteration (its journaled
   milliseconds), so every proposal is timed against the network it must beat by ``delta``.
   A network whose input is fixed to another size is rebuilt at ``input_size`` for timing.
-* :class:`TableLatency`: the search's calibrated :class:`~mnas_keras.search.latency.table.LatencyTable`
-  through the search's table source (parts the table lacks are measured on LiteRT once).
+* :class:`TableLatency`: a :class:`~mnas_keras.search.latency.table.LatencyTable`'s prediction
+  (the search's calibrated table, or a run's own layer-wise one; parts the table lacks are
+  measured on LiteRT once and saved).
 * any search :class:`~mnas_keras.search.latency.sources.LatencySource` (the seam the proxy
   evaluator uses, e.g. its undrifted ``MeasuredLatency``) is accepted as is
   (:func:`latency_ms`).
@@ -50,9 +51,8 @@ class MAddsLatency:
 
 
 class TableLatency:
-    """Predicted latency from a calibrated :class:`LatencyTable`, through the search's own
-    latency source (:class:`mnas_keras.search.latency.modes.TableLatency`: parts the table
-    lacks are measured on LiteRT once and saved).
+    """Predicted latency from a :class:`LatencyTable` (:meth:`LatencyTable.predict`; parts the
+    table lacks are measured on LiteRT once, in one batch per :meth:`prefetch`, and saved).
 
     The table knows networks by their block strings at its own input size; a network whose
     stem was narrowed (a width group that includes the stem) is the same sum over its own
@@ -64,10 +64,7 @@ class TableLatency:
     name = "table"
 
     def __init__(self, table):
-        from mnas_keras.search.latency.modes import TableLatency as SearchTableLatency
-
         self.table = table
-        self.source = SearchTableLatency(table, "predicted")
 
     def config(self) -> dict:
         return {"source": self.name, "table": getattr(self.table, "path", None),
@@ -92,7 +89,7 @@ class TableLatency:
         pairs) needs and the table lacks; saves the table. Returns how many were measured."""
         keys = [key for blocks, stem in networks for key in self.table.missing(_strings(blocks), stem)]
         measured = self.table.measure_parts(keys)
-        if measured and self.source.save and self.table.path:
+        if measured and self.table.path:
             self.table.save()
         return len(measured)
 

@@ -18,8 +18,9 @@ until the latency is at most the target; then an optional longer fine-tune
 (``final_steps``). When no proposal can cut ``delta`` (NetAdapt stops there), a
 ``min_delta_fraction`` halves ``delta`` and retries the iteration while it stays at or above
 that fraction, as NNI's ``NetAdaptPruner`` halves its per-iteration sparsity when no layer can
-take it (journaled as ``{"event": "delta"}``; the halved step is kept from then on). NetAdapt's published effect: up to 1.7x measured speed-up at equal or
-better ImageNet accuracy on MobileNetV1/V2 (NetAdapt abstract).
+take it (journaled as ``{"event": "delta"}``; the halved step is kept from then on).
+NetAdapt's published effect: up to 1.7x measured speed-up at equal or better ImageNet
+accuracy on MobileNetV1/V2 (NetAdapt abstract).
 
 Run directory (plain JSON and Keras files, no pickle; ``kill -9`` safe)::
 
@@ -222,12 +223,6 @@ def table_reference(path: str, run_dir: str) -> str:
     return os.path.relpath(table, run) if table.startswith(run + os.sep) else table
 
 
-def same_table(stored: str, reference: str, run_dir: str) -> bool:
-    """Whether a stored table reference (relative to the run directory, or, in a run written
-    before references, the path as spelt then) names the table ``reference`` names."""
-    return reference in {table_reference(os.path.join(run_dir, stored), run_dir), table_reference(stored, run_dir)}
-
-
 def _seed_of(*parts) -> int:
     return int.from_bytes(hashlib.sha256("|".join(map(str, parts)).encode()).digest()[:4], "little")
 
@@ -333,12 +328,12 @@ def fine_tune(model, x, y, steps: int, *, batch_size: int, learning_rate: float,
     if graph:
         step = tf.function(step, input_signature=[tf.TensorSpec((None,) + tuple(x.shape[1:]), tf.float32),
                                                   tf.TensorSpec((None,), tf.int32)])
-    for _ in range(steps):
+    for number in range(1, steps + 1):
         index = rng.choice(len(x), batch, replace=False)
         loss = step(tf.constant(x[index]), tf.constant(y[index].astype("int32")))
         if not math.isfinite(float(loss)):
             rate = learning_rate.initial_learning_rate if cosine else learning_rate
-            raise FineTuneDivergedError(f"the fine-tuning loss became NaN or infinite at step {_ + 1} of {steps} "
+            raise FineTuneDivergedError(f"the fine-tuning loss became NaN or infinite at step {number} of {steps} "
                                         f"with learning rate {rate!r}; expected a smaller learning rate")
 
 
@@ -469,20 +464,6 @@ class NetAdapt:
     def _table_reference(self, path: str) -> str:
         return table_reference(path, self.run.path)
 
-    def _conflicts(self, stored: dict, config: dict) -> list:
-        """What differs between a stored run definition and this one; a run written before
-        the definition held a weights digest and table references (an absolute table path)
-        is read as if it had them."""
-        stored = dict(stored)
-        stored.setdefault("weights", config.get("weights"))
-        latency = stored.get("latency")
-        if isinstance(latency, dict) and isinstance(latency.get("table"), str):
-            ours = (config.get("latency") or {}).get("table")
-            same = isinstance(ours, str) and same_table(latency["table"], ours, self.run.path)
-            stored["latency"] = {**latency, "table": ours if same else latency["table"]}
-        return [(k, stored.get(k), config.get(k)) for k in sorted(set(stored) | set(config))
-                if stored.get(k) != config.get(k)]
-
     def _measure(self, model, cache: dict) -> float:
         from mnas_keras.search.netadapt.surgery import find_backbone
 
@@ -511,8 +492,7 @@ class NetAdapt:
                 t is not None and t != d for t, d in zip(takes, x_train.shape[1:]))):
             raise SearchConfigError(f"the data's images are {tuple(x_train.shape[1:])}; the model takes "
                                     f"{tuple(takes)} (give images of the model's input size)")
-        resumed = self.run.prepare(self._definition(model, backbone), overwrite=self.overwrite,
-                                   conflicts=self._conflicts)
+        resumed = self.run.prepare(self._definition(model, backbone), overwrite=self.overwrite)
         journal = self.run.journal
         try:
             records = journal.records
